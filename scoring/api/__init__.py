@@ -1,0 +1,1 @@
+"""The ``azureml.contrib.services`` request/response API for ``@rawhttp`` entry scripts."""

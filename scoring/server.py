@@ -1,0 +1,67 @@
+"""``python -m scoring``: run the scoring host with uvicorn (httptools + uvloop when present)."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from .config import ConfigError, Settings, apply_args, parse_args
+
+
+def configure_logging(level: str = "INFO") -> None:
+    root = logging.getLogger()
+    if getattr(configure_logging, "_done", False):
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(getattr(logging, level, logging.INFO))
+    configure_logging._done = True  # type: ignore[attr-defined]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    apply_args(args, os.environ)  # type: ignore[arg-type]
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        print(f"scoring: configuration error: {exc}", file=sys.stderr)
+        return 2
+    if not settings.entry_script.is_file():
+        print(f"scoring: entry script not found: {settings.entry_script}", file=sys.stderr)
+        return 3
+    configure_logging(settings.log_level)
+    log = logging.getLogger("scoring")
+    log.info(
+        "scoring host %s:%d, %d worker(s), entry script %s, model %s:%s, auth %s, cache %s",
+        settings.host,
+        settings.port,
+        settings.worker_count,
+        settings.entry_script,
+        settings.model_name,
+        settings.model_version,
+        "on" if settings.auth_keys else "off",
+        f"{settings.cache.host}:{settings.cache.port}" if settings.cache.enabled else "off",
+    )
+    import uvicorn
+
+    has = importlib.util.find_spec
+    uvicorn.run(
+        "scoring.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.worker_count,
+        loop="uvloop" if has("uvloop") else "asyncio",
+        http="httptools" if has("httptools") else "h11",
+        lifespan="on",
+        access_log=False,
+        log_config=None,
+        log_level=settings.log_level.lower(),
+        timeout_keep_alive=settings.keep_alive_seconds,
+        server_header=False,
+    )
+    return 0
