@@ -1,0 +1,84 @@
+"""mlscore: one trained model, one scoring image, every Azure hosting target.
+
+Pulumi.<stack>.yaml ─► Settings (validated: every problem at once, before any resource)
+                           │
+Platform    resource group · monitoring (Log Analytics + App Insights) · registry (no admin)
+            ML workspace (storage, key vault) · pull identity (AcrPull) · scoring keys
+            scoring image (built from scoring/, pushed with an Entra token) · Redis cache
+                           │  ScoringDeployment: the same inputs for every target
+Targets     App Service · Functions · ACI · AKS (+HPA, accelerator) · IoT Edge · Azure ML
+                           │  Endpoint: scoring / swagger / health URI + auth, per target
+Outputs     endpoints · registry · workspace · identity · image   (secrets marked secret)
+"""
+
+import pulumi
+import pulumi_azure_native.authorization as authorization
+import pulumi_azure_native.resources as resources
+
+from components.contract import Endpoint, ScoringDeployment
+from components.identity import ScoringIdentity, ScoringIdentityArgs
+from components.image import ScoringImage, ScoringImageArgs
+from components.monitoring import Monitoring, MonitoringArgs
+from components.registry import Registry, RegistryArgs
+from components.scoring_keys import ScoringKeys, ScoringKeysArgs
+from components.settings import from_pulumi
+from components.workspace import MlWorkspace, MlWorkspaceArgs
+
+s = from_pulumi()  # raises SettingsError listing every bad key before anything is declared
+client = authorization.get_client_config_output()
+
+# --- Platform ---------------------------------------------------------------------------------
+rg = resources.ResourceGroup(
+    "rg", resource_group_name=s.naming.resource_group(), location=s.location, tags=dict(s.tags)
+)
+monitoring = Monitoring("monitoring", MonitoringArgs(s, rg.name))
+registry = Registry("registry", RegistryArgs(s, rg.name, client.subscription_id, client.object_id))
+workspace = MlWorkspace(
+    "workspace",
+    MlWorkspaceArgs(s, rg.name, client.tenant_id, registry.id, monitoring.app_insights_id),
+)
+identity = ScoringIdentity(
+    "identity",
+    ScoringIdentityArgs(s, rg.name, client.subscription_id, registry.id, workspace.key_vault.id),
+)
+keys = ScoringKeys("scoring-keys", ScoringKeysArgs(s, rg.name, workspace.vault.name))
+image = ScoringImage(
+    "scoring-image",
+    ScoringImageArgs(
+        login_server=registry.login_server,
+        tenant_id=client.tenant_id,
+        repository=s.scoring.image_repository,
+        tag=f"{s.model.name}-{s.model.version}",
+        after=[registry.push_grant],
+    ),
+)
+
+deployment = ScoringDeployment(
+    settings=s,
+    resource_group_name=rg.name,
+    image=image.ref,
+    registry_login_server=registry.login_server,
+    identity=identity.pull_identity,
+    key_vault=workspace.key_vault,
+    scoring_keys=(keys.primary, keys.secondary),
+    log_analytics_workspace_id=monitoring.log_analytics_id,
+    app_insights_connection_string=monitoring.connection_string,
+)
+
+# --- Targets: each takes the ScoringDeployment and returns an Endpoint --------------------------
+endpoints: dict[str, Endpoint] = {}
+
+# --- Outputs: the contract client applications read (README, "Stack outputs") ------------------
+pulumi.export("endpoints", {name: ep.to_output() for name, ep in endpoints.items()})
+pulumi.export("resource_group", rg.name)
+pulumi.export("registry", {"name": registry.name, "login_server": registry.login_server})
+pulumi.export("image", image.ref)
+pulumi.export(
+    "workspace",
+    {
+        "name": workspace.name,
+        "storage_account": workspace.storage.name,
+        "key_vault_uri": workspace.key_vault.uri,
+    },
+)
+pulumi.export("identity", {"client_id": identity.identity.client_id, "id": identity.identity.id})

@@ -1,0 +1,197 @@
+"""The one contract every scoring target shares.
+
+A target receives a :class:`ScoringDeployment` (the image, the identity that pulls it, the scoring
+settings, the cache connection, the secrets it may reference) and returns an :class:`Endpoint`
+(scoring, swagger and health URIs and how a client authenticates). Adding a target means adding
+one file under ``components/`` that takes these inputs and returns these outputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+
+from components.naming import Naming
+from components.settings import Settings
+
+# Azure built-in role definition IDs (the same GUID in every subscription).
+ROLE_ACR_PULL = "7f951dda-4ed3-4680-a7ca-43fe172d538d"
+ROLE_ACR_PUSH = "8311e382-0749-4cb8-b61a-304f252e45ec"
+ROLE_KEY_VAULT_SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"
+ROLE_KEY_VAULT_SECRETS_OFFICER = "b86a8fe4-44ce-4948-aee5-eccb2c155cd7"
+
+# Paths of the scoring host (scoring/): the same in every container target.
+SCORE_PATH = "/score"
+SWAGGER_PATH = "/swagger.json"
+LIVENESS_PATH = "/"
+READINESS_PATH = "/ready"
+
+# How a client authenticates against an endpoint (the ``auth.scheme`` of the outputs contract).
+AUTH_BEARER_KEY = "bearer-key"  # Authorization: Bearer <key>, checked by the scoring host
+AUTH_FUNCTION_KEY = "function-key"  # x-functions-key: <key>, checked by the Functions host
+AUTH_AML_KEY = "aml-key"  # Authorization: Bearer <key>, checked by Azure ML
+AUTH_NONE = "none"
+
+
+def role_definition_id(subscription_id: pulumi.Input[str], role: str) -> pulumi.Output[str]:
+    return pulumi.Output.concat(
+        "/subscriptions/",
+        subscription_id,
+        "/providers/Microsoft.Authorization/roleDefinitions/",
+        role,
+    )
+
+
+@dataclass(frozen=True)
+class PullIdentity:
+    """The user-assigned identity every target runs as: AcrPull on the registry, and read access
+    to the key vault's secrets (scoring keys, Redis key)."""
+
+    id: pulumi.Output[str]
+    client_id: pulumi.Output[str]
+    principal_id: pulumi.Output[str]
+    # Role assignments a target must wait for before its first image pull.
+    grants: tuple[pulumi.Resource, ...] = ()
+
+
+@dataclass(frozen=True)
+class KeyVaultRef:
+    id: pulumi.Output[str]
+    name: pulumi.Output[str]
+    uri: pulumi.Output[str]
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    """A secret stored in the key vault: its value (a secret Output) and its versionless URI for
+    Key Vault references (``@Microsoft.KeyVault(SecretUri=...)``)."""
+
+    value: pulumi.Output[str]
+    uri: pulumi.Output[str]
+
+    def app_setting(self) -> pulumi.Output[str]:
+        """The App Service / Functions Key Vault reference that resolves to this secret."""
+        return pulumi.Output.concat("@Microsoft.KeyVault(SecretUri=", self.uri, ")")
+
+
+@dataclass(frozen=True)
+class CacheConnection:
+    """Where the Redis prediction cache is and how to authenticate to it."""
+
+    host: pulumi.Input[str]
+    port: int
+    password: SecretRef | None
+
+
+@dataclass(frozen=True)
+class ScoringDeployment:
+    """The inputs every scoring target takes."""
+
+    settings: Settings
+    resource_group_name: pulumi.Input[str]
+    image: pulumi.Input[str]  # <login server>/<repository>@sha256:<digest>
+    registry_login_server: pulumi.Input[str]
+    identity: PullIdentity
+    key_vault: KeyVaultRef
+    scoring_keys: tuple[SecretRef, SecretRef]  # primary, secondary
+    log_analytics_workspace_id: pulumi.Input[str]
+    app_insights_connection_string: pulumi.Input[str]
+    cache: CacheConnection | None = None
+    extra_images: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+
+    @property
+    def naming(self) -> Naming:
+        return self.settings.naming
+
+    @property
+    def location(self) -> str:
+        return self.settings.location
+
+    @property
+    def tags(self) -> Mapping[str, str]:
+        return self.settings.tags
+
+    def runtime_env(self) -> dict[str, pulumi.Input[str]]:
+        """Plain (non-secret) environment of the scoring host, the same in every target.
+
+        Secrets (scoring keys, Redis password) are added by each target in the form its platform
+        keeps secret: Key Vault references, secure environment values or Kubernetes secrets.
+        """
+        s = self.settings
+        env: dict[str, pulumi.Input[str]] = {
+            "AZUREML_ENTRY_SCRIPT": "sample_model/score.py",
+            "AZUREML_MODEL_DIR": "/var/azureml-app/models",
+            "AZUREML_SERVER_PORT": str(s.scoring.port),
+            "WORKER_COUNT": str(s.scoring.workers),
+            "SCORING_TIMEOUT_MS": str(s.scoring.timeout_ms),
+            "MODEL_NAME": s.model.name,
+            "MODEL_VERSION": s.model.version,
+            "AZURE_CLIENT_ID": self.identity.client_id,
+        }
+        if self.cache is not None:
+            env |= {
+                "REDIS_HOST": self.cache.host,
+                "REDIS_PORT": str(self.cache.port),
+                "REDIS_SSL": "true",
+                "CACHE_TTL_SECONDS": str(s.scoring.cache_ttl_seconds),
+            }
+        return env
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """What a target returns: the entry of the ``endpoints`` stack output for that target."""
+
+    scoring_uri: pulumi.Input[str]
+    swagger_uri: pulumi.Input[str] | None
+    health_uri: pulumi.Input[str] | None
+    auth_scheme: str
+    key: pulumi.Input[str] | None = None  # marked secret in the outputs
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @staticmethod
+    def for_host(
+        base_url: pulumi.Input[str],
+        auth_scheme: str,
+        key: pulumi.Input[str] | None = None,
+        **extra: Any,
+    ) -> Endpoint:
+        """The endpoint of a container running the scoring host at ``base_url``."""
+        base = pulumi.Output.from_input(base_url).apply(lambda b: b.rstrip("/"))
+        return Endpoint(
+            scoring_uri=pulumi.Output.concat(base, SCORE_PATH),
+            swagger_uri=pulumi.Output.concat(base, SWAGGER_PATH),
+            health_uri=pulumi.Output.concat(base, READINESS_PATH),
+            auth_scheme=auth_scheme,
+            key=key,
+            extra=extra,
+        )
+
+    def to_output(self) -> dict[str, Any]:
+        auth: dict[str, Any] = {"scheme": self.auth_scheme}
+        if self.auth_scheme in (AUTH_BEARER_KEY, AUTH_AML_KEY):
+            auth["header"] = "Authorization: Bearer <key>"
+        elif self.auth_scheme == AUTH_FUNCTION_KEY:
+            auth["header"] = "x-functions-key: <key>"
+        if self.key is not None:
+            auth["key"] = pulumi.Output.secret(self.key)
+        return {
+            "scoring_uri": self.scoring_uri,
+            "swagger_uri": self.swagger_uri,
+            "health_uri": self.health_uri,
+            "auth": auth,
+            **self.extra,
+        }
+
+
+class ScoringTarget(pulumi.ComponentResource):
+    """Base of every target component: it exposes ``endpoint`` (and registers it as output)."""
+
+    endpoint: Endpoint
+
+    def _finish(self, endpoint: Endpoint, **outputs: Any) -> None:
+        self.endpoint = endpoint
+        self.register_outputs({"endpoint": endpoint.to_output(), **outputs})

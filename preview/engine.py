@@ -1,0 +1,315 @@
+"""Run the real Pulumi program offline, under Pulumi's mock engine, with the real stack files.
+
+``run("dev")`` reads ``Pulumi.yaml`` (config schema and defaults) and ``Pulumi.dev.yaml`` as the
+CLI would, executes ``__main__.py`` with ``pulumi.runtime.set_mocks`` (no Azure account, no Pulumi
+CLI, no network) and returns every registered resource with its parent, inputs and outputs, and
+the stack outputs. The offline preview (``python -m preview``) and the test fixtures both use it.
+"""
+
+from __future__ import annotations
+
+import json
+import runpy
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from unittest.mock import patch
+
+import pulumi
+import yaml
+from pulumi.output import Unknown
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc
+from pulumi.runtime.config import set_all_config
+from pulumi.runtime.settings import set_root_resource
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+from preview import fakes
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# ---------------------------------------------------------------------------------------------
+# Values as the engine shows them
+# ---------------------------------------------------------------------------------------------
+class Secret:
+    """A value the program marked secret (shown masked)."""
+
+    def __init__(self, value: Any):
+        self.value = value
+
+    def __repr__(self) -> str:
+        return "[secret]"
+
+
+class Computed:
+    """A value known only after apply (shown as such)."""
+
+    def __repr__(self) -> str:
+        return "(known after apply)"
+
+
+COMPUTED = Computed()
+
+
+def plain(value: Any) -> Any:
+    """Normalise a mock-engine value: wrapped secrets -> Secret, unknowns -> COMPUTED."""
+    if isinstance(value, Unknown):
+        return COMPUTED
+    if rpc.is_rpc_secret(value):
+        return Secret(plain(value["value"]) if "value" in value else COMPUTED)
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
+def reveal(value: Any) -> Any:
+    """The value with Secret wrappers removed (for assertions on secret content)."""
+    if isinstance(value, Secret):
+        return reveal(value.value)
+    if isinstance(value, dict):
+        return {k: reveal(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [reveal(v) for v in value]
+    return value
+
+
+def to_json(value: Any, *, show_secrets: bool = False) -> Any:
+    if isinstance(value, Secret):
+        return to_json(value.value, show_secrets=True) if show_secrets else "[secret]"
+    if isinstance(value, Computed):
+        return "(known after apply)"
+    if isinstance(value, dict):
+        return {k: to_json(v, show_secrets=show_secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [to_json(v, show_secrets=show_secrets) for v in value]
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# Recording mocks
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class Registered:
+    urn: str
+    type: str
+    name: str
+    parent: str
+    custom: bool
+    inputs: dict[str, Any]
+    outputs: dict[str, Any]
+    dependencies: list[str]
+
+    @property
+    def azure_name(self) -> str:
+        return fakes.azure_name(self.type, self.name, reveal(self.inputs))
+
+
+class _Mocks(pulumi.runtime.Mocks):
+    def __init__(self, preview: bool):
+        self.preview = preview
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict]:
+        inputs = dict(args.inputs)
+        name = fakes.azure_name(args.typ, args.name, inputs)
+        if args.typ.startswith("azure-native:"):
+            inputs.setdefault("name", name)
+        if not args.custom:
+            return None, inputs
+        computed = fakes.COMPUTED.get(args.typ)
+        fake = computed(name, fakes.unwrap(inputs)) if computed else {}
+        if self.preview:  # what Azure computes is unknown until apply, as in `pulumi preview`
+            return None, _merge_unknown(inputs, fake)
+        return fakes.arm_id(args.typ, name), {**inputs, **fake}
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list[tuple[str, str]]]:
+        self.calls.append((args.token, dict(args.args)))
+        fake = fakes.CALLS.get(args.token)
+        if fake is None:
+            raise NotImplementedError(
+                f"the mock engine has no answer for {args.token}: add one to preview/fakes.py"
+            )
+        return fake(dict(args.args)), []
+
+
+def _merge_unknown(inputs: dict[str, Any], computed: dict[str, Any]) -> dict[str, Any]:
+    """``inputs`` plus every key of ``computed`` that the inputs do not have, as unknown."""
+    merged = dict(inputs)
+    for key, value in computed.items():
+        if key not in inputs:
+            merged[key] = Unknown()
+        elif isinstance(value, dict) and isinstance(inputs[key], dict):
+            merged[key] = _merge_unknown(inputs[key], value)
+    return merged
+
+
+class _Monitor(pulumi_mocks.MockMonitor):
+    def __init__(self, mocks: _Mocks):
+        super().__init__(mocks)
+        self.registered: dict[str, Registered] = {}
+
+    def RegisterResource(self, request: Any) -> Any:
+        response = super().RegisterResource(request)
+        if request.type == "pulumi:pulumi:Stack":
+            return response
+        state = self.resources[response.urn].state
+        self.registered[response.urn] = Registered(
+            urn=response.urn,
+            type=request.type,
+            name=request.name,
+            parent=request.parent,
+            custom=bool(request.custom),
+            inputs=plain(rpc.deserialize_properties(request.object, keep_unknowns=True)),
+            outputs=plain(state),
+            dependencies=list(request.dependencies),
+        )
+        return response
+
+
+# ---------------------------------------------------------------------------------------------
+# Stack config, as the Pulumi CLI assembles it
+# ---------------------------------------------------------------------------------------------
+class StackConfigError(Exception):
+    pass
+
+
+def project_file() -> dict[str, Any]:
+    return yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+
+
+def stacks() -> list[str]:
+    return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in ROOT.glob("Pulumi.*.yaml"))
+
+
+def stack_config(
+    stack: str, overrides: Mapping[str, Any] | None = None
+) -> tuple[dict[str, str], list[str]]:
+    """The config map the CLI would hand the program: defaults from Pulumi.yaml, the stack file's
+    values on top, then ``overrides`` (bare or namespaced keys). Returns (config, secret keys)."""
+    project = project_file()
+    name = project["name"]
+    path = ROOT / f"Pulumi.{stack}.yaml"
+    if not path.exists():
+        raise StackConfigError(f"no stack file {path.name}; stacks here: {', '.join(stacks())}")
+    declared = project.get("config", {})
+    values: dict[str, Any] = {
+        k: spec["default"] for k, spec in declared.items() if "default" in spec
+    }
+    secret_keys: list[str] = []
+    stack_values = (yaml.safe_load(path.read_text()) or {}).get("config", {}) or {}
+    for key, value in {**stack_values, **_namespaced(name, overrides or {})}.items():
+        if isinstance(value, dict) and "secure" in value:
+            value, _ = "<encrypted in stack file>", secret_keys.append(key)
+        if key.startswith(f"{name}:") and key not in declared:
+            raise StackConfigError(f"{path.name}: {key} is not declared in Pulumi.yaml's config")
+        values[key] = value
+    config = {
+        k: json.dumps(v) if isinstance(v, list | dict) else _cli_str(v) for k, v in values.items()
+    }
+    return config, secret_keys
+
+
+def _namespaced(project: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    return {(k if ":" in k else f"{project}:{k}"): v for k, v in overrides.items()}
+
+
+def _cli_str(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# Running the program
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class Run:
+    stack: str
+    preview: bool
+    resources: list[Registered] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    error: BaseException | None = None
+    calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    # Helpers for tests and the printer ---------------------------------------------------------
+    def of_type(self, type_: str) -> list[Registered]:
+        return [r for r in self.resources if r.type == type_]
+
+    def one(self, type_: str, name: str | None = None) -> Registered:
+        found = [r for r in self.of_type(type_) if name is None or r.name == name]
+        if len(found) != 1:
+            names = [r.name for r in self.of_type(type_)]
+            raise AssertionError(f"expected one {type_} named {name!r}, found {names}")
+        return found[0]
+
+    def children(self, urn: str) -> list[Registered]:
+        return [r for r in self.resources if r.parent == urn]
+
+    @property
+    def problems(self) -> list[Any]:
+        return list(getattr(self.error, "problems", []) or [])
+
+
+def run(stack: str, overrides: Mapping[str, Any] | None = None, *, preview: bool = True) -> Run:
+    """Run ``__main__.py`` for ``stack`` under mocks. Never raises for program errors: they are
+    in ``Run.error`` (a SettingsError carries ``.problems``)."""
+    started = time.perf_counter()
+    config, secret_keys = stack_config(stack, overrides)
+    project = project_file()["name"]
+    mocks = _Mocks(preview)
+    monitor = _Monitor(mocks)
+
+    set_root_resource(None)  # type: ignore[arg-type]  # a fresh root stack for every run
+    set_all_config(config, secret_keys)
+    pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=preview, monitor=monitor)
+    result = Run(stack=stack, preview=preview)
+
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+
+    def program() -> None:
+        runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
+
+    def fake_exchange(login_server: str, tenant_id: str, *_: Any, **__: Any) -> str:
+        mocks.calls.append(("acr:oauth2/exchange", {"service": login_server, "tenant": tenant_id}))
+        return fakes.fake_secret(f"acr-refresh:{login_server}")
+
+    try:
+        # A deploy-mode run (tests) would exchange a real Entra token for the registry push; the
+        # fake Azure answers that too. A preview never asks (see components/acr_token.py).
+        with patch("components.acr_token.exchange_refresh_token", fake_exchange):
+            _sync_await(run_pulumi_func(program))
+        root = pulumi.runtime.get_root_resource()
+        raw = dict(getattr(root, "outputs", {}) or {})
+        result.outputs = {k: _sync_await(_resolve(v)) for k, v in raw.items()}
+    except Exception as exc:  # reported, not raised: the caller decides
+        result.error = exc
+    result.resources = list(monitor.registered.values())
+    result.calls = mocks.calls
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+async def _resolve(value: Any) -> Any:
+    """Resolve a stack output (possibly nested Outputs) to plain values with Secret/COMPUTED."""
+    if isinstance(value, pulumi.Output):
+        known = await value.is_known()
+        secret = await value.is_secret()
+        inner = await value.future(with_unknowns=True)
+        resolved = COMPUTED if not known or isinstance(inner, Unknown) else await _resolve(inner)
+        return Secret(resolved) if secret else resolved
+    if isinstance(value, dict):
+        return {k: await _resolve(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [await _resolve(v) for v in value]
+    if isinstance(value, Unknown):
+        return COMPUTED
+    return value

@@ -1,0 +1,107 @@
+"""What the fake Azure answers: computed outputs of resources and results of provider functions.
+
+Only used by the mock engine. In ``preview`` mode the engine leaves computed outputs unknown, as
+a real ``pulumi preview`` does; in ``deploy`` mode (tests) it fills them in with the values below
+so that wiring (URIs built from the right hosts, IDs passed to the right places) can be asserted.
+Add a line here when a component reads a computed output or calls a provider function.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+SUBSCRIPTION = "00000000-0000-0000-0000-00000000000a"
+TENANT = "00000000-0000-0000-0000-00000000000b"
+DEPLOYER = "00000000-0000-0000-0000-00000000000c"
+RESOURCE_GROUP = "rg-fake"
+
+
+def fake_uuid(seed: str) -> str:
+    return str(uuid.UUID(hashlib.sha256(seed.encode()).hexdigest()[:32]))
+
+
+def fake_secret(seed: str, length: int = 40) -> str:
+    return hashlib.sha256(f"secret:{seed}".encode()).hexdigest()[:length]
+
+
+def azure_name(type_: str, name: str, inputs: dict[str, Any]) -> str:
+    """The Azure name of a resource: its explicit ``<x>Name`` input, else the logical name."""
+    last = type_.split(":")[-1]
+    own = last[0].lower() + last[1:] + "Name"
+    for key in (own, "resourceName", "accountName", "name"):
+        if isinstance(inputs.get(key), str):
+            return inputs[key]
+    for key, value in inputs.items():
+        if key.endswith("Name") and key != "resourceGroupName" and isinstance(value, str):
+            return value
+    return name
+
+
+def arm_id(type_: str, name: str) -> str:
+    _, module, resource = [*type_.split(":"), "", "", ""][:3]
+    return (
+        f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}/providers/"
+        f"Microsoft.{module.capitalize()}/{resource}/{name}"
+    )
+
+
+def unwrap(value: Any) -> Any:
+    """Inputs as the provider would see them: secret wrappers removed."""
+    if isinstance(value, dict):
+        if value.get(SECRET_SIG_KEY) == SECRET_SIG:
+            return unwrap(value.get("value"))
+        return {k: unwrap(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unwrap(v) for v in value]
+    return value
+
+
+SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"
+SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
+
+Outputs = Callable[[str, dict[str, Any]], dict[str, Any]]
+
+# type token -> (azure name, inputs) -> computed outputs
+COMPUTED: dict[str, Outputs] = {
+    "azure-native:containerregistry:Registry": lambda n, i: {"loginServer": f"{n}.azurecr.io"},
+    "azure-native:managedidentity:UserAssignedIdentity": lambda n, i: {
+        "clientId": fake_uuid(f"client:{n}"),
+        "principalId": fake_uuid(f"principal:{n}"),
+        "tenantId": TENANT,
+    },
+    "azure-native:keyvault:Vault": lambda n, i: {
+        "properties": {**i.get("properties", {}), "vaultUri": f"https://{n}.vault.azure.net/"}
+    },
+    "azure-native:keyvault:Secret": lambda n, i: {
+        "properties": {
+            **{k: v for k, v in i.get("properties", {}).items() if k != "value"},
+            "secretUri": f"https://{i.get('vaultName', 'vault')}.vault.azure.net/secrets/{n}",
+        }
+    },
+    "azure-native:applicationinsights:Component": lambda n, i: {
+        "connectionString": f"InstrumentationKey={fake_uuid(n)};IngestionEndpoint=https://x/",
+        "instrumentationKey": fake_uuid(n),
+    },
+    "azure-native:operationalinsights:Workspace": lambda n, i: {"customerId": fake_uuid(n)},
+    "random:index/randomPassword:RandomPassword": lambda n, i: {
+        "result": fake_secret(n, int(i.get("length", 40)))
+    },
+    "docker:index/image:Image": lambda n, i: {
+        "repoDigest": str(i.get("imageName", n)).rsplit(":", 1)[0]
+        + "@sha256:"
+        + hashlib.sha256(str(i.get("imageName", n)).encode()).hexdigest(),
+    },
+}
+
+# function token -> args -> result
+CALLS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "azure-native:authorization:getClientConfig": lambda a: {
+        "clientId": fake_uuid("deployer-app"),
+        "objectId": DEPLOYER,
+        "subscriptionId": SUBSCRIPTION,
+        "tenantId": TENANT,
+    },
+}
