@@ -1,0 +1,68 @@
+"""The offline preview, run as users run it: a process, per stack, text and JSON."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+
+def preview(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "preview", *args], cwd=ROOT, capture_output=True, text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_preview_lists_the_platform(stack: str) -> None:
+    done = preview(stack)
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    for needle in (
+        "azure-native:machinelearningservices:Workspace",
+        "azure-native:keyvault:Vault",
+        "azure-native:storage:StorageAccount",
+        "azure-native:applicationinsights:Component",
+        "azure-native:containerregistry:Registry",
+        "azure-native:managedidentity:UserAssignedIdentity",
+        "azure-native:authorization:RoleAssignment  acrpull",
+        "docker:index/image:Image",
+        "enablePurgeProtection: true",
+        "adminUserEnabled: false",
+        "Outputs:",
+        "(known after apply)",
+    ):
+        assert needle in out, needle
+    assert "Traceback" not in done.stderr
+
+
+def test_preview_json_is_machine_readable() -> None:
+    done = preview("prod", "--json")
+    assert done.returncode == 0
+    data = json.loads(done.stdout)
+    assert data["ok"] is True and data["stack"] == "prod"
+    types = {r["type"] for r in data["resources"]}
+    assert "azure-native:containerregistry:Registry" in types
+    assert data["outputs"]["registry"]["login_server"] == "(known after apply)"
+
+
+def test_invalid_config_exits_non_zero_with_every_problem() -> None:
+    done = preview("dev", "--set", "aksNodeCount=2", "--set", "aciCpu=9")
+    assert done.returncode == 1
+    assert "2 problem(s)" in done.stdout
+    assert "mlscore:aksNodeCount" in done.stdout and ">= 12 vCPUs" in done.stdout
+    assert "mlscore:aciCpu" in done.stdout
+    data = json.loads(preview("dev", "--json", "--set", "aksNodeCount=2").stdout)
+    assert data["ok"] is False and len(data["problems"]) == 1 and data["resources"] == []
+
+
+def test_unknown_stack_and_bad_set_are_clear_errors() -> None:
+    done = preview("staging")
+    assert done.returncode == 2 and "no stack file Pulumi.staging.yaml" in done.stderr
+    done = preview("dev", "--set", "aksNodeCount")
+    assert done.returncode != 0 and "KEY=VALUE" in done.stderr
