@@ -33,7 +33,7 @@ class FakeRegistry:
         registry = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"])).decode()
                 registry.requests.append(
                     {"path": self.path, "form": dict(urllib.parse.parse_qsl(body))}
