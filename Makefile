@@ -1,0 +1,60 @@
+# Two commands do all the set-up on a fresh machine (Python 3.11 and the package registries):
+#   make demo   offline preview of the dev stack, then the scoring host serving the sample model
+#   make test   the whole test suite (lint, type check, infrastructure, scoring host, delivery)
+# Everything else here is a convenience for development.
+
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STACK ?= dev
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test setup system-deps preview serve-local bench lint typecheck clean
+
+demo: setup
+	$(PY) -m preview $(STACK)
+	$(PY) -m scoring.demo
+
+test: setup system-deps
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m pyright
+	$(PY) -m pytest -q -p no:cacheprovider
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+# What the tests need beyond Python: a real redis-server (apt) and Azurite (npm).
+system-deps:
+	@command -v redis-server >/dev/null || { \
+	  echo "installing redis-server (apt)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
+	@command -v npm >/dev/null || { \
+	  echo "installing nodejs and npm (apt)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }
+	@test -x node_modules/.bin/azurite || npm ci --no-audit --no-fund --loglevel=error
+
+preview: setup
+	$(PY) -m preview $(STACK)
+
+serve-local: setup
+	$(PY) -m scoring.demo --serve
+
+bench: setup system-deps
+	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+	$(PY) bench/run.py
+
+lint: setup
+	$(PY) -m ruff check . && $(PY) -m ruff format --check .
+
+typecheck: setup
+	$(PY) -m pyright
+
+clean:
+	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache .local
