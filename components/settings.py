@@ -128,6 +128,13 @@ class FunctionsSettings:
     enabled: bool
     sku: str
     queue_name: str
+    max_elastic_workers: int = 3
+    service_bus_sku: str = "Basic"
+
+    @property
+    def elastic(self) -> bool:
+        """True on an Elastic Premium (EP*) plan; False on a Dedicated (P*v3) plan."""
+        return self.sku.startswith("EP")
 
 
 @dataclass(frozen=True)
@@ -321,6 +328,7 @@ APP_SERVICE_SKUS = (
 FUNCTIONS_SKUS = ("EP1", "EP2", "EP3", "P1v3", "P2v3", "P3v3")
 REGISTRY_SKUS = ("Basic", "Standard", "Premium")
 REDIS_SKUS = ("Basic", "Standard", "Premium")
+SERVICE_BUS_SKUS = ("Basic", "Standard", "Premium")
 IOT_SKUS = ("F1", "S1", "S2", "S3")
 
 
@@ -428,6 +436,8 @@ def load(lookup: Callable[[str], str | None], *, project: str, stack: str) -> Se
         enabled=r.bool("functionsEnabled"),
         sku=r.choice("functionsSku", FUNCTIONS_SKUS),
         queue_name=r.str("functionsQueueName"),
+        max_elastic_workers=r.int_range("functionsMaxElasticWorkers", 1, 100),
+        service_bus_sku=r.choice("functionsServiceBusSku", SERVICE_BUS_SKUS),
     )
     if not re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9._/-]{0,258}[A-Za-z0-9])?", functions.queue_name):
         r.fail(

@@ -86,6 +86,16 @@ COMPUTED: dict[str, Outputs] = {
         "instrumentationKey": fake_uuid(n),
     },
     "azure-native:operationalinsights:Workspace": lambda n, i: {"customerId": fake_uuid(n)},
+    "azure-native:storage:StorageAccount": lambda n, i: {
+        "primaryEndpoints": {
+            kind: f"https://{n}.{kind}.core.windows.net/"
+            for kind in ("blob", "queue", "table", "file", "dfs", "web")
+        }
+    },
+    "azure-native:web:WebApp": lambda n, i: {"defaultHostName": f"{n}.azurewebsites.net"},
+    "azure-native:servicebus:Namespace": lambda n, i: {
+        "serviceBusEndpoint": f"https://{n}.servicebus.windows.net:443/"
+    },
     "random:index/randomPassword:RandomPassword": lambda n, i: {
         "result": fake_secret(n, int(i.get("length", 40)))
     },
@@ -103,5 +113,11 @@ CALLS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
         "objectId": DEPLOYER,
         "subscriptionId": SUBSCRIPTION,
         "tenantId": TENANT,
+    },
+    # Function app host keys (POST .../sites/<name>/host/default/listkeys).
+    "azure-native:web:listWebAppHostKeys": lambda a: {
+        "masterKey": fake_secret(f"master:{a.get('name')}"),
+        "functionKeys": {"default": fake_secret(f"function:{a.get('name')}")},
+        "systemKeys": {},
     },
 }
