@@ -15,6 +15,9 @@ import pulumi
 import pulumi_azure_native.authorization as authorization
 import pulumi_azure_native.resources as resources
 
+from components.aci import AciTarget, AciTargetArgs
+from components.app_service import AppServiceTarget, AppServiceTargetArgs
+from components.cache import PredictionCache, PredictionCacheArgs
 from components.contract import Endpoint, ScoringDeployment
 from components.identity import ScoringIdentity, ScoringIdentityArgs
 from components.image import ScoringImage, ScoringImageArgs
@@ -52,6 +55,14 @@ image = ScoringImage(
         after=[registry.push_grant],
     ),
 )
+cache = (
+    PredictionCache(
+        "cache",
+        PredictionCacheArgs(s, rg.name, workspace.vault.name, identity.pull_identity),
+    )
+    if s.redis.enabled
+    else None
+)
 
 deployment = ScoringDeployment(
     settings=s,
@@ -63,10 +74,17 @@ deployment = ScoringDeployment(
     scoring_keys=(keys.primary, keys.secondary),
     log_analytics_workspace_id=monitoring.log_analytics_id,
     app_insights_connection_string=monitoring.connection_string,
+    cache=cache.connection if cache else None,
 )
 
 # --- Targets: each takes the ScoringDeployment and returns an Endpoint --------------------------
 endpoints: dict[str, Endpoint] = {}
+if s.app_service.enabled:
+    endpoints["app_service"] = AppServiceTarget(
+        "app-service", AppServiceTargetArgs(deployment)
+    ).endpoint
+if s.aci.enabled:
+    endpoints["aci"] = AciTarget("aci", AciTargetArgs(deployment)).endpoint
 
 # --- Outputs: the contract client applications read (README, "Stack outputs") ------------------
 pulumi.export("endpoints", {name: ep.to_output() for name, ep in endpoints.items()})
@@ -82,3 +100,5 @@ pulumi.export(
     },
 )
 pulumi.export("identity", {"client_id": identity.identity.client_id, "id": identity.identity.id})
+if cache:
+    pulumi.export("redis", {"host": cache.connection.host, "port": cache.connection.port})

@@ -328,6 +328,7 @@ APP_SERVICE_SKUS = (
 FUNCTIONS_SKUS = ("EP1", "EP2", "EP3", "P1v3", "P2v3", "P3v3")
 REGISTRY_SKUS = ("Basic", "Standard", "Premium")
 REDIS_SKUS = ("Basic", "Standard", "Premium")
+AZURE_CACHE_TLS_PORT = 6380
 SERVICE_BUS_SKUS = ("Basic", "Standard", "Premium")
 IOT_SKUS = ("F1", "S1", "S2", "S3")
 
@@ -589,8 +590,29 @@ def load(lookup: Callable[[str], str | None], *, project: str, stack: str) -> Se
 
 
 def _check_redis(r: _Reader, redis: RedisSettings) -> None:
+    if redis.existing_host and not re.fullmatch(
+        r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}"
+        r"[A-Za-z0-9])?)*",
+        redis.existing_host,
+    ):
+        r.fail(
+            "redisHost",
+            redis.existing_host,
+            "not a host name",
+            "use the bare host, e.g. mycache.westeurope.redis.azure.net (no scheme, no port: "
+            "the port is mlscore:redisPort)",
+        )
     if not redis.create:
         return
+    if redis.port != AZURE_CACHE_TLS_PORT:
+        r.fail(
+            ("redisPort", "redisHost"),
+            redis.port,
+            f"Azure Cache for Redis serves TLS on port {AZURE_CACHE_TLS_PORT} only "
+            "(the non-TLS port is off)",
+            f"set mlscore:redisPort to {AZURE_CACHE_TLS_PORT}, or set mlscore:redisHost to the "
+            "host of an existing Redis (e.g. Azure Managed Redis on port 10000)",
+        )
     if redis.sku in ("Basic", "Standard"):
         if redis.family != "C":
             r.fail(

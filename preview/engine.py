@@ -89,6 +89,10 @@ def to_json(value: Any, *, show_secrets: bool = False) -> Any:
         return {k: to_json(v, show_secrets=show_secrets) for k, v in value.items()}
     if isinstance(value, list):
         return [to_json(v, show_secrets=show_secrets) for v in value]
+    if isinstance(value, pulumi.Asset | pulumi.Archive):  # FileAsset(path) etc.: show the source
+        kind = type(value).__name__
+        source = getattr(value, "path", None) or getattr(value, "uri", None) or "..."
+        return f"{kind}({source})"
     return value
 
 
@@ -147,6 +151,10 @@ def _merge_unknown(inputs: dict[str, Any], computed: dict[str, Any]) -> dict[str
             merged[key] = Unknown()
         elif isinstance(value, dict) and isinstance(inputs[key], dict):
             merged[key] = _merge_unknown(inputs[key], value)
+        elif isinstance(value, dict) and isinstance(inputs[key], list):
+            # Azure answers a map for some list inputs (user-assigned identity IDs -> details):
+            # the SDK's output type is the map, so keep its keys and leave the details unknown.
+            merged[key] = {k: Unknown() for k in value}
     return merged
 
 

@@ -64,6 +64,29 @@ SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 
 Outputs = Callable[[str, dict[str, Any]], dict[str, Any]]
 
+def user_assigned(inputs: dict[str, Any]) -> dict[str, Any]:
+    """``identity`` as Azure returns it: the input list of identity IDs becomes a map of ID ->
+    {clientId, principalId} (the SDK's output type is a map and refuses a list)."""
+    identity = inputs.get("identity")
+    if not isinstance(identity, dict) or not isinstance(
+        identity.get("userAssignedIdentities"), list
+    ):
+        return {}
+    ids = identity["userAssignedIdentities"]
+    return {
+        "identity": {
+            **identity,
+            "userAssignedIdentities": {
+                str(i): {
+                    "clientId": fake_uuid(f"client:{i}"),
+                    "principalId": fake_uuid(f"principal:{i}"),
+                }
+                for i in ids
+            },
+        }
+    }
+
+
 # type token -> (azure name, inputs) -> computed outputs
 COMPUTED: dict[str, Outputs] = {
     "azure-native:containerregistry:Registry": lambda n, i: {"loginServer": f"{n}.azurecr.io"},
@@ -92,9 +115,27 @@ COMPUTED: dict[str, Outputs] = {
             for kind in ("blob", "queue", "table", "file", "dfs", "web")
         }
     },
-    "azure-native:web:WebApp": lambda n, i: {"defaultHostName": f"{n}.azurewebsites.net"},
+    "azure-native:web:WebApp": lambda n, i: {
+        **user_assigned(i),
+        "defaultHostName": f"{n}.azurewebsites.net",
+    },
     "azure-native:servicebus:Namespace": lambda n, i: {
         "serviceBusEndpoint": f"https://{n}.servicebus.windows.net:443/"
+    },
+    "azure-native:redis:Redis": lambda n, i: {
+        "hostName": f"{n}.redis.cache.windows.net",
+        "sslPort": 6380,
+        "port": 6379,
+    },
+    # With a DNS label reuse policy other than Unsecure, Azure puts a hash in the FQDN.
+    "azure-native:containerinstance:ContainerGroup": lambda n, i: {
+        **user_assigned(i),
+        "ipAddress": {
+            **i.get("ipAddress", {}),
+            "ip": "20.0.0.10",
+            "fqdn": f"{i.get('ipAddress', {}).get('dnsNameLabel', n)}.{fake_secret(n, 10)}"
+            f".{i.get('location', 'westeurope')}.azurecontainer.io",
+        }
     },
     "random:index/randomPassword:RandomPassword": lambda n, i: {
         "result": fake_secret(n, int(i.get("length", 40)))
@@ -113,6 +154,10 @@ CALLS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
         "objectId": DEPLOYER,
         "subscriptionId": SUBSCRIPTION,
         "tenantId": TENANT,
+    },
+    "azure-native:redis:listRedisKeys": lambda a: {
+        "primaryKey": fake_secret(f"redis-primary:{a.get('name')}", 44),
+        "secondaryKey": fake_secret(f"redis-secondary:{a.get('name')}", 44),
     },
     # Function app host keys (POST .../sites/<name>/host/default/listkeys).
     "azure-native:web:listWebAppHostKeys": lambda a: {

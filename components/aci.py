@@ -1,0 +1,124 @@
+"""Container Instances target (dev/test, as the seeds say): the scoring image in a container group.
+
+A Linux container group with the stack's CPU and memory (1 core / 1 GB by default), a public IP
+with a DNS label from :class:`Naming` (reuse policy ``TenantReuse``, so a deleted label cannot be
+taken over by another tenant; Azure adds a hash to the FQDN, which the endpoint reads back), the
+scoring port, liveness (``/``) and readiness (``/ready``) probes. The image is pulled by the
+user-assigned identity (no registry password exists); the scoring keys and the Redis access key
+are secure environment values (never returned by the ACI API).
+
+**No TLS**: a container group's public IP serves plain HTTP on the scoring port; keys travel in
+clear text. The endpoint output says so (``tls: false``). Use it for dev/test only, or put it
+behind a TLS-terminating proxy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_azure_native.containerinstance as aci
+
+from components.contract import (
+    AUTH_BEARER_KEY,
+    LIVENESS_PATH,
+    READINESS_PATH,
+    Endpoint,
+    ScoringDeployment,
+    ScoringTarget,
+)
+
+NO_TLS_NOTE = (
+    "Container Instances serve plain HTTP (no TLS): the key travels unencrypted; dev/test only"
+)
+
+
+@dataclass(frozen=True)
+class AciTargetArgs:
+    deployment: ScoringDeployment
+
+
+class AciTarget(ScoringTarget):
+    def __init__(self, name: str, args: AciTargetArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("mlscore:target:Aci", name, None, opts)
+        d = args.deployment
+        s = d.settings
+        port = s.scoring.port
+        primary, secondary = d.scoring_keys
+
+        env = [
+            aci.EnvironmentVariableArgs(name=k, value=v) for k, v in sorted(d.runtime_env().items())
+        ]
+        secure: dict[str, pulumi.Input[str]] = {
+            "SCORING_AUTH_KEYS": pulumi.Output.concat(primary.value, ",", secondary.value),
+            "APPLICATIONINSIGHTS_CONNECTION_STRING": d.app_insights_connection_string,
+        }
+        if d.cache is not None and d.cache.password is not None:
+            secure["REDIS_PASSWORD"] = d.cache.password.value
+        env += [
+            aci.EnvironmentVariableArgs(name=k, secure_value=pulumi.Output.secret(v))
+            for k, v in sorted(secure.items())
+        ]
+
+        def probe(path: str, initial_delay: int) -> aci.ContainerProbeArgs:
+            return aci.ContainerProbeArgs(
+                http_get=aci.ContainerHttpGetArgs(path=path, port=port, scheme=aci.Scheme.HTTP),
+                initial_delay_seconds=initial_delay,
+                period_seconds=10,
+                timeout_seconds=5,
+                failure_threshold=3,
+            )
+
+        self.group = aci.ContainerGroup(
+            "aci",
+            container_group_name=s.naming.dashed("aci"),
+            resource_group_name=d.resource_group_name,
+            location=d.location,
+            os_type=aci.OperatingSystemTypes.LINUX,
+            sku=aci.ContainerGroupSku.STANDARD,
+            restart_policy=aci.ContainerGroupRestartPolicy.ALWAYS,
+            identity=aci.ContainerGroupIdentityArgs(
+                type=aci.ResourceIdentityType.USER_ASSIGNED,
+                user_assigned_identities=[d.identity.id],
+            ),
+            image_registry_credentials=[
+                aci.ImageRegistryCredentialArgs(
+                    server=d.registry_login_server, identity=d.identity.id
+                )
+            ],
+            ip_address=aci.IpAddressArgs(
+                type=aci.ContainerGroupIpAddressType.PUBLIC,
+                dns_name_label=s.naming.aci_dns_label(),
+                auto_generated_domain_name_label_scope=aci.DnsNameLabelReusePolicy.TENANT_REUSE,
+                ports=[aci.PortArgs(port=port, protocol=aci.ContainerGroupNetworkProtocol.TCP)],
+            ),
+            containers=[
+                aci.ContainerArgs(
+                    name="scoring",
+                    image=d.image,
+                    resources=aci.ResourceRequirementsArgs(
+                        requests=aci.ResourceRequestsArgs(
+                            cpu=s.aci.cpu, memory_in_gb=s.aci.memory_gb
+                        )
+                    ),
+                    ports=[
+                        aci.ContainerPortArgs(port=port, protocol=aci.ContainerNetworkProtocol.TCP)
+                    ],
+                    environment_variables=env,
+                    liveness_probe=probe(LIVENESS_PATH, 30),
+                    readiness_probe=probe(READINESS_PATH, 10),
+                )
+            ],
+            tags=dict(d.tags),
+            # The image pull needs AcrPull on the registry first.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(d.identity.grants)),
+        )
+        fqdn = self.group.ip_address.apply(lambda ip: (ip.fqdn if ip else None) or "")
+        endpoint = Endpoint.for_host(
+            pulumi.Output.concat("http://", fqdn, ":", str(port)),
+            AUTH_BEARER_KEY,
+            key=primary.value,
+            tls=False,
+            note=NO_TLS_NOTE,
+        )
+        self._finish(endpoint, container_group=self.group.name, fqdn=fqdn)

@@ -1,0 +1,111 @@
+"""The prediction cache: Azure Cache for Redis, or the host and port of an existing Redis.
+
+Sized per stack from ``settings.redis`` (dev Basic C0, prod Premium P1). Secure by default: the
+non-TLS port is off, TLS 1.2 minimum, public network access follows the stack's setting. Two ways
+in, both without a plaintext key in any setting:
+
+- **access key**: the primary key (``listRedisKeys``) is stored in the key vault; targets receive
+  it as a Key Vault reference (App Service, Functions) or a secure value (ACI, AKS, IoT Edge).
+  Every target can use it, including IoT Edge devices that have no managed identity.
+- **Microsoft Entra ID**: Entra authentication is on and the pull identity holds the built-in
+  ``Data Contributor`` access policy, so a target running as that identity can connect with a
+  token instead (``REDIS_USE_ENTRA_ID=true``, ``REDIS_USERNAME=<principal id>``).
+
+When ``settings.redis.existing_host`` is set (e.g. Azure Managed Redis, TLS port 10000) nothing is
+created: the connection names that host and port and carries no password.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_azure_native.redis as redis
+
+from components.contract import CacheConnection, PullIdentity
+from components.scoring_keys import vault_secret
+from components.settings import Settings
+
+# Built-in Azure Cache for Redis data access policy: read and write keys, no admin commands.
+DATA_CONTRIBUTOR = "Data Contributor"
+REDIS_KEY_SECRET = "redis-primary-key"
+
+
+@dataclass(frozen=True)
+class PredictionCacheArgs:
+    settings: Settings
+    resource_group_name: pulumi.Input[str]
+    vault_name: pulumi.Input[str]
+    identity: PullIdentity
+
+
+class PredictionCache(pulumi.ComponentResource):
+    """``connection`` is what every target reads; ``cache`` is None for an existing host."""
+
+    connection: CacheConnection
+    cache: redis.Redis | None
+
+    def __init__(
+        self, name: str, args: PredictionCacheArgs, opts: pulumi.ResourceOptions | None = None
+    ):
+        super().__init__("mlscore:platform:PredictionCache", name, None, opts)
+        s = args.settings
+        r = s.redis
+        if r.existing_host:
+            self.cache = None
+            self.connection = CacheConnection(host=r.existing_host, port=r.port, password=None)
+            self.register_outputs({"host": r.existing_host, "port": r.port})
+            return
+
+        child = pulumi.ResourceOptions(parent=self)
+        self.cache = redis.Redis(
+            "redis",
+            name=s.naming.redis(),
+            resource_group_name=args.resource_group_name,
+            location=s.location,
+            sku=redis.SkuArgs(name=r.sku, family=r.family, capacity=r.capacity),
+            enable_non_ssl_port=False,
+            minimum_tls_version=redis.TlsVersion.TLS_VERSION_1_2,
+            public_network_access="Enabled" if s.public_network_access else "Disabled",
+            # Keys stay usable (IoT Edge devices have no managed identity), Entra is on beside.
+            disable_access_key_authentication=False,
+            redis_configuration=redis.RedisCommonPropertiesRedisConfigurationArgs(
+                aad_enabled="true",
+                maxmemory_policy="allkeys-lru",  # a cache: evict the least recently used
+            ),
+            tags=dict(s.tags),
+            opts=child,
+        )
+        self.entra_access = redis.AccessPolicyAssignment(
+            "redis-pull-identity-access",
+            access_policy_assignment_name="scoring-pull-identity",
+            cache_name=self.cache.name,
+            resource_group_name=args.resource_group_name,
+            access_policy_name=DATA_CONTRIBUTOR,
+            object_id=args.identity.principal_id,
+            object_id_alias=args.identity.client_id,
+            opts=child,
+        )
+        keys = redis.list_redis_keys_output(
+            name=self.cache.name, resource_group_name=args.resource_group_name
+        )
+        self.password = vault_secret(
+            "redis-key-secret",
+            REDIS_KEY_SECRET,
+            pulumi.Output.secret(keys.primary_key),
+            args.resource_group_name,
+            args.vault_name,
+            child,
+        )
+        # Azure Cache for Redis serves TLS on 6380 (mlscore:redisPort's default); the contract
+        # keeps the port a plain int so that every target can put it in its environment.
+        self.host = self.cache.host_name
+        self.port = r.port
+        self.connection = CacheConnection(host=self.host, port=self.port, password=self.password)
+        self.register_outputs(
+            {
+                "host": self.host,
+                "ssl_port": self.cache.ssl_port,
+                "password_uri": self.password.uri,
+            }
+        )
