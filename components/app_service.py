@@ -16,7 +16,6 @@ Vault references resolved with the pull identity; no secret is a plain app setti
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import pulumi
 import pulumi_azure_native.monitor as monitor
@@ -179,7 +178,12 @@ class AppServiceTarget(ScoringTarget):
         """CPU-based rules on the plan: out fast above 70%, in slowly below 30%."""
         app = d.settings.app_service
 
-        def rule(direction: str, operator: str, threshold: int, cooldown: str) -> Any:
+        def rule(
+            direction: monitor.ScaleDirection,
+            operator: monitor.ComparisonOperationType,
+            threshold: int,
+            cooldown: str,
+        ) -> monitor.ScaleRuleArgs:
             return monitor.ScaleRuleArgs(
                 metric_trigger=monitor.MetricTriggerArgs(
                     metric_name="CpuPercentage",
@@ -190,7 +194,7 @@ class AppServiceTarget(ScoringTarget):
                     threshold=threshold,
                     time_aggregation=monitor.TimeAggregationType.AVERAGE,
                     time_grain="PT1M",
-                    time_window="PT5M" if direction == "Increase" else "PT10M",
+                    time_window="PT5M" if direction == monitor.ScaleDirection.INCREASE else "PT10M",
                 ),
                 scale_action=monitor.ScaleActionArgs(
                     direction=direction,
