@@ -10,7 +10,6 @@ parts of the test suite, not optional extras.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -89,7 +88,6 @@ def azurite() -> Iterator[Azurite]:
             f"Azurite is not installed ({exe} missing): run `npm ci` in {REPO}", pytrace=False
         )
     port = free_port()
-    workdir = tempfile.mkdtemp(prefix="azurite-")
     proc = subprocess.Popen(
         [
             str(exe),
@@ -100,19 +98,14 @@ def azurite() -> Iterator[Azurite]:
             "--inMemoryPersistence",
             "--skipApiVersionCheck",
             "--silent",
-            "--location",
-            workdir,
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        cwd=tempfile.gettempdir(),
     )
     try:
         wait_port(port, 30, proc)
         yield Azurite(port)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        shutil.rmtree(workdir, ignore_errors=True)
+        proc.kill()  # in-memory emulator: nothing to flush
+        proc.wait(10)
