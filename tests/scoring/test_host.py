@@ -340,3 +340,25 @@ def test_worker_count_starts_several_workers(start_host: HostFactory, model_dir:
             if r.status_code == 200:
                 pids.add(r.json()["pid"])
     assert len(pids) == 2
+
+
+def test_local_demo_scores_the_seed_payload(tmp_path: Path, redis_server) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from _scoring_support import REPO
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "SCORING_"))}
+    env.update(redis_server.env())
+    result = subprocess.run(
+        [sys.executable, "-m", "scoring.demo", "--model-dir", str(tmp_path / "model")],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "POST /score #1 -> 200 (cache: miss)" in result.stdout
+    assert "POST /score #2 -> 200 (cache: hit)" in result.stdout
