@@ -1,0 +1,419 @@
+"""Benchmark: this scoring host vs Microsoft's azmlinfsrv vs a bare constant on our stack.
+
+    python bench/run.py [--duration 10] [--connections 8] [--cold-runs 3]
+
+Side by side in one run, on loopback, one worker each (azmlinfsrv: one gunicorn sync worker;
+ours: one process, one run() thread), the same sample model and score.py, ``wrk -t1 -c8``.
+Cold start = process start to the first 200 from POST /score with the seed payload.
+Then the cache scenario: a 20 ms model served by our host without and with a local
+redis-server (every request after the first is a hit).
+Prints a table and writes bench/results/<utc-timestamp>.json. Not a test: numbers are
+machine-dependent; compare the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+SCORE_PY = REPO / "scoring" / "sample_model" / "score.py"
+PAYLOAD = (BENCH / "post.lua").read_text().split("'")[1].encode()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def post_ok(port: int) -> bool:
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}/score",
+        data=PAYLOAD,
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=2) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+class Server:
+    def __init__(self, name: str, cmd: list[str], env: dict[str, str], port: int, cwd: Path):
+        self.name, self.cmd, self.env, self.port, self.cwd = name, cmd, env, port, cwd
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> float:
+        """Start and return seconds from spawn to the first 200 on POST /score."""
+        t0 = time.perf_counter()
+        self.proc = subprocess.Popen(
+            self.cmd,
+            env=self.env,
+            cwd=self.cwd,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        deadline = t0 + 120
+        while time.perf_counter() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}")
+            if post_ok(self.port):
+                return time.perf_counter() - t0
+            time.sleep(0.005)
+        raise TimeoutError(f"{self.name} did not answer within 120 s")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)  # its own session: gunicorn master + worker
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
+
+
+def _ms(text: str) -> float:
+    m = re.match(r"([\d.]+)(us|ms|s)", text)
+    assert m, text
+    return float(m.group(1)) * _UNITS[m.group(2)]
+
+
+def wrk(port: int, duration: int, connections: int) -> dict[str, float]:
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{duration}s",
+            "--latency",
+            "--timeout",
+            "5s",
+            "-s",
+            str(BENCH / "post.lua"),
+            f"http://127.0.0.1:{port}/score",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=duration + 30,
+    ).stdout
+    result = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))}
+    for pct in ("50", "90", "99"):
+        result[f"p{pct}_ms"] = _ms(re.search(rf"^\s+{pct}%\s+(\S+)", out, re.M).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    result["non_2xx"] = int(errors.group(1)) if errors else 0
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    result["socket_errors"] = sum(map(int, sock.groups())) if sock else 0
+    return result
+
+
+REFERENCE_REQUIREMENTS = [
+    "azureml-inference-server-http>=1.4,<2",
+    "inference-schema>=1.8,<2",
+    "scikit-learn>=1.5,<2",
+    "joblib>=1.4,<2",
+    "numpy>=1.26,<3",
+]
+
+
+def reference_python(explicit: str | None) -> str:
+    """A Python with azmlinfsrv. It gets its own venv: azureml-inference-server-http pins
+    opentelemetry 1.33, which conflicts with pulumi's in the project venv."""
+    if explicit:
+        return explicit
+    venv = REPO / ".local" / "bench-reference-venv"
+    python = venv / "bin" / "python"
+    if not python.exists():
+        print(f"creating {venv.relative_to(REPO)} for azmlinfsrv", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", *REFERENCE_REQUIREMENTS], check=True
+        )
+    return str(python)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--cold-runs", type=int, default=3)
+    parser.add_argument(
+        "--reference-python",
+        help="a python with azureml-inference-server-http "
+        "(default: .local/bench-reference-venv, created on first use)",
+    )
+    args = parser.parse_args()
+    for tool in ("wrk", "redis-server"):
+        if shutil.which(tool) is None:
+            sys.exit(f"{tool} is not installed: apt-get install -y {tool}")
+
+    work = Path(tempfile.mkdtemp(prefix="scoring-bench-"))
+    sys.path.insert(0, str(REPO))
+    from scoring.sample_model.train import train
+
+    models = work / "models"
+    train(models)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "SCORING_"))}
+    env["PYTHONPATH"] = str(REPO)
+    py = sys.executable
+    ref_py = reference_python(args.reference_python)
+
+    def ours(entry: Path, port: int, extra: dict[str, str] | None = None) -> Server:
+        return Server(
+            "scoring",
+            [
+                py,
+                "-m",
+                "scoring",
+                "--entry_script",
+                str(entry),
+                "--model_dir",
+                str(models),
+                "--port",
+                str(port),
+                "--worker_count",
+                "1",
+                "--host",
+                "127.0.0.1",
+            ],
+            {**env, **(extra or {})},
+            port,
+            work,
+        )
+
+    def reference(port: int) -> Server:
+        return Server(
+            "azmlinfsrv",
+            [
+                ref_py,
+                str(BENCH / "azmlinfsrv_loopback.py"),
+                "--entry_script",
+                str(SCORE_PY),
+                "--model_dir",
+                str(models),
+                "--port",
+                str(port),
+                "--worker_count",
+                "1",
+            ],
+            env,
+            port,
+            work,
+        )
+
+    def baseline(port: int) -> Server:
+        return Server(
+            "uvicorn-constant",
+            [
+                py,
+                "-m",
+                "uvicorn",
+                "constant_app:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--loop",
+                "uvloop",
+                "--http",
+                "httptools",
+                "--no-access-log",
+                "--log-level",
+                "warning",
+            ],
+            {**env, "PYTHONPATH": str(BENCH)},
+            port,
+            BENCH,
+        )
+
+    makers = {
+        "azmlinfsrv": reference,
+        "scoring": lambda p: ours(SCORE_PY, p),
+        "uvicorn-constant": baseline,
+    }
+    results: dict[str, dict[str, float]] = {}
+    for name, make in makers.items():
+        colds = []
+        for _ in range(args.cold_runs):
+            server = make(free_port())
+            try:
+                colds.append(server.start())
+            finally:
+                server.stop()
+        server = make(free_port())
+        try:
+            server.start()
+            wrk(server.port, 2, args.connections)  # warm-up
+            results[name] = wrk(server.port, args.duration, args.connections)
+        finally:
+            server.stop()
+        results[name]["cold_start_s"] = statistics.median(colds)
+        print(f"{name}: {results[name]}", flush=True)
+
+    # cold start with a light entry script (no scikit-learn import): the servers' own overhead
+    light = BENCH / "model20ms.py"
+    for name, make in (
+        (
+            "azmlinfsrv",
+            lambda p: Server(
+                "azmlinfsrv",
+                [
+                    ref_py,
+                    str(BENCH / "azmlinfsrv_loopback.py"),
+                    "--entry_script",
+                    str(light),
+                    "--model_dir",
+                    str(models),
+                    "--port",
+                    str(p),
+                    "--worker_count",
+                    "1",
+                ],
+                env,
+                p,
+                work,
+            ),
+        ),
+        ("scoring", lambda p: ours(light, p)),
+    ):
+        colds = []
+        for _ in range(args.cold_runs):
+            server = make(free_port())
+            try:
+                colds.append(server.start())
+            finally:
+                server.stop()
+        results[name]["cold_start_light_script_s"] = statistics.median(colds)
+        print(f"{name}: cold start, light script {statistics.median(colds):.2f}s", flush=True)
+
+    # cache scenario: 20 ms model, same host, without and with Redis
+    redis_port = free_port()
+    redis = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            str(redis_port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for name, extra in (
+            ("scoring-20ms-uncached", {}),
+            (
+                "scoring-20ms-cached",
+                {"REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(redis_port), "REDIS_SSL": "false"},
+            ),
+        ):
+            server = ours(BENCH / "model20ms.py", free_port(), extra)
+            try:
+                server.start()
+                wrk(server.port, 2, args.connections)
+                results[name] = wrk(server.port, args.duration, args.connections)
+            finally:
+                server.stop()
+            print(f"{name}: {results[name]}", flush=True)
+    finally:
+        redis.kill()
+        redis.wait(5)
+
+    ref, us = results["azmlinfsrv"], results["scoring"]
+    ratios = {
+        "rps_vs_reference": us["rps"] / ref["rps"],
+        "p99_vs_reference": us["p99_ms"] / ref["p99_ms"],
+        "cold_start_vs_reference": us["cold_start_s"] / ref["cold_start_s"],
+        "cold_start_light_script_vs_reference": us["cold_start_light_script_s"]
+        / ref["cold_start_light_script_s"],
+        "rps_vs_bare_stack": us["rps"] / results["uvicorn-constant"]["rps"],
+        "cache_hit_speedup_20ms_model": results["scoring-20ms-cached"]["rps"]
+        / results["scoring-20ms-uncached"]["rps"],
+    }
+    goals = {
+        "rps_vs_reference": (">=", 3.0),
+        "p99_vs_reference": ("<=", 0.5),
+        "cold_start_vs_reference": ("<=", 0.6),
+        "cold_start_light_script_vs_reference": ("<=", 0.6),
+        "cache_hit_speedup_20ms_model": (">=", 20.0),
+    }
+    print()
+    print(
+        f"{'server':24} {'req/s':>10} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} "
+        f"{'cold s':>7} {'errors':>6}"
+    )
+    for name, r in results.items():
+        cold = f"{r['cold_start_s']:.2f}" if "cold_start_s" in r else "-"
+        print(
+            f"{name:24} {r['rps']:>10.0f} {r['p50_ms']:>8.2f} {r['p90_ms']:>8.2f} "
+            f"{r['p99_ms']:>8.2f} {cold:>7} {r['non_2xx'] + r['socket_errors']:>6.0f}"
+        )
+    print()
+    for key, value in ratios.items():
+        goal = goals.get(key)
+        verdict = ""
+        if goal:
+            ok = value >= goal[1] if goal[0] == ">=" else value <= goal[1]
+            verdict = f"  (goal {goal[0]} {goal[1]}: {'met' if ok else 'NOT met'})"
+        print(f"{key:32} {value:8.2f}{verdict}")
+
+    out_dir = BENCH / "results"
+    out_dir.mkdir(exist_ok=True)
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    out = out_dir / f"{stamp}.json"
+    out.write_text(
+        json.dumps(
+            {
+                "when": stamp,
+                "machine": {
+                    "cpus": os.cpu_count(),
+                    "python": platform.python_version(),
+                    "platform": platform.platform(),
+                },
+                "settings": {
+                    "duration_s": args.duration,
+                    "connections": args.connections,
+                    "wrk_threads": 1,
+                    "cold_runs": args.cold_runs,
+                    "workers": 1,
+                },
+                "results": results,
+                "ratios": ratios,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    print(f"\nwrote {out.relative_to(REPO)}")
+    shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
