@@ -1,0 +1,87 @@
+"""``python -m client``: score against a deployed target, reading the stack outputs.
+
+    python -m client score --target aks --data sample.json --outputs outputs.json
+    python -m client score --target app_service --data sample.json --stack dev
+    python -m client targets --outputs outputs.json
+
+Exit codes: 0 success, 2 a client error (printed on stderr, one line), 1 unexpected.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from client.errors import ClientError
+from client.outputs import StackOutputs, load_file, load_stack
+from client.scoring import RetryPolicy, ScoringClient
+
+
+def _outputs(args: argparse.Namespace) -> StackOutputs:
+    if args.outputs:
+        return load_file(args.outputs)
+    return load_stack(args.stack)
+
+
+def _payload(path: str) -> Any:
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text()
+    except FileNotFoundError:
+        raise ClientError(f"data file {path} does not exist") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ClientError(f"data file {path} is not JSON: {exc}") from None
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m client", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def source(sp: argparse.ArgumentParser) -> None:
+        g = sp.add_mutually_exclusive_group()
+        g.add_argument("--outputs", help="saved `pulumi stack output --json --show-secrets`")
+        g.add_argument("--stack", help="read the outputs of this stack with the pulumi CLI")
+
+    s = sub.add_parser("score", help="POST a JSON payload to a target's scoring URI")
+    s.add_argument("--target", required=True, help="target name, e.g. aks, app_service, functions")
+    s.add_argument("--data", required=True, help="JSON payload file ('-' for stdin)")
+    s.add_argument("--deployment", help="Azure ML online endpoints: pin a deployment (blue/green)")
+    s.add_argument("--timeout", type=float, default=60.0, help="read timeout in seconds (60)")
+    s.add_argument("--connect-timeout", type=float, default=5.0, help="connect timeout (5)")
+    s.add_argument("--retries", type=int, default=4, help="retries on 429/503 (4)")
+    s.add_argument("--backoff", type=float, default=0.5, help="first backoff in seconds (0.5)")
+    source(s)
+
+    t = sub.add_parser("targets", help="list the targets this stack exports")
+    source(t)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        outputs = _outputs(args)
+        if args.command == "targets":
+            for name in sorted(outputs.endpoints):
+                target = outputs.target(name)
+                print(f"{name}\t{target.scoring_uri}\t{target.auth.scheme}")
+            return 0
+        client = ScoringClient(
+            outputs,
+            timeout=(args.connect_timeout, args.timeout),
+            retry=RetryPolicy(retries=args.retries, backoff=args.backoff),
+        )
+        result = client.score(args.target, _payload(args.data), deployment=args.deployment)
+    except ClientError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,474 @@
+"""The mlscore policy pack: the secure defaults of DESIGN.md, checked on every preview and update.
+
+Each rule is a plain function ``check(resource_type, props) -> list[str]`` over the resource's
+inputs as the Pulumi engine hands them to an analyzer (camelCase azure-native v3 property names,
+secrets already unwrapped). The pulumi-policy objects below only wrap these functions, so tests
+call them directly on the arguments captured from the real program under mocks, and on bad
+fixtures, without starting the pack's gRPC server (``__main__.py`` does that).
+
+The AKS vCPU rule needs every node pool of a cluster at once (user pools are separate
+``AgentPool`` resources), so it is a stack policy: ``check_aks_vcpus(resources)``.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pulumi_policy import (
+    EnforcementLevel,
+    ReportViolation,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
+
+# components/sizes.py is the one table of VM sizes; the pack runs from policy/, so the project
+# root goes on the path (the CLI starts the pack with policy/ as its working directory).
+_ROOT = Path(__file__).resolve().parent.parent
+if str(_ROOT) not in sys.path:
+    sys.path.insert(0, str(_ROOT))
+
+from components.sizes import SIZES  # noqa: E402
+
+MIN_AKS_VCPUS = 12
+
+# --- resource type tokens (pulumi-azure-native v3) ---------------------------------------------
+REGISTRY = "azure-native:containerregistry:Registry"
+WEB_APP = "azure-native:web:WebApp"
+WEB_APP_SLOT = "azure-native:web:WebAppSlot"
+WEB_APP_SETTINGS = "azure-native:web:WebAppApplicationSettings"
+STORAGE = "azure-native:storage:StorageAccount"
+BLOB_CONTAINER = "azure-native:storage:BlobContainer"
+REDIS = "azure-native:redis:Redis"
+REDIS_ENTERPRISE = "azure-native:redisenterprise:RedisEnterprise"
+REDIS_ENTERPRISE_DB = "azure-native:redisenterprise:Database"
+SERVICE_BUS = "azure-native:servicebus:Namespace"
+IOT_HUB = "azure-native:iothub:IotHubResource"
+KEY_VAULT = "azure-native:keyvault:Vault"
+AKS = "azure-native:containerservice:ManagedCluster"
+AKS_POOL = "azure-native:containerservice:AgentPool"
+ACI = "azure-native:containerinstance:ContainerGroup"
+ONLINE_DEPLOYMENT = "azure-native:machinelearningservices:OnlineDeployment"
+K8S_WORKLOADS = (
+    "kubernetes:apps/v1:Deployment",
+    "kubernetes:apps/v1:StatefulSet",
+    "kubernetes:apps/v1:DaemonSet",
+    "kubernetes:batch/v1:Job",
+    "kubernetes:batch/v1:CronJob",
+    "kubernetes:core/v1:Pod",
+)
+
+WEB_APPS = (WEB_APP, WEB_APP_SLOT)
+TLS_12_PLUS = {"1.2", "1.3"}
+
+
+def _get(props: Mapping[str, Any] | None, *path: str) -> Any:
+    value: Any = props
+    for key in path:
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(key)
+    return value
+
+
+# --- registry admin off -------------------------------------------------------------------------
+def check_registry_admin(type_: str, props: Mapping[str, Any]) -> list[str]:
+    if type_ == REGISTRY and props.get("adminUserEnabled") is True:
+        return [
+            "adminUserEnabled is true: the registry's admin user is a shared password; set "
+            "admin_user_enabled=False and pull with a managed identity (AcrPull)"
+        ]
+    return []
+
+
+# --- HTTPS only -----------------------------------------------------------------------------------
+def check_https_only(type_: str, props: Mapping[str, Any]) -> list[str]:
+    if type_ in WEB_APPS and props.get("httpsOnly") is not True:
+        return [f"httpsOnly is {props.get('httpsOnly')!r}: set https_only=True"]
+    if type_ == STORAGE and props.get("enableHttpsTrafficOnly") is False:
+        return ["enableHttpsTrafficOnly is false: set enable_https_traffic_only=True"]
+    return []
+
+
+# --- TLS >= 1.2 everywhere -------------------------------------------------------------------
+def check_min_tls(type_: str, props: Mapping[str, Any]) -> list[str]:
+    """Every TLS setting must be stated and be 1.2 or newer (defaults differ by API version)."""
+    found: list[tuple[str, Any, set[str]]] = []
+    if type_ in WEB_APPS:
+        tls = _get(props, "siteConfig", "minTlsVersion")
+        found.append(("siteConfig.minTlsVersion", tls, TLS_12_PLUS))
+        scm = _get(props, "siteConfig", "scmMinTlsVersion")
+        if scm is not None:
+            found.append(("siteConfig.scmMinTlsVersion", scm, TLS_12_PLUS))
+    elif type_ == STORAGE:
+        found.append(("minimumTlsVersion", props.get("minimumTlsVersion"), {"TLS1_2", "TLS1_3"}))
+    elif type_ in (REDIS, REDIS_ENTERPRISE, SERVICE_BUS):
+        found.append(("minimumTlsVersion", props.get("minimumTlsVersion"), TLS_12_PLUS))
+    elif type_ == IOT_HUB:
+        tls = _get(props, "properties", "minTlsVersion")
+        found.append(("properties.minTlsVersion", tls, TLS_12_PLUS))
+    return [
+        f"{key} is {value!r}: set it to {sorted(allowed)[0]!r} or newer explicitly"
+        for key, value, allowed in found
+        if value not in allowed
+    ]
+
+
+# --- Redis non-TLS port off ---------------------------------------------------------------------
+def check_redis_tls_port(type_: str, props: Mapping[str, Any]) -> list[str]:
+    if type_ == REDIS and props.get("enableNonSslPort") is True:
+        return ["enableNonSslPort is true: turn the plain-text port 6379 off (TLS port 6380 only)"]
+    if type_ == REDIS_ENTERPRISE_DB and props.get("clientProtocol") == "Plaintext":
+        return ["clientProtocol is 'Plaintext': set client_protocol='Encrypted'"]
+    return []
+
+
+# --- storage without public blob access ---------------------------------------------------------
+def check_storage_public_access(type_: str, props: Mapping[str, Any]) -> list[str]:
+    if type_ == STORAGE and props.get("allowBlobPublicAccess") is not False:
+        return [
+            f"allowBlobPublicAccess is {props.get('allowBlobPublicAccess')!r}: set "
+            "allow_blob_public_access=False explicitly"
+        ]
+    if type_ == BLOB_CONTAINER and props.get("publicAccess") not in (None, "None"):
+        return [f"publicAccess is {props.get('publicAccess')!r}: containers must be private"]
+    return []
+
+
+# --- key vault purge protection -----------------------------------------------------------------
+def check_key_vault_purge_protection(type_: str, props: Mapping[str, Any]) -> list[str]:
+    if type_ == KEY_VAULT and _get(props, "properties", "enablePurgeProtection") is not True:
+        return [
+            "properties.enablePurgeProtection is not true: deleted secrets could be purged at "
+            "once; set enable_purge_protection=True (it cannot be turned off later)"
+        ]
+    return []
+
+
+# --- AKS RBAC -------------------------------------------------------------------------------------
+def check_aks_rbac(type_: str, props: Mapping[str, Any]) -> list[str]:
+    if type_ == AKS and props.get("enableRBAC") is not True:
+        return [f"enableRBAC is {props.get('enableRBAC')!r}: set enable_rbac=True"]
+    return []
+
+
+# --- AKS >= 12 vCPUs (stack) ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class Pool:
+    cluster: str
+    name: str
+    vm_size: str
+    nodes: int
+    system_only: bool
+
+
+def _pool(cluster: str, p: Mapping[str, Any]) -> Pool:
+    autoscale = bool(p.get("enableAutoScaling"))
+    nodes = p.get("minCount") if autoscale and p.get("minCount") is not None else p.get("count")
+    taints = p.get("nodeTaints") or []
+    return Pool(
+        cluster=cluster,
+        name=str(p.get("name") or p.get("agentPoolName") or "?"),
+        vm_size=str(p.get("vmSize") or ""),
+        nodes=int(nodes or 0),
+        # a pool tainted CriticalAddonsOnly runs no scoring pods (components/aks.py)
+        system_only=any(str(t).startswith("CriticalAddonsOnly") for t in taints),
+    )
+
+
+def aks_pools(resources: Iterable[tuple[str, Mapping[str, Any]]]) -> dict[str, list[Pool]]:
+    """Node pools per cluster name: the cluster's inline profiles plus AgentPool resources."""
+    pools: dict[str, list[Pool]] = {}
+    for type_, props in resources:
+        if type_ == AKS:
+            name = str(props.get("resourceName") or props.get("name") or "?")
+            pools.setdefault(name, [])
+            for p in props.get("agentPoolProfiles") or []:
+                pools[name].append(_pool(name, p))
+    for type_, props in resources:
+        if type_ == AKS_POOL:
+            name = str(props.get("resourceName") or "?")
+            if name in pools:  # pools of an attached (existing) cluster are not ours to size
+                pools[name].append(_pool(name, props))
+    return pools
+
+
+def check_aks_vcpus(resources: Iterable[tuple[str, Mapping[str, Any]]]) -> list[str]:
+    problems: list[str] = []
+    for cluster, pools in aks_pools(list(resources)).items():
+        total, parts = 0, []
+        for pool in pools:
+            if pool.system_only:
+                continue
+            size = SIZES.get(pool.vm_size)
+            if size is None:
+                problems.append(
+                    f"{cluster}: pool {pool.name} has VM size {pool.vm_size!r}, unknown to "
+                    "components/sizes.py, so its vCPUs cannot be counted; add it there"
+                )
+                continue
+            total += pool.nodes * size.vcpus
+            parts.append(f"{pool.nodes} x {pool.vm_size}")
+        if total < MIN_AKS_VCPUS:
+            problems.append(
+                f"{cluster}: {' + '.join(parts) or 'no workload pool'} = {total} vCPUs for "
+                f"scoring pods; Azure ML needs >= {MIN_AKS_VCPUS}: raise the node count "
+                "(autoscaler minimum) or pick a larger VM size"
+            )
+    return problems
+
+
+# --- no plaintext secrets in app settings or container env ---------------------------------------
+_SECRET_WORDS = re.compile(r"password|passwd|secret|token|connection_?string|apikey|api_key", re.I)
+_SECRET_TOKENS = {"key", "keys", "pwd", "sas"}
+# Identity-based connection settings of the Functions host (``<prefix>__credential`` etc.).
+_IDENTITY_SUFFIXES = (
+    "__credential",
+    "__clientid",
+    "__accountname",
+    "__fullyqualifiednamespace",
+    "__blobserviceuri",
+    "__queueserviceuri",
+    "__serviceuri",
+    "__tenantid",
+)
+_CREDENTIAL_IN_VALUE = re.compile(
+    r"(AccountKey|SharedAccessKey|SharedAccessSignature|Password|pwd)\s*=\s*[^;\s]+", re.I
+)
+KEY_VAULT_REFERENCE = re.compile(r"^@Microsoft\.KeyVault\(", re.I)
+
+
+def secret_like(name: str) -> bool:
+    """Whether a setting's name says it holds a secret."""
+    lowered = name.lower()
+    if lowered.endswith(_IDENTITY_SUFFIXES):
+        return False
+    if _SECRET_WORDS.search(lowered):
+        return True
+    return any(tok in _SECRET_TOKENS for tok in re.split(r"[^a-z0-9]+", lowered))
+
+
+def _plain_secret(name: str, value: Any) -> str | None:
+    """Why a plain ``name=value`` setting leaks a secret, or None."""
+    if not isinstance(value, str) or value == "" or KEY_VAULT_REFERENCE.match(value):
+        return None
+    if _CREDENTIAL_IN_VALUE.search(value):
+        return f"{name} carries a credential in its value"
+    if secret_like(name):
+        return f"{name} looks like a secret and has a plain value"
+    return None
+
+
+def _named_values(items: Any) -> list[tuple[str, Any, Mapping[str, Any]]]:
+    return [(str(i.get("name")), i.get("value"), i) for i in items or [] if isinstance(i, Mapping)]
+
+
+def check_plaintext_secrets(type_: str, props: Mapping[str, Any]) -> list[str]:
+    found: list[str] = []
+    if type_ in WEB_APPS:
+        for name, value, _ in _named_values(_get(props, "siteConfig", "appSettings")):
+            if why := _plain_secret(name, value):
+                found.append(f"app setting {why}: use a Key Vault reference")
+        for name, value, _ in _named_values(_get(props, "siteConfig", "connectionStrings")):
+            if isinstance(value, str) and value and not KEY_VAULT_REFERENCE.match(value):
+                found.append(f"connection string {name} is plain: use a Key Vault reference")
+    elif type_ == WEB_APP_SETTINGS:
+        for name, value in (props.get("properties") or {}).items():
+            if why := _plain_secret(str(name), value):
+                found.append(f"app setting {why}: use a Key Vault reference")
+    elif type_ == ACI:
+        for container in props.get("containers") or []:
+            for name, value, _ in _named_values(container.get("environmentVariables")):
+                if why := _plain_secret(name, value):
+                    found.append(
+                        f"container {container.get('name')}: {why}: use secure_value, not value"
+                    )
+    elif type_ in K8S_WORKLOADS:
+        spec = props.get("spec") or {}
+        cron = _get(spec, "jobTemplate", "spec", "template", "spec")
+        pod = cron or _get(spec, "template", "spec") or spec  # CronJob, workloads, a bare Pod
+        for container in [*(pod.get("initContainers") or []), *(pod.get("containers") or [])]:
+            for name, value, _ in _named_values(container.get("env")):
+                if why := _plain_secret(name, value):
+                    found.append(
+                        f"container {container.get('name')}: {why}: use valueFrom.secretKeyRef"
+                    )
+    elif type_ == ONLINE_DEPLOYMENT:
+        env = _get(props, "properties", "environmentVariables") or {}
+        for name, value in env.items():
+            if why := _plain_secret(str(name), value):
+                found.append(
+                    f"environment variable {why}: Azure ML keeps deployment env in clear; read "
+                    "the secret from Key Vault with the endpoint's identity instead"
+                )
+    return found
+
+
+# --- images pulled by identity -----------------------------------------------------------------
+_REGISTRY_PASSWORD_SETTINGS = {"DOCKER_REGISTRY_SERVER_PASSWORD", "DOCKER_REGISTRY_SERVER_USERNAME"}
+
+
+def check_image_pull_identity(type_: str, props: Mapping[str, Any]) -> list[str]:
+    found: list[str] = []
+    if type_ in WEB_APPS:
+        settings = {name for name, _, _ in _named_values(_get(props, "siteConfig", "appSettings"))}
+        for name in sorted(settings & _REGISTRY_PASSWORD_SETTINGS):
+            found.append(f"app setting {name}: registry credentials; pull with a managed identity")
+        fx = str(_get(props, "siteConfig", "linuxFxVersion") or "")
+        from_acr = fx.upper().startswith("DOCKER|") and ".azurecr.io/" in fx
+        if from_acr and _get(props, "siteConfig", "acrUseManagedIdentityCreds") is not True:
+            found.append(
+                "siteConfig.acrUseManagedIdentityCreds is not true: the image comes from ACR; "
+                "set acr_use_managed_identity_creds=True (and acr_user_managed_identity_id)"
+            )
+    elif type_ == WEB_APP_SETTINGS:
+        names = set((props.get("properties") or {}).keys())
+        for name in sorted(names & _REGISTRY_PASSWORD_SETTINGS):
+            found.append(f"app setting {name}: registry credentials; pull with a managed identity")
+    elif type_ == ACI:
+        for cred in props.get("imageRegistryCredentials") or []:
+            if cred.get("password") or cred.get("username") or not cred.get("identity"):
+                found.append(
+                    f"imageRegistryCredentials for {cred.get('server')}: use identity=<user "
+                    "assigned identity id> instead of username/password"
+                )
+    return found
+
+
+# --- the pack ---------------------------------------------------------------------------------
+ResourceCheck = Callable[[str, Mapping[str, Any]], list[str]]
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    description: str
+    check: ResourceCheck
+    remediation: str
+
+
+RULES: tuple[Rule, ...] = (
+    Rule(
+        "registry-admin-disabled",
+        "Container registries have the admin user off.",
+        check_registry_admin,
+        "admin_user_enabled=False; targets pull with a user-assigned identity holding AcrPull.",
+    ),
+    Rule(
+        "https-only",
+        "Web and function apps accept HTTPS only; storage accepts HTTPS traffic only.",
+        check_https_only,
+        "https_only=True on web apps; enable_https_traffic_only=True on storage accounts.",
+    ),
+    Rule(
+        "tls-1-2-minimum",
+        "Web apps, function apps, storage, Redis, Service Bus and IoT Hub require TLS >= 1.2.",
+        check_min_tls,
+        "Set the minimum TLS version of each service to 1.2 (TLS1_2 for storage) explicitly.",
+    ),
+    Rule(
+        "redis-non-tls-port-disabled",
+        "Redis caches serve TLS only (non-TLS port 6379 off).",
+        check_redis_tls_port,
+        "enable_non_ssl_port=False; Azure Managed Redis: client_protocol='Encrypted'.",
+    ),
+    Rule(
+        "storage-no-public-blob-access",
+        "Storage accounts refuse anonymous blob access; containers are private.",
+        check_storage_public_access,
+        "allow_blob_public_access=False; public_access=None on containers.",
+    ),
+    Rule(
+        "key-vault-purge-protection",
+        "Key vaults have purge protection on.",
+        check_key_vault_purge_protection,
+        "enable_purge_protection=True (with soft delete).",
+    ),
+    Rule(
+        "aks-rbac",
+        "AKS clusters have Kubernetes RBAC on.",
+        check_aks_rbac,
+        "enable_rbac=True (with Entra ID integration).",
+    ),
+    Rule(
+        "no-plaintext-secrets",
+        "Secrets in app settings and container env are Key Vault references or secure values.",
+        check_plaintext_secrets,
+        "Web/function apps: @Microsoft.KeyVault(SecretUri=...); ACI: secure_value; "
+        "Kubernetes: valueFrom.secretKeyRef.",
+    ),
+    Rule(
+        "images-pulled-by-identity",
+        "Web apps and container groups pull images with a managed identity, not a password.",
+        check_image_pull_identity,
+        "Web apps: acr_use_managed_identity_creds=True; ACI: image_registry_credentials "
+        "with identity=<identity id>.",
+    ),
+)
+
+AKS_VCPUS_NAME = "aks-min-12-vcpus"
+
+
+def _resource_policy(rule: Rule) -> ResourceValidationPolicy:
+    def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+        for message in rule.check(args.resource_type, args.props):
+            report_violation(message, None)
+
+    return ResourceValidationPolicy(
+        name=rule.name,
+        description=rule.description,
+        validate=validate,
+        remediation_steps=rule.remediation,
+    )
+
+
+def _validate_aks_vcpus(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    resources = [(r.resource_type, r.props) for r in args.resources]
+    for message in check_aks_vcpus(resources):
+        report_violation(message, None)
+
+
+def policies() -> list[ResourceValidationPolicy | StackValidationPolicy]:
+    """Every policy of the pack (enforcement comes from the pack default and the config file)."""
+    built: list[ResourceValidationPolicy | StackValidationPolicy] = [
+        _resource_policy(rule) for rule in RULES
+    ]
+    built.append(
+        StackValidationPolicy(
+            name=AKS_VCPUS_NAME,
+            description=(
+                f"AKS clusters created here have >= {MIN_AKS_VCPUS} vCPUs for scoring pods "
+                "(workload pools at their autoscaler minimum; CriticalAddonsOnly pools excluded)."
+            ),
+            validate=_validate_aks_vcpus,
+            remediation_steps="Raise the user pool's node count or pick a larger VM size.",
+        )
+    )
+    return built
+
+
+# Secure default when no config file is given; policy/config.<stack>.json sets it per stack.
+DEFAULT_ENFORCEMENT = EnforcementLevel.MANDATORY
+
+
+def evaluate(type_: str, props: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Every resource rule's violations for one resource (only rules that fired)."""
+    out = {rule.name: rule.check(type_, props) for rule in RULES}
+    return {name: msgs for name, msgs in out.items() if msgs}
+
+
+def evaluate_stack(resources: Sequence[tuple[str, Mapping[str, Any]]]) -> dict[str, list[str]]:
+    """Every violation of a whole program: resource rules per resource, then stack rules."""
+    found: dict[str, list[str]] = {}
+    for type_, props in resources:
+        for name, msgs in evaluate(type_, props).items():
+            found.setdefault(name, []).extend(msgs)
+    if msgs := check_aks_vcpus(resources):
+        found[AKS_VCPUS_NAME] = msgs
+    return found
