@@ -155,6 +155,23 @@ class AutoscaleSettings:
     max_concurrent_per_container: int
 
 
+    @property
+    def planned_replicas(self) -> int | None:
+        """Replicas the seeds' formula asks for at the target load, or None when no load is set."""
+        if self.target_rps <= 0 or self.request_ms <= 0:
+            return None
+        return planned_max_replicas(
+            self.target_rps,
+            self.request_ms / 1000,
+            self.target_utilization / 100,
+            self.max_concurrent_per_container,
+        )
+
+    @property
+    def effective_max_replicas(self) -> int:
+        """The HPA maximum: the configured one, raised to the planned one when a load is set."""
+        return max(self.max_replicas, self.planned_replicas or 0)
+
 @dataclass(frozen=True)
 class AksSettings:
     enabled: bool
@@ -167,6 +184,13 @@ class AksSettings:
     max_node_count: int
     autoscale: AutoscaleSettings
 
+    # Scoring container: requests (limits are 2x CPU, equal memory; see aks_workload.py).
+    cpu_millicores: int = 500
+    memory_mib: int = 1024
+    # How the kubelogin exec plugin of the Entra ID kubeconfig signs in (azurecli, msi...).
+    kubelogin_mode: str = "azurecli"
+    # Control plane tier: Free (no SLA) or Standard (uptime SLA, for production).
+    sku_tier: str = "Free"
 
 @dataclass(frozen=True)
 class AcceleratorSettings:
@@ -337,6 +361,8 @@ def load(lookup: Callable[[str], str | None], *, project: str, stack: str) -> Se
     """Build :class:`Settings` from ``lookup`` (bare key -> raw string or None for the default).
 
     Raises :class:`SettingsError` with every problem found.
+KUBELOGIN_MODES = ("azurecli", "workloadidentity", "msi", "spn", "devicecode")
+MAX_HPA_REPLICAS = 1000
     """
     r = _Reader(lookup)
 
@@ -500,6 +526,16 @@ def load(lookup: Callable[[str], str | None], *, project: str, stack: str) -> Se
         existing_cluster_id=r.str("aksExistingClusterId"),
         kubernetes_version=r.str("aksKubernetesVersion"),
         system_vm_size=r.vm_size("aksSystemVmSize"),
+    if 1 <= autoscale.target_utilization <= 100:
+        planned = autoscale.planned_replicas
+        if planned is not None and planned > MAX_HPA_REPLICAS:
+            r.fail(
+                ("autoscaleTargetRps", "autoscaleRequestMs", "maxConcurrentRequestsPerContainer"),
+                f"{autoscale.target_rps} rps x {autoscale.request_ms} ms -> {planned} replicas",
+                f"the planned replica maximum is above {MAX_HPA_REPLICAS}",
+                "raise mlscore:maxConcurrentRequestsPerContainer (more workers per container) or "
+                "lower the target load",
+            )
         system_node_count=r.int_range("aksSystemNodeCount", 1, 100),
         vm_size=r.vm_size("aksVmSize"),
         node_count=r.int_range("aksNodeCount", 1, 1000),
@@ -511,6 +547,10 @@ def load(lookup: Callable[[str], str | None], *, project: str, stack: str) -> Se
         kind=r.choice("acceleratorKind", ("gpu", "fpga")),
         vm_size=r.vm_size("acceleratorVmSize"),
         node_count=r.int_range("acceleratorNodeCount", 1, 100),
+        cpu_millicores=r.int_range("aksCpuMillicores", 100, 64_000),
+        memory_mib=r.int_range("aksMemoryMib", 128, 262_144),
+        kubelogin_mode=r.choice("aksKubeloginMode", KUBELOGIN_MODES),
+        sku_tier=r.choice("aksSkuTier", ("Free", "Standard", "Premium")),
     )
     _check_aks(r, aks, accelerator, location)
 
@@ -689,11 +729,19 @@ def _check_aks(r: _Reader, aks: AksSettings, acc: AcceleratorSettings, location:
         if total < MIN_AKS_VCPUS:
             per = _vcpus(aks.vm_size)
             needed = math.ceil((MIN_AKS_VCPUS - extra) / per)
-            acc_part = f" + {extra} accelerator vCPUs" if extra else ""
+            acc_part = (
+                f" + {acc.node_count} x {acc.vm_size} = {extra} accelerator vCPUs, {total} in all"
+                if extra
+                else ""
+            )
+            keys = ("aksNodeCount", "aksVmSize") + (
+                ("acceleratorNodeCount", "acceleratorVmSize") if extra else ()
+            )
             r.fail(
-                ("aksNodeCount", "aksVmSize"),
+                keys,
                 f"{aks.node_count} x {aks.vm_size} = {user} vCPUs{acc_part}",
-                f"Azure ML needs an AKS cluster with >= {MIN_AKS_VCPUS} vCPUs in total",
+                f"Azure ML needs an AKS cluster with >= {MIN_AKS_VCPUS} vCPUs in total "
+                "(user pool minimum + accelerator pool; the system pool runs no scoring pods)",
                 f"raise mlscore:aksNodeCount to {needed} or pick a larger mlscore:aksVmSize",
             )
     if acc.enabled:
@@ -777,3 +825,21 @@ def from_pulumi() -> Settings:
     """Settings of the running stack, read from ``pulumi.Config``."""
     config = pulumi.Config()
     return load(config.get, project=pulumi.get_project(), stack=pulumi.get_stack())
+        # The system pool is tainted CriticalAddonsOnly (see components/aks.py): it runs no
+        # scoring pods, so only the user pool (its autoscaler minimum) and the accelerator pool
+        # count towards the seeds' 12 vCPUs.
+    if s.aks.enabled:  # the scoring Service's Azure DNS label (<label>.<region>.cloudapp.azure.com)
+        label = aks_service_dns_label(s.naming)
+        problem = RULES["dns_label"].problem(label)
+        if problem:
+            r.fail(
+                ("prefix", "nameSuffix"),
+                f"AKS service DNS label {label!r}",
+                problem,
+                "shorten mlscore:prefix or mlscore:nameSuffix",
+            )
+
+
+def aks_service_dns_label(naming: Naming) -> str:
+    """Azure DNS label of the AKS scoring Service's public IP (unique in the region)."""
+    return naming.global_dashed("aks").lower()
