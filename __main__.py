@@ -16,6 +16,8 @@ import pulumi_azure_native.authorization as authorization
 import pulumi_azure_native.resources as resources
 
 from components.aci import AciTarget, AciTargetArgs
+from components.aks import AksCluster, AksClusterArgs
+from components.aks_workload import AksScoring, AksScoringArgs
 from components.app_service import AppServiceTarget, AppServiceTargetArgs
 from components.cache import PredictionCache, PredictionCacheArgs
 from components.contract import Endpoint, ScoringDeployment
@@ -85,6 +87,27 @@ if s.app_service.enabled:
     ).endpoint
 if s.aci.enabled:
     endpoints["aci"] = AciTarget("aci", AciTargetArgs(deployment)).endpoint
+aks: AksCluster | None = None
+if s.aks.enabled:  # cluster (>= 12 vCPUs, or attached by ID) + scoring Deployment/Service/HPA
+    aks = AksCluster(
+        "aks",
+        AksClusterArgs(
+            s,
+            rg.name,
+            client.subscription_id,
+            client.tenant_id,
+            registry.id,
+            monitoring.log_analytics_id,
+            client.object_id,
+        ),
+    )
+    aks_scoring = AksScoring(
+        "aks-scoring",
+        AksScoringArgs(deployment, aks.kubeconfig, aks.name, aks.grants, aks.accelerator_pool),
+    )
+    endpoints["aks"] = aks_scoring.endpoint
+    if aks_scoring.accelerator_endpoint is not None:  # the seeds' FPGA service, or GPU
+        endpoints["aks_accelerator"] = aks_scoring.accelerator_endpoint
 
 # --- Outputs: the contract client applications read (README, "Stack outputs") ------------------
 pulumi.export("endpoints", {name: ep.to_output() for name, ep in endpoints.items()})
@@ -102,3 +125,5 @@ pulumi.export(
 pulumi.export("identity", {"client_id": identity.identity.client_id, "id": identity.identity.id})
 if cache:
     pulumi.export("redis", {"host": cache.connection.host, "port": cache.connection.port})
+if aks is not None:
+    pulumi.export("aks", {"cluster_name": aks.name, "fqdn": aks.fqdn, "kubeconfig": aks.kubeconfig})

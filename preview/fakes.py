@@ -8,6 +8,7 @@ Add a line here when a component reads a computed output or calls a provider fun
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import uuid
 from collections.abc import Callable
@@ -25,6 +26,41 @@ def fake_uuid(seed: str) -> str:
 
 def fake_secret(seed: str, length: int = 40) -> str:
     return hashlib.sha256(f"secret:{seed}".encode()).hexdigest()[:length]
+
+
+def fake_aks_kubeconfig(cluster: str) -> str:
+    """A valid Entra ID kubeconfig as AKS returns it: kubelogin exec plugin, device code login."""
+    server = f"https://{cluster}-{fake_secret(cluster, 8)}.hcp.westeurope.azmk8s.io:443"
+    ca = base64.b64encode(f"fake CA of {cluster}".encode()).decode()
+    user = f"clusterUser_rg_{cluster}"
+    return (
+        "apiVersion: v1\n"
+        "kind: Config\n"
+        "clusters:\n"
+        f"- name: {cluster}\n"
+        "  cluster:\n"
+        f"    certificate-authority-data: {ca}\n"
+        f"    server: {server}\n"
+        "contexts:\n"
+        f"- name: {cluster}\n"
+        "  context:\n"
+        f"    cluster: {cluster}\n"
+        f"    user: {user}\n"
+        f"current-context: {cluster}\n"
+        "preferences: {}\n"
+        "users:\n"
+        f"- name: {user}\n"
+        "  user:\n"
+        "    exec:\n"
+        "      apiVersion: client.authentication.k8s.io/v1beta1\n"
+        "      command: kubelogin\n"
+        "      args: [get-token, --environment, AzurePublicCloud, --server-id,\n"
+        "             6dae42f8-4368-4678-94ff-3960e28e3630, --client-id,\n"
+        f"             80faf920-1908-4b52-b5ef-a8e7bedfc67a, --tenant-id, {TENANT},\n"
+        "             --login, devicecode]\n"
+        "      interactiveMode: IfAvailable\n"
+        "      provideClusterInfo: false\n"
+    )
 
 
 def azure_name(type_: str, name: str, inputs: dict[str, Any]) -> str:
@@ -109,6 +145,22 @@ COMPUTED: dict[str, Outputs] = {
         "instrumentationKey": fake_uuid(n),
     },
     "azure-native:operationalinsights:Workspace": lambda n, i: {"customerId": fake_uuid(n)},
+    # AKS (components/aks.py, aks_workload.py): the API server FQDN, the kubelet identity that
+    # gets AcrPull, and the public IP Azure gives a LoadBalancer Service.
+    "azure-native:containerservice:ManagedCluster": lambda n, i: {
+        "fqdn": f"{i.get('dnsPrefix', n)}-{fake_secret(n, 8)}.hcp.{i.get('location')}.azmk8s.io",
+        "identityProfile": {
+            "kubeletidentity": {
+                "clientId": fake_uuid(f"kubelet-client:{n}"),
+                "objectId": fake_uuid(f"kubelet-object:{n}"),
+                "resourceId": f"/subscriptions/{SUBSCRIPTION}/resourceGroups/MC_{n}/providers/"
+                f"Microsoft.ManagedIdentity/userAssignedIdentities/{n}-agentpool",
+            }
+        },
+    },
+    "kubernetes:core/v1:Service": lambda n, i: {
+        "status": {"loadBalancer": {"ingress": [{"ip": "20.50.0." + str(len(n) % 200 + 10)}]}}
+    },
     "azure-native:storage:StorageAccount": lambda n, i: {
         "primaryEndpoints": {
             kind: f"https://{n}.{kind}.core.windows.net/"
@@ -154,6 +206,44 @@ CALLS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
         "objectId": DEPLOYER,
         "subscriptionId": SUBSCRIPTION,
         "tenantId": TENANT,
+    },
+    # The Entra ID kubeconfig of an AKS cluster (base64), as listClusterUserCredential returns it.
+    "azure-native:containerservice:listManagedClusterUserCredentials": lambda a: {
+        "kubeconfigs": [
+            {
+                "name": "clusterUser",
+                "value": base64.b64encode(
+                    fake_aks_kubeconfig(str(a.get("resourceName", "aks"))).encode()
+                ).decode(),
+            }
+        ]
+    },
+    # An attached (existing) AKS cluster: 3 x 4 vCPUs in a user pool beside a tainted system pool.
+    "azure-native:containerservice:getManagedCluster": lambda a: {
+        "id": f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{a.get('resourceGroupName')}/"
+        f"providers/Microsoft.ContainerService/managedClusters/{a.get('resourceName')}",
+        "name": a.get("resourceName"),
+        "location": "westeurope",
+        "fqdn": f"{a.get('resourceName')}-{fake_secret(str(a.get('resourceName')), 8)}"
+        ".hcp.westeurope.azmk8s.io",
+        "identityProfile": {
+            "kubeletidentity": {
+                "clientId": fake_uuid(f"kubelet-client:{a.get('resourceName')}"),
+                "objectId": fake_uuid(f"kubelet-object:{a.get('resourceName')}"),
+                "resourceId": "/subscriptions/x/resourceGroups/y/providers/"
+                "Microsoft.ManagedIdentity/userAssignedIdentities/kubelet",
+            }
+        },
+        "agentPoolProfiles": [
+            {
+                "name": "system",
+                "mode": "System",
+                "vmSize": "Standard_D2s_v5",
+                "count": 1,
+                "nodeTaints": ["CriticalAddonsOnly=true:NoSchedule"],
+            },
+            {"name": "user", "mode": "User", "vmSize": "Standard_D4s_v5", "count": 3},
+        ],
     },
     "azure-native:redis:listRedisKeys": lambda a: {
         "primaryKey": fake_secret(f"redis-primary:{a.get('name')}", 44),
