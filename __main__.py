@@ -23,6 +23,7 @@ from components.cache import PredictionCache, PredictionCacheArgs
 from components.contract import Endpoint, ScoringDeployment
 from components.identity import ScoringIdentity, ScoringIdentityArgs
 from components.image import ScoringImage, ScoringImageArgs
+from components.iot import IotEdgeTarget, IotEdgeTargetArgs
 from components.monitoring import Monitoring, MonitoringArgs
 from components.registry import Registry, RegistryArgs
 from components.scoring_keys import ScoringKeys, ScoringKeysArgs
@@ -87,6 +88,11 @@ if s.app_service.enabled:
     ).endpoint
 if s.aci.enabled:
     endpoints["aci"] = AciTarget("aci", AciTargetArgs(deployment)).endpoint
+iot: IotEdgeTarget | None = None
+if s.iot.enabled:  # hub, edge device, scoring module; endpoint only if the device is addressable
+    iot = IotEdgeTarget("iot-edge", IotEdgeTargetArgs(deployment, registry.name, registry.id))
+    if iot.endpoint is not None:
+        endpoints["iot_edge"] = iot.endpoint
 aks: AksCluster | None = None
 if s.aks.enabled:  # cluster (>= 12 vCPUs, or attached by ID) + scoring Deployment/Service/HPA
     aks = AksCluster(
@@ -123,6 +129,8 @@ pulumi.export(
     },
 )
 pulumi.export("identity", {"client_id": identity.identity.client_id, "id": identity.identity.id})
+if iot is not None:
+    pulumi.export("iot", iot.summary)
 if cache:
     pulumi.export("redis", {"host": cache.connection.host, "port": cache.connection.port})
 if aks is not None:

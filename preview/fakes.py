@@ -9,6 +9,7 @@ Add a line here when a component reads a computed output or calls a provider fun
 from __future__ import annotations
 
 import base64
+import base64
 import hashlib
 import uuid
 from collections.abc import Callable
@@ -61,6 +62,11 @@ def fake_aks_kubeconfig(cluster: str) -> str:
         "      interactiveMode: IfAvailable\n"
         "      provideClusterInfo: false\n"
     )
+
+
+def fake_key(seed: str) -> str:
+    """A base64 symmetric key, as IoT Hub issues them (SAS signing decodes it)."""
+    return base64.b64encode(hashlib.sha256(f"key:{seed}".encode()).digest()).decode()
 
 
 def azure_name(type_: str, name: str, inputs: dict[str, Any]) -> str:
@@ -197,6 +203,25 @@ COMPUTED: dict[str, Outputs] = {
         + "@sha256:"
         + hashlib.sha256(str(i.get("imageName", n)).encode()).hexdigest(),
     },
+    # IoT Hub / IoT Edge (components/iot.py): the hub's host name, and what the dynamic
+    # providers (components/iot_edge_provider.py) return from the IoT Hub and ARM REST APIs.
+    "azure-native:iothub:IotHubResource": lambda n, i: {
+        "properties": {**i.get("properties", {}), "hostName": f"{n}.azure-devices.net"}
+    },
+    "pulumi-python:dynamic/iotedge:Device": lambda n, i: {
+        "etag": "MA==",
+        "primary_key": fake_key(f"device:{i.get('device_id')}"),
+        "connection_string": f"HostName={i.get('host_name')};DeviceId={i.get('device_id')};"
+        + "SharedAccessKey="
+        + fake_key(f"device:{i.get('device_id')}"),
+    },
+    "pulumi-python:dynamic/iotedge:Deployment": lambda n, i: {
+        "content_sha256": hashlib.sha256(str(i.get("modules_content")).encode()).hexdigest()
+    },
+    "pulumi-python:dynamic/acr:TokenPassword": lambda n, i: {
+        "username": str(i.get("token_id", n)).rsplit("/", 1)[-1],
+        "password": fake_secret(f"acr-token:{i.get('token_id')}", 52),
+    },
 }
 
 # function token -> args -> result
@@ -254,5 +279,12 @@ CALLS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
         "masterKey": fake_secret(f"master:{a.get('name')}"),
         "functionKeys": {"default": fake_secret(f"function:{a.get('name')}")},
         "systemKeys": {},
+    },
+    # Key of the IoT Hub's shared access policy the edge providers sign with.
+    "azure-native:iothub:listIotHubResourceKeysForKeyName": lambda a: {
+        "keyName": a.get("keyName"),
+        "primaryKey": fake_key(f"hub:{a.get('resourceName')}:{a.get('keyName')}"),
+        "secondaryKey": fake_key(f"hub2:{a.get('resourceName')}:{a.get('keyName')}"),
+        "rights": "RegistryRead, RegistryWrite, ServiceConnect",
     },
 }
