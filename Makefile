@@ -24,10 +24,10 @@ test: setup system-deps
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml scoring/requirements.txt scoring/requirements-functions.txt scoring/requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev]' -r scoring/requirements-dev.txt
 	touch $(STAMP)
 
 # What the tests need beyond Python: a real redis-server (apt) and Azurite (npm).
@@ -44,11 +44,11 @@ preview: setup
 	$(PY) -m preview $(STACK)
 
 serve-local: setup
-	$(PY) -m scoring.demo --serve
+	$(PY) -m scoring.demo --keep
 
 bench: setup system-deps
 	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
-	$(PY) bench/run.py
+	$(PY) bench/run.py --duration 10 --cold-runs 3
 
 lint: setup
 	$(PY) -m ruff check . && $(PY) -m ruff format --check .
