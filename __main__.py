@@ -16,6 +16,9 @@ import pulumi_azure_native.authorization as authorization
 import pulumi_azure_native.resources as resources
 
 from components.aci import AciTarget, AciTargetArgs
+from components.aml_batch import AmlBatch, AmlBatchArgs
+from components.aml_model import AmlModel, AmlModelArgs
+from components.aml_online import AmlOnline, AmlOnlineArgs
 from components.aks import AksCluster, AksClusterArgs
 from components.aks_workload import AksScoring, AksScoringArgs
 from components.app_service import AppServiceTarget, AppServiceTargetArgs
@@ -88,6 +91,23 @@ if s.app_service.enabled:
     ).endpoint
 if s.aci.enabled:
     endpoints["aci"] = AciTarget("aci", AciTargetArgs(deployment)).endpoint
+# Azure ML: the model registered in the workspace, served by a managed online endpoint (blue/green)
+# and by batch scoring on a cluster that scales to zero.
+model = AmlModel(
+    "model",
+    AmlModelArgs(
+        s, rg.name, client.subscription_id, workspace.name, workspace.storage.name, s.model.path
+    ),
+)
+if s.online.enabled:
+    endpoints["aml-online"] = AmlOnline(
+        "aml-online", AmlOnlineArgs(deployment, workspace.name, model.id)
+    ).endpoint
+batch: AmlBatch | None = None
+if s.batch.enabled:
+    batch = AmlBatch(
+        "aml-batch", AmlBatchArgs(s, rg.name, workspace.name, workspace.storage.name, model)
+    )
 iot: IotEdgeTarget | None = None
 if s.iot.enabled:  # hub, edge device, scoring module; endpoint only if the device is addressable
     iot = IotEdgeTarget("iot-edge", IotEdgeTargetArgs(deployment, registry.name, registry.id))
@@ -129,6 +149,9 @@ pulumi.export(
     },
 )
 pulumi.export("identity", {"client_id": identity.identity.client_id, "id": identity.identity.id})
+pulumi.export("model", {"name": model.model_name, "version": model.version, "id": model.id})
+if batch is not None:
+    pulumi.export("batch", batch.outputs)
 if iot is not None:
     pulumi.export("iot", iot.summary)
 if cache:

@@ -85,6 +85,7 @@ def project_name() -> str:
 class ModelSettings:
     name: str
     version: str
+    path: Path | None = None  # folder of the model files registered in Azure ML (modelPath)
 
 
 @dataclass(frozen=True)
@@ -228,6 +229,7 @@ class BatchSettings:
     vm_size: str
     max_nodes: int
     low_priority: bool
+    instance_count: int = 1
 
 
 @dataclass(frozen=True)
@@ -391,7 +393,7 @@ MAX_HPA_REPLICAS = 1000
         )
     naming = Naming(prefix, stack, suffix or stable_suffix(f"{project}/{stack}/{prefix}"))
 
-    model = ModelSettings(r.str("modelName"), r.str("modelVersion"))
+    model = ModelSettings(r.str("modelName"), r.str("modelVersion"), _model_path(r))
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,254}", model.name):
         r.fail(
             "modelName",
@@ -601,12 +603,22 @@ MAX_HPA_REPLICAS = 1000
             "set them to e.g. 90 and 10",
         )
 
+    _check_online(r, online)
+
     batch = BatchSettings(
         enabled=r.bool("batchEnabled"),
         vm_size=r.vm_size("batchVmSize"),
         max_nodes=r.int_range("batchMaxNodes", 1, 1000),
         low_priority=r.bool("batchLowPriority"),
+        instance_count=r.int_range("batchInstanceCount", 1, 1000),
     )
+    if batch.instance_count > batch.max_nodes:
+        r.fail(
+            ("batchInstanceCount", "batchMaxNodes"),
+            f"{batch.instance_count} > {batch.max_nodes}",
+            "a batch job cannot run on more nodes than the cluster may scale to",
+            "raise mlscore:batchMaxNodes or lower mlscore:batchInstanceCount",
+        )
 
     settings = Settings(
         project=project,
@@ -733,6 +745,63 @@ def _check_iot(r: _Reader, iot: IotSettings) -> None:
             "not a host name or IPv4 address",
             "set the name clients use to reach the device (e.g. edge01.plant.local), or leave "
             "it empty when no client calls the module over the network",
+        )
+
+
+# Sizes of components/sizes.py that Azure ML managed online endpoints offer (managed online
+# endpoints SKU list); a size missing here is refused with a message saying how to add it.
+ONLINE_INSTANCE_TYPES = frozenset(
+    {
+        "Standard_DS2_v2", "Standard_DS3_v2", "Standard_DS4_v2", "Standard_DS5_v2",
+        "Standard_F4s_v2", "Standard_F8s_v2", "Standard_F16s_v2",
+        "Standard_NC4as_T4_v3", "Standard_NC8as_T4_v3", "Standard_NC16as_T4_v3",
+        "Standard_NC64as_T4_v3", "Standard_NC6s_v3", "Standard_NC12s_v3", "Standard_NC24s_v3",
+        "Standard_NC24ads_A100_v4", "Standard_NC40ads_H100_v5",
+    }
+)  # fmt: skip
+
+
+def _model_path(r: _Reader) -> Path | None:
+    """``modelPath`` resolved against the project folder; it must hold the model files."""
+    raw = r.str("modelPath")
+    path = (PROJECT_FILE.parent / raw).resolve()
+    if not raw or not path.is_dir() or not any(f.is_file() for f in path.rglob("*")):
+        r.fail(
+            "modelPath",
+            raw,
+            "not a folder with model files (relative to the project)",
+            "point mlscore:modelPath at the model folder, e.g. aml/model/diabetes-ridge/1 "
+            "(python -m scoring.sample_model.train --out aml/model writes it)",
+        )
+        return None
+    return path
+
+
+def _check_online(r: _Reader, online: OnlineEndpointSettings) -> None:
+    """Azure ML managed online endpoint rules (safe rollout: traffic, mirroring, instances)."""
+    if online.mirror_green and online.traffic_green:
+        r.fail(
+            ("onlineMirrorGreen", "onlineTrafficGreen"),
+            f"{online.mirror_green}, {online.traffic_green}",
+            "Azure ML mirrors traffic only to a deployment that gets no live traffic",
+            "set mlscore:onlineTrafficGreen to 0 while mirroring, or mlscore:onlineMirrorGreen "
+            "to 0 once green takes live traffic",
+        )
+    known = online.instance_type in SIZES
+    if known and online.instance_type not in ONLINE_INSTANCE_TYPES:
+        r.fail(
+            "onlineInstanceType",
+            online.instance_type,
+            "not a size Azure ML managed online endpoints offer",
+            "use e.g. Standard_DS3_v2 or Standard_F4s_v2 (managed online endpoints SKU list), "
+            "or add the size to ONLINE_INSTANCE_TYPES in components/settings.py",
+        )
+    if online.enabled and online.instance_count > 20:
+        r.fail(
+            "onlineInstanceCount",
+            online.instance_count,
+            "more than 20 instances per deployment is beyond the default Azure ML quota",
+            "set mlscore:onlineInstanceCount to 20 or less (raise the quota first for more)",
         )
 
 

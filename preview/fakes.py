@@ -73,7 +73,7 @@ def azure_name(type_: str, name: str, inputs: dict[str, Any]) -> str:
     """The Azure name of a resource: its explicit ``<x>Name`` input, else the logical name."""
     last = type_.split(":")[-1]
     own = last[0].lower() + last[1:] + "Name"
-    for key in (own, "resourceName", "accountName", "name"):
+    for key in (own, "resourceName", "accountName", "name", "deploymentName", "endpointName"):
         if isinstance(inputs.get(key), str):
             return inputs[key]
     for key, value in inputs.items():
@@ -151,6 +151,22 @@ COMPUTED: dict[str, Outputs] = {
         "instrumentationKey": fake_uuid(n),
     },
     "azure-native:operationalinsights:Workspace": lambda n, i: {"customerId": fake_uuid(n)},
+    # Azure ML endpoints: Azure computes the scoring (batch: invocation) and swagger URIs.
+    "azure-native:machinelearningservices:OnlineEndpoint": lambda n, i: {
+        "properties": {
+            **i.get("properties", {}),
+            "scoringUri": f"https://{n}.{i.get('location')}.inference.ml.azure.com/score",
+            "swaggerUri": f"https://{n}.{i.get('location')}.inference.ml.azure.com/swagger.json",
+            "provisioningState": "Succeeded",
+        }
+    },
+    "azure-native:machinelearningservices:BatchEndpoint": lambda n, i: {
+        "properties": {
+            **i.get("properties", {}),
+            "scoringUri": f"https://{n}.{i.get('location')}.inference.ml.azure.com/jobs",
+            "provisioningState": "Succeeded",
+        }
+    },
     # AKS (components/aks.py, aks_workload.py): the API server FQDN, the kubelet identity that
     # gets AcrPull, and the public IP Azure gives a LoadBalancer Service.
     "azure-native:containerservice:ManagedCluster": lambda n, i: {
@@ -226,6 +242,11 @@ COMPUTED: dict[str, Outputs] = {
 
 # function token -> args -> result
 CALLS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    # Keys of an Azure ML online endpoint (POST .../onlineEndpoints/<name>/listKeys).
+    "azure-native:machinelearningservices:listOnlineEndpointKeys": lambda a: {
+        "primaryKey": fake_secret(f"aml-primary:{a.get('endpointName')}", 32),
+        "secondaryKey": fake_secret(f"aml-secondary:{a.get('endpointName')}", 32),
+    },
     "azure-native:authorization:getClientConfig": lambda a: {
         "clientId": fake_uuid("deployer-app"),
         "objectId": DEPLOYER,
