@@ -49,6 +49,11 @@ from components.sizes import SIZES
 # Azure built-in role: full access to Kubernetes objects through Azure RBAC for Kubernetes.
 ROLE_AKS_RBAC_CLUSTER_ADMIN = "b1ff04bb-8a4e-4dc4-8eb5-8693973ce19b"
 
+# The Kubernetes minor version AKS picks when aksKubernetesVersion is empty (AKS's default in
+# November 2026; `az aks get-versions` tells the current one). The rendered manifests are
+# validated against this version's schema.
+AKS_DEFAULT_KUBERNETES_MINOR = "1.33"
+
 SYSTEM_POOL = "system"
 USER_POOL = "scoring"
 SYSTEM_TAINT = "CriticalAddonsOnly=true:NoSchedule"
@@ -62,6 +67,11 @@ _CLUSTER_ID = re.compile(
     r"Microsoft\.ContainerService/managedClusters/(?P<name>[^/]+)",
     re.IGNORECASE,
 )
+
+
+def kubernetes_minor(version: str) -> str:
+    """``1.33.2`` -> ``1.33``; empty -> AKS's default minor version."""
+    return ".".join(version.split(".")[:2]) if version else AKS_DEFAULT_KUBERNETES_MINOR
 
 
 def parse_cluster_id(cluster_id: str) -> tuple[str, str]:
