@@ -38,7 +38,7 @@ def _payload(path: str) -> Any:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m client", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m client", description=(__doc__ or "").split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
 
     def source(sp: argparse.ArgumentParser) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 
 from pulumi_policy import (
     EnforcementLevel,
+    Policy,
     ReportViolation,
     ResourceValidationArgs,
     ResourceValidationPolicy,
@@ -434,11 +435,9 @@ def _validate_aks_vcpus(args: StackValidationArgs, report_violation: ReportViola
         report_violation(message, None)
 
 
-def policies() -> list[ResourceValidationPolicy | StackValidationPolicy]:
+def policies() -> list[Policy]:
     """Every policy of the pack (enforcement comes from the pack default and the config file)."""
-    built: list[ResourceValidationPolicy | StackValidationPolicy] = [
-        _resource_policy(rule) for rule in RULES
-    ]
+    built: list[Policy] = [_resource_policy(rule) for rule in RULES]
     built.append(
         StackValidationPolicy(
             name=AKS_VCPUS_NAME,

@@ -235,7 +235,7 @@ def test_retry_after_is_really_waited_for(scripted, tmp_path: Path):
     )
     data = tmp_path / "d.json"
     data.write_text(json.dumps(SEED_PAYLOAD))
-    outputs = write(tmp_path, _one(server.url).raw)
+    outputs = write(tmp_path, dict(_one(server.url).raw))
     started = time.monotonic()
     proc = cli("score", "--target", "t", "--data", str(data), "--outputs", str(outputs))
     assert proc.returncode == 0, proc.stderr

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from pulumi_policy import (
+    Policy,
     PolicyCustomTimeouts,
     PolicyResource,
     PolicyResourceOptions,
@@ -51,15 +52,17 @@ def _opts() -> PolicyResourceOptions:
     return PolicyResourceOptions(False, [], None, [], PolicyCustomTimeouts(0, 0, 0), [])
 
 
-def run_policy(policy: ResourceValidationPolicy, type_: str, props: Mapping[str, Any]) -> list[str]:
+def run_policy(policy: Policy, type_: str, props: Mapping[str, Any]) -> list[str]:
     """Violations reported by the pulumi-policy object for one resource."""
+    assert isinstance(policy, ResourceValidationPolicy)
     found: list[str] = []
     args = ResourceValidationArgs(type_, props, f"urn:x::{type_}::r", "r", _opts(), None)
     policy.validate(args, lambda message, urn=None: found.append(message))
     return found
 
 
-def run_stack_policy(policy: StackValidationPolicy, resources: Resources) -> list[str]:
+def run_stack_policy(policy: Policy, resources: Resources) -> list[str]:
+    assert isinstance(policy, StackValidationPolicy)
     found: list[str] = []
     res = [
         PolicyResource(t, p, f"urn:x::{t}::r{i}", f"r{i}", _opts(), None, None, [], {})
@@ -79,7 +82,6 @@ def all_violations(resources: Resources) -> dict[str, list[str]]:
         if isinstance(policy, StackValidationPolicy):
             msgs = run_stack_policy(policy, resources)
         else:
-            assert isinstance(policy, ResourceValidationPolicy)
             msgs = [m for t, p in resources for m in run_policy(policy, t, p)]
         if msgs:
             out[name] = msgs
@@ -142,7 +144,7 @@ def test_the_real_dev_program_declares_what_each_policy_inspects(
 # --- real resources with one property broken: the policy fires ----------------------------------
 def _set(props: dict[str, Any], path: str, value: Any) -> None:
     keys = path.split(".")
-    node = props
+    node: Any = props
     for key in keys[:-1]:
         node = node[int(key)] if isinstance(node, list) else node.setdefault(key, {})
     if value is _DELETE:
