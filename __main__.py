@@ -24,6 +24,7 @@ from components.aks_workload import AksScoring, AksScoringArgs
 from components.app_service import AppServiceTarget, AppServiceTargetArgs
 from components.cache import PredictionCache, PredictionCacheArgs
 from components.contract import Endpoint, ScoringDeployment
+from components.functions import FunctionsTarget, FunctionsTargetArgs
 from components.identity import ScoringIdentity, ScoringIdentityArgs
 from components.image import ScoringImage, ScoringImageArgs
 from components.iot import IotEdgeTarget, IotEdgeTargetArgs
@@ -89,6 +90,23 @@ if s.app_service.enabled:
     endpoints["app_service"] = AppServiceTarget(
         "app-service", AppServiceTargetArgs(deployment)
     ).endpoint
+functions: FunctionsTarget | None = None
+if s.functions.enabled:
+    functions_image = ScoringImage(  # the function host image: same scoring core, three triggers
+        "functions-image",
+        ScoringImageArgs(
+            login_server=registry.login_server,
+            tenant_id=client.tenant_id,
+            repository=f"{s.scoring.image_repository}-functions",
+            tag=f"{s.model.name}-{s.model.version}",
+            dockerfile="functions.Dockerfile",
+            after=[registry.push_grant],
+        ),
+    )
+    functions = FunctionsTarget(
+        "functions", FunctionsTargetArgs(deployment, client.subscription_id, functions_image.ref)
+    )
+    endpoints["functions"] = functions.endpoint
 if s.aci.enabled:
     endpoints["aci"] = AciTarget("aci", AciTargetArgs(deployment)).endpoint
 # Azure ML: the model registered in the workspace, served by a managed online endpoint (blue/green)
@@ -152,6 +170,8 @@ pulumi.export("identity", {"client_id": identity.identity.client_id, "id": ident
 pulumi.export("model", {"name": model.model_name, "version": model.version, "id": model.id})
 if batch is not None:
     pulumi.export("batch", batch.outputs)
+if functions is not None:
+    pulumi.export("functions", functions.summary)
 if iot is not None:
     pulumi.export("iot", iot.summary)
 if cache:

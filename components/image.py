@@ -39,7 +39,7 @@ class ScoringImage(pulumi.ComponentResource):
         super().__init__("mlscore:platform:ScoringImage", name, None, opts)
         image_name = pulumi.Output.concat(args.login_server, "/", args.repository, ":", args.tag)
         self.image = docker.Image(
-            "image",
+            name,  # unique per ScoringImage: a child's URN carries its parent's type, not its name
             image_name=image_name,
             build=docker.DockerBuildArgs(
                 context=str(args.context),

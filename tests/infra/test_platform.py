@@ -11,13 +11,15 @@ ACR = "azure-native:containerregistry:Registry"
 ROLE = "azure-native:authorization:RoleAssignment"
 
 
-def arm_id(run: engine.Run, type_: str) -> str:
-    return fakes.arm_id(type_, run.one(type_).azure_name)
+def arm_id(run: engine.Run, type_: str, name: str | None = None) -> str:
+    return fakes.arm_id(type_, run.one(type_, name).azure_name)
 
 
 def test_workspace_links_its_storage_key_vault_app_insights_and_registry(each_stack) -> None:
     ws = each_stack.one("azure-native:machinelearningservices:Workspace").inputs
-    assert ws["storageAccount"] == arm_id(each_stack, "azure-native:storage:StorageAccount")
+    assert ws["storageAccount"] == arm_id(
+        each_stack, "azure-native:storage:StorageAccount", "storage"
+    )
     assert ws["keyVault"] == arm_id(each_stack, "azure-native:keyvault:Vault")
     assert ws["applicationInsights"] == arm_id(
         each_stack, "azure-native:applicationinsights:Component"
@@ -68,7 +70,7 @@ def _role(run: engine.Run, role: str) -> list[engine.Registered]:
 
 
 def test_pull_identity_has_acrpull_on_the_registry(each_stack) -> None:
-    identity = each_stack.one("azure-native:managedidentity:UserAssignedIdentity")
+    identity = each_stack.one("azure-native:managedidentity:UserAssignedIdentity", "pull-identity")
     (pull,) = _role(each_stack, ROLE_ACR_PULL)
     assert pull.inputs["principalId"] == identity.outputs["principalId"]
     assert pull.inputs["principalType"] == "ServicePrincipal"
@@ -80,7 +82,7 @@ def test_pull_identity_has_acrpull_on_the_registry(each_stack) -> None:
 
 
 def test_pull_identity_reads_key_vault_secrets(each_stack) -> None:
-    identity = each_stack.one("azure-native:managedidentity:UserAssignedIdentity")
+    identity = each_stack.one("azure-native:managedidentity:UserAssignedIdentity", "pull-identity")
     (reader,) = _role(each_stack, ROLE_KEY_VAULT_SECRETS_USER)
     assert reader.inputs["principalId"] == identity.outputs["principalId"]
     assert reader.inputs["scope"] == arm_id(each_stack, "azure-native:keyvault:Vault")
@@ -90,7 +92,7 @@ def test_deployer_pushes_with_acrpush_and_the_image_waits_for_it(each_stack) -> 
     (push,) = _role(each_stack, ROLE_ACR_PUSH)
     assert push.inputs["principalId"] == fakes.DEPLOYER
     assert push.inputs["scope"] == arm_id(each_stack, ACR)
-    image = each_stack.one("docker:index/image:Image", "image")
+    image = each_stack.one("docker:index/image:Image", "scoring-image")
     assert push.urn in image.dependencies
 
 
