@@ -73,7 +73,8 @@ def azure_name(type_: str, name: str, inputs: dict[str, Any]) -> str:
     """The Azure name of a resource: its explicit ``<x>Name`` input, else the logical name."""
     last = type_.split(":")[-1]
     own = last[0].lower() + last[1:] + "Name"
-    for key in (own, "resourceName", "accountName", "name", "deploymentName", "endpointName"):
+    names = ("resourceName", "containerName", "accountName", "name")
+    for key in (own, *names, "deploymentName", "endpointName"):
         if isinstance(inputs.get(key), str):
             return inputs[key]
     for key, value in inputs.items():
