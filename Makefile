@@ -30,7 +30,7 @@ $(STAMP): pyproject.toml scoring/requirements.txt scoring/requirements-functions
 	$(PY) -m pip install --quiet -e '.[dev]' -r scoring/requirements-dev.txt
 	touch $(STAMP)
 
-# What the tests need beyond Python: a real redis-server (apt) and Azurite (npm).
+# What the tests need beyond the venv: redis-server (apt), Azurite (npm), checkov (own venv).
 system-deps:
 	@command -v redis-server >/dev/null || { \
 	  echo "installing redis-server (apt)"; \
@@ -39,6 +39,9 @@ system-deps:
 	  echo "installing nodejs and npm (apt)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }
 	@test -x node_modules/.bin/azurite || npm ci --no-audit --no-fund --loglevel=error
+	@# checkov pins packaging<24, pulumi needs >=26: it lives in a venv of its own.
+	@test -x .local/checkov/bin/checkov || { echo "installing checkov into .local/checkov"; \
+	  $(PYTHON) -m venv .local/checkov && .local/checkov/bin/pip install --quiet 'checkov>=3.2,<4'; }
 
 preview: setup
 	$(PY) -m preview $(STACK)

@@ -16,11 +16,11 @@ import pulumi_azure_native.authorization as authorization
 import pulumi_azure_native.resources as resources
 
 from components.aci import AciTarget, AciTargetArgs
+from components.aks import AksCluster, AksClusterArgs
+from components.aks_workload import AksScoring, AksScoringArgs
 from components.aml_batch import AmlBatch, AmlBatchArgs
 from components.aml_model import AmlModel, AmlModelArgs
 from components.aml_online import AmlOnline, AmlOnlineArgs
-from components.aks import AksCluster, AksClusterArgs
-from components.aks_workload import AksScoring, AksScoringArgs
 from components.app_service import AppServiceTarget, AppServiceTargetArgs
 from components.cache import PredictionCache, PredictionCacheArgs
 from components.contract import Endpoint, ScoringDeployment

@@ -155,7 +155,6 @@ class AutoscaleSettings:
     request_ms: int
     max_concurrent_per_container: int
 
-
     @property
     def planned_replicas(self) -> int | None:
         """Replicas the seeds' formula asks for at the target load, or None when no load is set."""
@@ -173,6 +172,7 @@ class AutoscaleSettings:
         """The HPA maximum: the configured one, raised to the planned one when a load is set."""
         return max(self.max_replicas, self.planned_replicas or 0)
 
+
 @dataclass(frozen=True)
 class AksSettings:
     enabled: bool
@@ -184,7 +184,6 @@ class AksSettings:
     node_count: int
     max_node_count: int
     autoscale: AutoscaleSettings
-
     # Scoring container: requests (limits are 2x CPU, equal memory; see aks_workload.py).
     cpu_millicores: int = 500
     memory_mib: int = 1024
@@ -192,6 +191,7 @@ class AksSettings:
     kubelogin_mode: str = "azurecli"
     # Control plane tier: Free (no SLA) or Standard (uptime SLA, for production).
     sku_tier: str = "Free"
+
 
 @dataclass(frozen=True)
 class AcceleratorSettings:
@@ -361,14 +361,14 @@ REDIS_SKUS = ("Basic", "Standard", "Premium")
 AZURE_CACHE_TLS_PORT = 6380
 SERVICE_BUS_SKUS = ("Basic", "Standard", "Premium")
 IOT_SKUS = ("F1", "S1", "S2", "S3")
+KUBELOGIN_MODES = ("azurecli", "workloadidentity", "msi", "spn", "devicecode")
+MAX_HPA_REPLICAS = 1000
 
 
 def load(lookup: Callable[[str], str | None], *, project: str, stack: str) -> Settings:
     """Build :class:`Settings` from ``lookup`` (bare key -> raw string or None for the default).
 
     Raises :class:`SettingsError` with every problem found.
-KUBELOGIN_MODES = ("azurecli", "workloadidentity", "msi", "spn", "devicecode")
-MAX_HPA_REPLICAS = 1000
     """
     r = _Reader(lookup)
 
@@ -526,12 +526,6 @@ MAX_HPA_REPLICAS = 1000
             "replica planning needs both the target load and the request time",
             "set both (e.g. 20 rps and 10000 ms) or both to 0",
         )
-
-    aks = AksSettings(
-        enabled=r.bool("aksEnabled"),
-        existing_cluster_id=r.str("aksExistingClusterId"),
-        kubernetes_version=r.str("aksKubernetesVersion"),
-        system_vm_size=r.vm_size("aksSystemVmSize"),
     if 1 <= autoscale.target_utilization <= 100:
         planned = autoscale.planned_replicas
         if planned is not None and planned > MAX_HPA_REPLICAS:
@@ -542,21 +536,27 @@ MAX_HPA_REPLICAS = 1000
                 "raise mlscore:maxConcurrentRequestsPerContainer (more workers per container) or "
                 "lower the target load",
             )
+
+    aks = AksSettings(
+        enabled=r.bool("aksEnabled"),
+        existing_cluster_id=r.str("aksExistingClusterId"),
+        kubernetes_version=r.str("aksKubernetesVersion"),
+        system_vm_size=r.vm_size("aksSystemVmSize"),
         system_node_count=r.int_range("aksSystemNodeCount", 1, 100),
         vm_size=r.vm_size("aksVmSize"),
         node_count=r.int_range("aksNodeCount", 1, 1000),
         max_node_count=r.int_range("aksMaxNodeCount", 1, 1000),
         autoscale=autoscale,
+        cpu_millicores=r.int_range("aksCpuMillicores", 100, 64_000),
+        memory_mib=r.int_range("aksMemoryMib", 128, 262_144),
+        kubelogin_mode=r.choice("aksKubeloginMode", KUBELOGIN_MODES),
+        sku_tier=r.choice("aksSkuTier", ("Free", "Standard", "Premium")),
     )
     accelerator = AcceleratorSettings(
         enabled=r.bool("acceleratorEnabled"),
         kind=r.choice("acceleratorKind", ("gpu", "fpga")),
         vm_size=r.vm_size("acceleratorVmSize"),
         node_count=r.int_range("acceleratorNodeCount", 1, 100),
-        cpu_millicores=r.int_range("aksCpuMillicores", 100, 64_000),
-        memory_mib=r.int_range("aksMemoryMib", 128, 262_144),
-        kubelogin_mode=r.choice("aksKubeloginMode", KUBELOGIN_MODES),
-        sku_tier=r.choice("aksSkuTier", ("Free", "Standard", "Premium")),
     )
     _check_aks(r, aks, accelerator, location)
 
@@ -706,48 +706,6 @@ def _check_redis(r: _Reader, redis: RedisSettings) -> None:
             )
 
 
-# IoT Edge LTS releases whose servicing has ended (1.5 LTS: 12 Nov 2026; 1.4 LTS: 12 Nov 2024).
-IOT_EDGE_UNSUPPORTED = ("1.0", "1.1", "1.2", "1.3", "1.4", "1.5")
-IOT_EDGE_HUB_PORTS = (443, 5671, 8883)
-
-
-def _check_iot(r: _Reader, iot: IotSettings) -> None:
-    version = iot.edge_runtime_version
-    if not re.fullmatch(r"\d+\.\d+(\.\d+)?", version):
-        r.fail(
-            "iotEdgeRuntimeVersion",
-            version,
-            "not an IoT Edge version",
-            "use a version such as 1.6 (the LTS release) or 1.6.2",
-        )
-    elif ".".join(version.split(".")[:2]) in IOT_EDGE_UNSUPPORTED:
-        r.fail(
-            "iotEdgeRuntimeVersion",
-            version,
-            "this IoT Edge release is past its end of servicing (1.5 LTS ended 12 Nov 2026)",
-            "use 1.6, the current LTS release, and update the device's runtime to it",
-        )
-    if iot.edge_host_port in IOT_EDGE_HUB_PORTS:
-        r.fail(
-            "iotEdgeHostPort",
-            iot.edge_host_port,
-            "the edge hub binds 443, 5671 and 8883 on the device",
-            "pick another host port, e.g. 5001",
-        )
-    if iot.device_host and not re.fullmatch(
-        r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-        r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*",
-        iot.device_host,
-    ):
-        r.fail(
-            "iotEdgeDeviceHost",
-            iot.device_host,
-            "not a host name or IPv4 address",
-            "set the name clients use to reach the device (e.g. edge01.plant.local), or leave "
-            "it empty when no client calls the module over the network",
-        )
-
-
 # Sizes of components/sizes.py that Azure ML managed online endpoints offer (managed online
 # endpoints SKU list); a size missing here is refused with a message saying how to add it.
 ONLINE_INSTANCE_TYPES = frozenset(
@@ -805,6 +763,48 @@ def _check_online(r: _Reader, online: OnlineEndpointSettings) -> None:
         )
 
 
+# IoT Edge LTS releases whose servicing has ended (1.5 LTS: 12 Nov 2026; 1.4 LTS: 12 Nov 2024).
+IOT_EDGE_UNSUPPORTED = ("1.0", "1.1", "1.2", "1.3", "1.4", "1.5")
+IOT_EDGE_HUB_PORTS = (443, 5671, 8883)
+
+
+def _check_iot(r: _Reader, iot: IotSettings) -> None:
+    version = iot.edge_runtime_version
+    if not re.fullmatch(r"\d+\.\d+(\.\d+)?", version):
+        r.fail(
+            "iotEdgeRuntimeVersion",
+            version,
+            "not an IoT Edge version",
+            "use a version such as 1.6 (the LTS release) or 1.6.2",
+        )
+    elif ".".join(version.split(".")[:2]) in IOT_EDGE_UNSUPPORTED:
+        r.fail(
+            "iotEdgeRuntimeVersion",
+            version,
+            "this IoT Edge release is past its end of servicing (1.5 LTS ended 12 Nov 2026)",
+            "use 1.6, the current LTS release, and update the device's runtime to it",
+        )
+    if iot.edge_host_port in IOT_EDGE_HUB_PORTS:
+        r.fail(
+            "iotEdgeHostPort",
+            iot.edge_host_port,
+            "the edge hub binds 443, 5671 and 8883 on the device",
+            "pick another host port, e.g. 5001",
+        )
+    if iot.device_host and not re.fullmatch(
+        r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+        r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*",
+        iot.device_host,
+    ):
+        r.fail(
+            "iotEdgeDeviceHost",
+            iot.device_host,
+            "not a host name or IPv4 address",
+            "set the name clients use to reach the device (e.g. edge01.plant.local), or leave "
+            "it empty when no client calls the module over the network",
+        )
+
+
 def _vcpus(size: str) -> int:
     return SIZES[size].vcpus if size in SIZES else 0
 
@@ -846,6 +846,9 @@ def _check_aks(r: _Reader, aks: AksSettings, acc: AcceleratorSettings, location:
         user = aks.node_count * _vcpus(aks.vm_size)
         extra = acc.node_count * _vcpus(acc.vm_size) if acc.enabled else 0
         total = user + extra
+        # The system pool is tainted CriticalAddonsOnly (see components/aks.py): it runs no
+        # scoring pods, so only the user pool (its autoscaler minimum) and the accelerator pool
+        # count towards the seeds' 12 vCPUs.
         if total < MIN_AKS_VCPUS:
             per = _vcpus(aks.vm_size)
             needed = math.ceil((MIN_AKS_VCPUS - extra) / per)
@@ -923,6 +926,21 @@ def _check_names(r: _Reader, s: Settings) -> None:
                 problem,
                 "shorten mlscore:prefix or mlscore:nameSuffix",
             )
+    if s.aks.enabled:  # the scoring Service's Azure DNS label (<label>.<region>.cloudapp.azure.com)
+        label = aks_service_dns_label(s.naming)
+        problem = RULES["dns_label"].problem(label)
+        if problem:
+            r.fail(
+                ("prefix", "nameSuffix"),
+                f"AKS service DNS label {label!r}",
+                problem,
+                "shorten mlscore:prefix or mlscore:nameSuffix",
+            )
+
+
+def aks_service_dns_label(naming: Naming) -> str:
+    """Azure DNS label of the AKS scoring Service's public IP (unique in the region)."""
+    return naming.global_dashed("aks").lower()
 
 
 def planned_max_replicas(
@@ -945,21 +963,3 @@ def from_pulumi() -> Settings:
     """Settings of the running stack, read from ``pulumi.Config``."""
     config = pulumi.Config()
     return load(config.get, project=pulumi.get_project(), stack=pulumi.get_stack())
-        # The system pool is tainted CriticalAddonsOnly (see components/aks.py): it runs no
-        # scoring pods, so only the user pool (its autoscaler minimum) and the accelerator pool
-        # count towards the seeds' 12 vCPUs.
-    if s.aks.enabled:  # the scoring Service's Azure DNS label (<label>.<region>.cloudapp.azure.com)
-        label = aks_service_dns_label(s.naming)
-        problem = RULES["dns_label"].problem(label)
-        if problem:
-            r.fail(
-                ("prefix", "nameSuffix"),
-                f"AKS service DNS label {label!r}",
-                problem,
-                "shorten mlscore:prefix or mlscore:nameSuffix",
-            )
-
-
-def aks_service_dns_label(naming: Naming) -> str:
-    """Azure DNS label of the AKS scoring Service's public IP (unique in the region)."""
-    return naming.global_dashed("aks").lower()

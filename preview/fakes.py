@@ -9,7 +9,6 @@ Add a line here when a component reads a computed output or calls a provider fun
 from __future__ import annotations
 
 import base64
-import base64
 import hashlib
 import uuid
 from collections.abc import Callable
@@ -27,6 +26,11 @@ def fake_uuid(seed: str) -> str:
 
 def fake_secret(seed: str, length: int = 40) -> str:
     return hashlib.sha256(f"secret:{seed}".encode()).hexdigest()[:length]
+
+
+def fake_key(seed: str) -> str:
+    """A base64 symmetric key, as IoT Hub issues them (SAS signing decodes it)."""
+    return base64.b64encode(hashlib.sha256(f"key:{seed}".encode()).digest()).decode()
 
 
 def fake_aks_kubeconfig(cluster: str) -> str:
@@ -62,11 +66,6 @@ def fake_aks_kubeconfig(cluster: str) -> str:
         "      interactiveMode: IfAvailable\n"
         "      provideClusterInfo: false\n"
     )
-
-
-def fake_key(seed: str) -> str:
-    """A base64 symmetric key, as IoT Hub issues them (SAS signing decodes it)."""
-    return base64.b64encode(hashlib.sha256(f"key:{seed}".encode()).digest()).decode()
 
 
 def azure_name(type_: str, name: str, inputs: dict[str, Any]) -> str:
@@ -106,6 +105,7 @@ SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"
 SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 
 Outputs = Callable[[str, dict[str, Any]], dict[str, Any]]
+
 
 def user_assigned(inputs: dict[str, Any]) -> dict[str, Any]:
     """``identity`` as Azure returns it: the input list of identity IDs becomes a map of ID ->
@@ -210,7 +210,7 @@ COMPUTED: dict[str, Outputs] = {
             "ip": "20.0.0.10",
             "fqdn": f"{i.get('ipAddress', {}).get('dnsNameLabel', n)}.{fake_secret(n, 10)}"
             f".{i.get('location', 'westeurope')}.azurecontainer.io",
-        }
+        },
     },
     "random:index/randomPassword:RandomPassword": lambda n, i: {
         "result": fake_secret(n, int(i.get("length", 40)))

@@ -88,8 +88,9 @@ def test_exchange_posts_the_entra_token_and_returns_the_refresh_token(registry) 
 def test_exchange_retries_throttling_and_server_errors(registry, monkeypatch) -> None:
     monkeypatch.setattr(acr_token.time, "sleep", lambda _: None)
     fake = registry(429, 503, 200)
-    token = acr_token.exchange_refresh_token("r.azurecr.io", "t", FakeCredential(),
-                                             base_url=fake.url)
+    token = acr_token.exchange_refresh_token(
+        "r.azurecr.io", "t", FakeCredential(), base_url=fake.url
+    )
     assert token == "acr-refresh" and len(fake.requests) == 3
 
 

@@ -108,7 +108,8 @@ def test_deployer_principal_type_is_configurable(run_stack) -> None:
 
 def test_image_is_built_from_scoring_and_pushed_with_an_entra_token(each_stack) -> None:
     image = next(
-        r for r in each_stack.of_type("docker:index/image:Image")
+        r
+        for r in each_stack.of_type("docker:index/image:Image")
         if r.inputs["build"]["dockerfile"].endswith("scoring/Dockerfile")
     )
     login = each_stack.one(ACR).outputs["loginServer"]

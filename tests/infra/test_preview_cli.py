@@ -13,7 +13,10 @@ from tests.conftest import ROOT
 
 def preview(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "preview", *args], cwd=ROOT, capture_output=True, text=True,
+        [sys.executable, "-m", "preview", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
         timeout=120,
     )
 

@@ -111,15 +111,18 @@ def test_an_unknown_vm_size_says_how_to_proceed() -> None:
 
 
 def test_an_attached_cluster_is_not_sized_but_its_id_is_checked() -> None:
-    good = ("/subscriptions/0000/resourceGroups/rg/providers/"
-            "Microsoft.ContainerService/managedClusters/aks1")
+    good = (
+        "/subscriptions/0000/resourceGroups/rg/providers/"
+        "Microsoft.ContainerService/managedClusters/aks1"
+    )
     load(aksExistingClusterId=good, aksNodeCount=1)
     assert keys_of(problems(aksExistingClusterId="aks1")) == {"aksExistingClusterId"}
 
 
 def test_autoscaler_min_above_max() -> None:
     assert keys_of(problems(aksNodeCount=4, aksMaxNodeCount=3)) == {
-        "aksNodeCount", "aksMaxNodeCount"
+        "aksNodeCount",
+        "aksMaxNodeCount",
     }
 
 
@@ -127,8 +130,10 @@ def test_autoscaler_min_above_max() -> None:
 @pytest.mark.parametrize(
     ("overrides", "keys"),
     [
-        ({"autoscaleMinReplicas": 5, "autoscaleMaxReplicas": 4},
-         {"autoscaleMinReplicas", "autoscaleMaxReplicas"}),
+        (
+            {"autoscaleMinReplicas": 5, "autoscaleMaxReplicas": 4},
+            {"autoscaleMinReplicas", "autoscaleMaxReplicas"},
+        ),
         ({"autoscaleTargetUtilization": 0}, {"autoscaleTargetUtilization"}),
         ({"autoscaleTargetUtilization": 101}, {"autoscaleTargetUtilization"}),
         ({"autoscaleTargetRps": 20}, {"autoscaleTargetRps", "autoscaleRequestMs"}),
@@ -156,9 +161,15 @@ def test_replica_planning_with_the_seeds_numbers() -> None:
 @pytest.mark.parametrize(
     ("sku", "family", "capacity", "ok"),
     [
-        ("Basic", "C", 0, True), ("Standard", "C", 6, True), ("Premium", "P", 1, True),
-        ("Premium", "P", 5, True), ("Basic", "P", 1, False), ("Premium", "C", 1, False),
-        ("Standard", "C", 7, False), ("Premium", "P", 0, False), ("Enterprise", "C", 0, False),
+        ("Basic", "C", 0, True),
+        ("Standard", "C", 6, True),
+        ("Premium", "P", 1, True),
+        ("Premium", "P", 5, True),
+        ("Basic", "P", 1, False),
+        ("Premium", "C", 1, False),
+        ("Standard", "C", 7, False),
+        ("Premium", "P", 0, False),
+        ("Enterprise", "C", 0, False),
     ],
 )
 def test_redis_sku_family_capacity(sku: str, family: str, capacity: int, ok: bool) -> None:
@@ -185,8 +196,10 @@ def test_an_existing_redis_host_skips_the_sku_rules() -> None:
         ({"aciMemoryGb": "1.25"}, {"aciMemoryGb"}),
         ({"appServiceSku": "F1"}, {"appServiceSku"}),
         ({"appServiceMaxInstances": 3}, {"appServiceSku", "appServiceMaxInstances"}),
-        ({"appServiceMinInstances": 4, "appServiceMaxInstances": 2},
-         {"appServiceMinInstances", "appServiceMaxInstances"}),
+        (
+            {"appServiceMinInstances": 4, "appServiceMaxInstances": 2},
+            {"appServiceMinInstances", "appServiceMaxInstances"},
+        ),
         ({"functionsSku": "Y1"}, {"functionsSku"}),
         ({"functionsQueueName": "-bad-"}, {"functionsQueueName"}),
         ({"scoringPort": 80}, {"scoringPort"}),
@@ -194,16 +207,25 @@ def test_an_existing_redis_host_skips_the_sku_rules() -> None:
         ({"registrySku": "Classic"}, {"registrySku"}),
         ({"iotHubSku": "F1", "iotHubCapacity": 2}, {"iotHubSku", "iotHubCapacity"}),
         ({"iotEdgeDeviceId": "bad id/with slash"}, {"iotEdgeDeviceId"}),
-        ({"onlineTrafficBlue": 80, "onlineTrafficGreen": 30},
-         {"onlineTrafficBlue", "onlineTrafficGreen"}),
+        (
+            {"onlineTrafficBlue": 80, "onlineTrafficGreen": 30},
+            {"onlineTrafficBlue", "onlineTrafficGreen"},
+        ),
         ({"onlineMirrorGreen": 60}, {"onlineMirrorGreen"}),
-        ({"acceleratorEnabled": True, "acceleratorVmSize": "Standard_D4s_v5"},
-         {"acceleratorKind", "acceleratorVmSize"}),
-        ({"acceleratorEnabled": True, "acceleratorKind": "fpga",
-          "acceleratorVmSize": "Standard_PB6s", "location": "northeurope"},
-         {"acceleratorKind", "location"}),
-        ({"acceleratorEnabled": True, "aksEnabled": False},
-         {"acceleratorEnabled", "aksEnabled"}),
+        (
+            {"acceleratorEnabled": True, "acceleratorVmSize": "Standard_D4s_v5"},
+            {"acceleratorKind", "acceleratorVmSize"},
+        ),
+        (
+            {
+                "acceleratorEnabled": True,
+                "acceleratorKind": "fpga",
+                "acceleratorVmSize": "Standard_PB6s",
+                "location": "northeurope",
+            },
+            {"acceleratorKind", "location"},
+        ),
+        ({"acceleratorEnabled": True, "aksEnabled": False}, {"acceleratorEnabled", "aksEnabled"}),
         ({"deployerPrincipalType": "Robot"}, {"deployerPrincipalType"}),
         ({"redisEnabled": "maybe"}, {"redisEnabled"}),
     ],
@@ -213,8 +235,12 @@ def test_rules(overrides: dict[str, Any], keys: set[str]) -> None:
 
 
 def test_fpga_in_a_brainwave_region_is_accepted() -> None:
-    s = load(acceleratorEnabled=True, acceleratorKind="fpga", acceleratorVmSize="Standard_PB6s",
-             location="eastus")
+    s = load(
+        acceleratorEnabled=True,
+        acceleratorKind="fpga",
+        acceleratorVmSize="Standard_PB6s",
+        location="eastus",
+    )
     assert s.accelerator.kind == "fpga"
 
 
@@ -247,12 +273,23 @@ def test_bad_prefix_or_suffix(prefix: str, suffix: str) -> None:
 @pytest.mark.parametrize(
     ("rule", "name", "ok"),
     [
-        ("storage", "abc", True), ("storage", "ab", False), ("storage", "Abc", False),
-        ("storage", "a" * 25, False), ("registry", "acr01", True), ("registry", "acr-1", False),
-        ("redis", "my-cache", True), ("redis", "my--cache", False), ("redis", "-cache", False),
-        ("webapp", "app-1", True), ("webapp", "app-", False), ("aks_pool", "userpool", True),
-        ("aks_pool", "userpool12345", False), ("aks_pool", "User", False),
-        ("keyvault", "kv-1", True), ("keyvault", "1kv", False), ("keyvault", "kv--1", False),
+        ("storage", "abc", True),
+        ("storage", "ab", False),
+        ("storage", "Abc", False),
+        ("storage", "a" * 25, False),
+        ("registry", "acr01", True),
+        ("registry", "acr-1", False),
+        ("redis", "my-cache", True),
+        ("redis", "my--cache", False),
+        ("redis", "-cache", False),
+        ("webapp", "app-1", True),
+        ("webapp", "app-", False),
+        ("aks_pool", "userpool", True),
+        ("aks_pool", "userpool12345", False),
+        ("aks_pool", "User", False),
+        ("keyvault", "kv-1", True),
+        ("keyvault", "1kv", False),
+        ("keyvault", "kv--1", False),
     ],
 )
 def test_name_rules(rule: str, name: str, ok: bool) -> None:
@@ -269,11 +306,19 @@ def test_suffix_is_stable_per_stack_and_differs_between_stacks() -> None:
 # --- all problems at once ----------------------------------------------------------------------
 def test_several_bad_values_give_several_messages_in_one_run() -> None:
     found = problems(
-        aksNodeCount=2, aksVmSize="Standard_D4s_v5", aciCpu="9", redisCapacity=9,
-        autoscaleTargetUtilization=150, location="Mars Base",
+        aksNodeCount=2,
+        aksVmSize="Standard_D4s_v5",
+        aciCpu="9",
+        redisCapacity=9,
+        autoscaleTargetUtilization=150,
+        location="Mars Base",
     )
     assert keys_of(found) >= {
-        "aksNodeCount", "aciCpu", "redisCapacity", "autoscaleTargetUtilization", "location"
+        "aksNodeCount",
+        "aciCpu",
+        "redisCapacity",
+        "autoscaleTargetUtilization",
+        "location",
     }
     assert len(found) >= 5
     message = str(cfg.SettingsError(found))
