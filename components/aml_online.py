@@ -149,7 +149,6 @@ class AmlOnline(ScoringTarget):
             "endpoint",
             endpoint_name=endpoint_name(d),
             location=d.location,
-            kind="Managed",
             # System-assigned: Azure ML grants it AcrPull on the workspace registry and read
             # access to the workspace storage (image pull and model download).
             identity=ml.ManagedServiceIdentityArgs(
@@ -177,7 +176,6 @@ class AmlOnline(ScoringTarget):
                 deployment_name=slot,
                 endpoint_name=self.online_endpoint.name,
                 location=d.location,
-                kind="Managed",
                 sku=ml.SkuArgs(name="Default", capacity=s.online.instance_count),
                 properties=ml.ManagedOnlineDeploymentArgs(
                     endpoint_compute_type="Managed",

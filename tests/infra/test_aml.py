@@ -177,7 +177,7 @@ def online(prod) -> dict[str, engine.Registered]:
 def test_online_endpoint_uses_key_auth_and_a_system_identity(prod, online) -> None:
     i = inputs(online["endpoint"])
     assert i["properties"]["authMode"] == "Key"
-    assert i["kind"] == "Managed"
+    assert "kind" not in i  # portal-only metadata, left unset
     assert i["identity"] == {"type": "SystemAssigned"}
     assert i["properties"]["publicNetworkAccess"] == "Enabled"
     assert i["workspaceName"] == prod.outputs["workspace"]["name"]
