@@ -217,6 +217,8 @@ class FunctionsTarget(ScoringTarget):
             "FUNCTIONS_EXTENSION_VERSION": "~4",
             "FUNCTIONS_WORKER_RUNTIME": "python",
             "WEBSITES_ENABLE_APP_SERVICE_STORAGE": "false",
+            # The function image runs non-root, so its host listens on 8080, not 80.
+            "WEBSITES_PORT": "8080",
             # Host storage, identity-based (no account key anywhere).
             "AzureWebJobsStorage__accountName": self.host_storage.name,
             "AzureWebJobsStorage__credential": "managedidentity",

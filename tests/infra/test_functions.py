@@ -146,6 +146,7 @@ def test_runtime_settings_and_no_content_share(each_stack) -> None:
     assert env["FUNCTIONS_EXTENSION_VERSION"] == "~4"
     assert env["FUNCTIONS_WORKER_RUNTIME"] == "python"
     assert env["WEBSITES_ENABLE_APP_SERVICE_STORAGE"] == "false"
+    assert env["WEBSITES_PORT"] == "8080"  # scoring/functions.Dockerfile: non-root on 8080
     # The code is in the image: no Azure Files share, so no setting that needs an account key.
     for absent in (
         "AzureWebJobsStorage",
