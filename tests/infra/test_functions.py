@@ -427,3 +427,11 @@ def test_service_bus_sku_is_checked(good: str) -> None:
     (problem,) = err.value.problems
     assert problem.keys == ("functionsServiceBusSku",)
     assert "Basic, Standard, Premium" in problem.fix
+
+
+def test_websites_port_is_the_port_the_function_image_listens_on(dev) -> None:
+    dockerfile = (ROOT / "scoring" / "functions.Dockerfile").read_text()
+    listens = re.search(r"ASPNETCORE_URLS=http://\+:(\d+)", dockerfile)
+    assert listens, "functions.Dockerfile no longer sets the host's port"
+    assert app_settings(dev)["WEBSITES_PORT"] == listens.group(1)
+    assert f"EXPOSE {listens.group(1)}" in dockerfile
