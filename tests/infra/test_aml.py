@@ -514,7 +514,8 @@ def test_patch_reports_a_failed_operation_and_a_missing_endpoint() -> None:
 
 # --- the batch scoring script, run for real on the committed model -------------------------------
 def test_batch_script_scores_csv_files_with_the_committed_model(tmp_path, monkeypatch) -> None:
-    joblib = pytest.importorskip("joblib")
+    import joblib  # scoring/requirements.txt, installed by .ci/run
+
     spec = importlib.util.spec_from_file_location("aml_batch_score", ROOT / "aml/batch/score.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
