@@ -12,23 +12,12 @@ import yaml
 from components import aks as aks_mod
 from components import settings as cfg
 from preview import engine, fakes
+from tests.infra.settings_helpers import load, problems
 
 CLUSTER = "azure-native:containerservice:ManagedCluster"
 POOL = "azure-native:containerservice:AgentPool"
 ROLE = "azure-native:authorization:RoleAssignment"
 HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
-
-
-def load(stack: str = "dev", **overrides: Any) -> cfg.Settings:
-    config, _ = engine.stack_config(stack, overrides)
-    values = {k.split(":", 1)[1]: v for k, v in config.items()}
-    return cfg.load(values.get, project="mlscore", stack=stack)
-
-
-def problems(stack: str = "dev", **overrides: Any) -> list[cfg.ConfigProblem]:
-    with pytest.raises(cfg.SettingsError) as err:
-        load(stack, **overrides)
-    return err.value.problems
 
 
 def arm_id(run: engine.Run, type_: str) -> str:

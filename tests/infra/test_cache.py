@@ -2,29 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
-from components import settings as cfg
 from preview import engine, fakes
+from tests.infra.settings_helpers import load, problems
 
 REDIS = "azure-native:redis:Redis"
 POLICY = "azure-native:redis:AccessPolicyAssignment"
 SECRET = "azure-native:keyvault:Secret"
 IDENTITY = "azure-native:managedidentity:UserAssignedIdentity"
-
-
-def load(stack: str = "dev", **overrides: Any) -> cfg.Settings:
-    config, _ = engine.stack_config(stack, overrides)
-    values = {k.split(":", 1)[1]: v for k, v in config.items()}
-    return cfg.load(values.get, project="mlscore", stack=stack)
-
-
-def problems(stack: str = "dev", **overrides: Any) -> list[cfg.ConfigProblem]:
-    with pytest.raises(cfg.SettingsError) as err:
-        load(stack, **overrides)
-    return err.value.problems
 
 
 def children_of(run: engine.Run, component_type: str) -> list[engine.Registered]:

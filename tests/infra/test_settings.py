@@ -10,22 +10,7 @@ import yaml
 from components import settings as cfg
 from components.naming import RULES, Naming
 from preview import engine
-
-
-def load(stack: str = "dev", **overrides: Any) -> cfg.Settings:
-    config, _ = engine.stack_config(stack, overrides)
-    values = {k.split(":", 1)[1]: v for k, v in config.items()}
-    return cfg.load(values.get, project="mlscore", stack=stack)
-
-
-def problems(stack: str = "dev", **overrides: Any) -> list[cfg.ConfigProblem]:
-    with pytest.raises(cfg.SettingsError) as err:
-        load(stack, **overrides)
-    return err.value.problems
-
-
-def keys_of(found: list[cfg.ConfigProblem]) -> set[str]:
-    return {k for p in found for k in p.keys}
+from tests.infra.settings_helpers import keys_of, load, problems
 
 
 @pytest.mark.parametrize("stack", engine.stacks())
