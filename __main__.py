@@ -118,7 +118,7 @@ model = AmlModel(
     ),
 )
 if s.online.enabled:
-    endpoints["aml-online"] = AmlOnline(
+    endpoints["aml_online"] = AmlOnline(
         "aml-online", AmlOnlineArgs(deployment, workspace.name, model.id)
     ).endpoint
 batch: AmlBatch | None = None

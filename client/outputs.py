@@ -25,7 +25,7 @@ KNOWN_TARGETS: dict[str, str] = {
     "aks": "mlscore:aksEnabled",
     "aks_accelerator": "mlscore:acceleratorEnabled",
     "iot_edge": "mlscore:iotEnabled",
-    "aml-online": "mlscore:onlineEndpointEnabled",
+    "aml_online": "mlscore:onlineEndpointEnabled",
 }
 
 SCHEMES = ("bearer-key", "function-key", "aml-key", "none")

@@ -203,8 +203,8 @@ def test_each_auth_scheme_sends_its_header(scheme, header, value, scripted):
 def test_online_endpoint_deployment_is_pinned_by_header(scripted):
     server = scripted((200, {"Content-Type": "application/json"}, json_body([1.0])))
     entry = {"scoring_uri": f"{server.url}/score", "auth": {"scheme": "aml-key", "key": "K"}}
-    outputs = {"endpoints": {"aml-online": entry}}
-    ScoringClient(StackOutputs(outputs, "f")).score("aml-online", SEED_PAYLOAD, deployment="green")
+    outputs = {"endpoints": {"aml_online": entry}}
+    ScoringClient(StackOutputs(outputs, "f")).score("aml_online", SEED_PAYLOAD, deployment="green")
     assert server.seen[0]["headers"]["azureml-model-deployment"] == "green"
 
 

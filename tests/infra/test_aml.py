@@ -62,7 +62,7 @@ def test_prod_preview_shows_model_version_endpoints_traffic_and_scale_to_zero(pr
     assert len(run.of_type(f"{ML}:BatchDeployment")) == 1
     assert run.outputs["model"]["version"] == "1"
     # what Azure computes stays unknown in a preview, as in `pulumi preview`
-    assert run.outputs["endpoints"]["aml-online"]["scoring_uri"] is engine.COMPUTED
+    assert run.outputs["endpoints"]["aml_online"]["scoring_uri"] is engine.COMPUTED
 
 
 def test_prod_preview_cli_prints_the_azure_ml_resources(prod_preview) -> None:
@@ -245,7 +245,7 @@ def test_mirror_to_green_while_blue_takes_all_live_traffic(run_stack) -> None:
     assert run.error is None, run.error
     t = inputs(child(run, "mlscore:target:AmlOnline", DYNAMIC, "traffic"))
     assert t["values"] == {"traffic": {"blue": 100, "green": 0}, "mirrorTraffic": {"green": 20}}
-    out = run.outputs["endpoints"]["aml-online"]
+    out = run.outputs["endpoints"]["aml_online"]
     assert out["traffic"] == {"blue": 100, "green": 0} and out["mirror_traffic"] == {"green": 20}
 
 
@@ -258,7 +258,7 @@ def test_promoting_green_to_100_percent_is_a_config_change(run_stack) -> None:
 
 
 def test_online_endpoint_contract_output_with_secret_keys(prod, online) -> None:
-    out = prod.outputs["endpoints"]["aml-online"]
+    out = prod.outputs["endpoints"]["aml_online"]
     name = inputs(online["endpoint"])["endpointName"]
     host = f"https://{name}.westeurope.inference.ml.azure.com"
     assert out["scoring_uri"] == f"{host}/score"
@@ -278,7 +278,7 @@ def test_online_endpoint_contract_output_with_secret_keys(prod, online) -> None:
 
 
 def test_online_endpoint_off_leaves_nothing(dev) -> None:
-    assert "aml-online" not in dev.outputs["endpoints"]
+    assert "aml_online" not in dev.outputs["endpoints"]
     assert [r for r in dev.resources if r.type == "mlscore:target:AmlOnline"] == []
     for t in ("OnlineEndpoint", "OnlineDeployment"):
         assert dev.of_type(f"{ML}:{t}") == []
