@@ -1,4 +1,4 @@
-"""Bare baseline of our server stack (uvicorn + httptools + uvloop, raw ASGI): a constant."""
+"""Bare baseline of our server stack (uvicorn + httptools + asyncio, raw ASGI): a constant."""
 
 BODY = b"[5615.528521641509, 3687.0529216665395]"
 HEADERS = [(b"content-type", b"application/json"), (b"content-length", str(len(BODY)).encode())]

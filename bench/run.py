@@ -236,7 +236,7 @@ def main() -> int:
                 "--port",
                 str(port),
                 "--loop",
-                "uvloop",
+                "asyncio",
                 "--http",
                 "httptools",
                 "--no-access-log",

@@ -16,10 +16,10 @@ import os
 import sys
 import time
 import traceback
-import uuid
 from typing import Any
 
 from . import __version__
+from .accesslog import AccessLog
 from .config import Settings
 from .service import ScoreRequest, ScoreResponse, ScoringService, error_response
 from .swagger import SwaggerError, build
@@ -52,6 +52,9 @@ class ScoringApp:
         self.service = service
         self.boot_error: str | None = None
         self._keys = [k.encode() for k in settings.auth_keys]
+        self.access_log = (
+            AccessLog() if settings.access_log and access_log.isEnabledFor(logging.INFO) else None
+        )
         self._boot_task: asyncio.Task[None] | None = None
 
     # -- lifespan -------------------------------------------------------------------------------
@@ -87,6 +90,8 @@ class ScoringApp:
             elif message["type"] == "lifespan.shutdown":
                 if self.service is not None:
                     await self.service.close()
+                if self.access_log is not None:
+                    self.access_log.flush()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -122,15 +127,10 @@ class ScoringApp:
         if "traceid" in hmap:
             out_headers.append((b"traceid", hmap["traceid"].encode("latin-1")))
         await self._send(send, resp, out_headers, path, close)
-        if self.settings.access_log and path in ("/score", "/swagger.json"):
-            access_log.info(
-                "%s %s %d %.3fms %d%s",
-                method,
-                path,
-                resp.status,
-                (time.perf_counter() - t0) * 1000.0,
-                len(resp.body),
-                f" cache={resp.cache}" if resp.cache else "",
+        if self.access_log is not None and path in ("/score", "/swagger.json"):
+            self.access_log.line(
+                f"{method} {path} {resp.status} {(time.perf_counter() - t0) * 1000.0:.3f}ms "
+                f"{len(resp.body)}{f' cache={resp.cache}' if resp.cache else ''}"
             )
 
     async def _route(
@@ -293,9 +293,37 @@ def _query_param(query_string: bytes, name: str) -> str | None:
     return values[0] if values else None
 
 
+class _RandomIds:
+    """Random (version 4) UUIDs cut from one ``os.urandom`` read per 256 ids: a read per request
+    is a system call that costs as much as the rest of the request-id handling."""
+
+    def __init__(self) -> None:
+        self._pool = b""
+        self._at = 0
+        os.register_at_fork(after_in_child=self._reset)  # a forked worker must not repeat ids
+
+    def _reset(self) -> None:
+        self._pool, self._at = b"", 0
+
+    def next(self) -> str:
+        if self._at >= len(self._pool):
+            self._pool, self._at = os.urandom(16 * 256), 0
+        at = self._at
+        self._at = at + 16
+        h = self._pool[at : at + 16].hex()
+        # RFC 4122 version 4: version nibble 4, variant bits 10
+        return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
+
+
+_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
+
+
+_new_request_id = _RandomIds().next
+
+
 def _request_ids(hmap: dict[str, str]) -> list[tuple[bytes, bytes]] | ScoreResponse:
     """azmlinfsrv's request-id rules: echo or generate x-request-id, keep the client ids."""
-    request_id = hmap.get("x-request-id") or str(uuid.uuid4())
+    request_id = hmap.get("x-request-id") or _new_request_id()
     if len(request_id) > HEADER_LIMIT:
         return error_response(431, f"x-request-id must not exceed {HEADER_LIMIT} characters")
     legacy = hmap.get("x-ms-request-id", "")

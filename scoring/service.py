@@ -1,10 +1,19 @@
 """The scoring core: one request in, one response out, whatever carries it.
 
 The HTTP host (``scoring.app``) and the Azure Functions triggers (``functions/function_app.py``)
-both call :meth:`ScoringService.score`. ``run()`` is synchronous user code: it runs in a small
-thread pool (``SCORING_RUN_THREADS``, default 1, i.e. one ``run()`` at a time per worker, like
-azmlinfsrv's sync workers), so the event loop keeps answering ``/``, ``/ready`` and cache hits
-while a slow ``run()`` works.
+both call :meth:`ScoringService.score`. ``run()`` is synchronous user code, called one at a time
+per worker by default (``SCORING_RUN_THREADS``, like azmlinfsrv's sync workers). Where it runs is
+decided per call from its measured duration:
+
+* **on the event loop** when recent calls took less than ``SCORING_INLINE_MAX_MS`` (default
+  1 ms): a thread hand-off costs more than such a call, and the loop is never held longer than
+  that budget, so ``/``, ``/ready`` and cache hits still answer within it;
+* **in the run thread** otherwise (and for the first calls, while the duration is learnt), so a
+  slow ``run()`` never blocks the loop. One slow call sends the following ones to the thread
+  until the average is back under the budget.
+
+``SCORING_TIMEOUT_MS`` holds in both places: a timed-out call gets a 500, and pure-Python work is
+interrupted (in the run thread by the loop's timer, on the loop by a watchdog thread).
 """
 
 from __future__ import annotations
@@ -137,10 +146,11 @@ def _canonical(obj: Any) -> bytes:
 
 
 class _RunState:
-    __slots__ = ("finished", "interrupted", "lock", "started", "thread_id")
+    __slots__ = ("elapsed", "finished", "interrupted", "lock", "started", "thread_id")
 
     def __init__(self) -> None:
         self.started: float | None = None
+        self.elapsed = 0.0
         self.finished = False
         self.interrupted = False
         self.thread_id = 0
@@ -151,6 +161,96 @@ def _async_raise(thread_id: int, exc: type[BaseException] | None) -> None:
     ctypes.pythonapi.PyThreadState_SetAsyncExc(
         ctypes.c_ulong(thread_id), ctypes.py_object(exc) if exc else ctypes.py_object()
     )
+
+
+class _Dispatch:
+    """Decides where the next run() goes from the durations of the previous ones."""
+
+    LEARN_CALLS = 8  # first calls go to the run thread: their duration is not known yet
+    ALPHA = 0.2  # weight of the newest duration in the moving average
+
+    def __init__(self, inline_max_ms: int) -> None:
+        self.budget = inline_max_ms / 1000.0
+        self.learning = self.LEARN_CALLS
+        self.average = 0.0
+        self.last = 0.0
+        self.inline_calls = 0
+        self.thread_calls = 0
+
+    def inline(self) -> bool:
+        return (
+            self.budget > 0
+            and not self.learning
+            and self.last < self.budget
+            and self.average < self.budget
+        )
+
+    def note(self, seconds: float, inline: bool) -> None:
+        first = not (self.inline_calls or self.thread_calls)
+        self.average = seconds if first else self.average + self.ALPHA * (seconds - self.average)
+        self.last = seconds
+        self.learning = max(self.learning - 1, 0)
+        if inline:
+            self.inline_calls += 1
+        else:
+            self.thread_calls += 1
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "where": "event loop" if self.inline() else "run thread",
+            "inline_max_ms": self.budget * 1000.0,
+            "average_ms": round(self.average * 1000.0, 3),
+            "inline_calls": self.inline_calls,
+            "thread_calls": self.thread_calls,
+        }
+
+
+class _Watchdog:
+    """Interrupts a run() on the event loop that outlives the scoring timeout.
+
+    A daemon thread that wakes a few times per timeout; arming it is one attribute write, so a
+    fast call pays nothing for it. Code stuck in C (a sleep, a native call) cannot be
+    interrupted: the watchdog then logs that the worker is stuck, and liveness fails.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.poll = min(max(timeout / 4.0, 0.01), 0.25)
+        self.current: _RunState | None = None
+        self._thread: threading.Thread | None = None
+        self._stopped = threading.Event()
+
+    def watch(self, state: _RunState | None) -> None:
+        if self._thread is None and state is not None:
+            self._thread = threading.Thread(target=self._loop, name="run-watchdog", daemon=True)
+            self._thread.start()
+        self.current = state
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def _loop(self) -> None:
+        warned: _RunState | None = None
+        while not self._stopped.wait(self.poll):
+            state = self.current
+            if state is None or state.started is None:
+                continue
+            overdue = time.monotonic() - state.started - self.timeout
+            if overdue < 0:
+                continue
+            with state.lock:
+                if state.finished:
+                    continue
+                if not state.interrupted:
+                    state.interrupted = True
+                    _async_raise(state.thread_id, _Interrupt)
+                elif overdue > self.timeout and warned is not state:
+                    warned = state
+                    log.critical(
+                        "run() on the event loop ignored the timeout interrupt for %.1fs "
+                        "(stuck in native code?): this worker cannot answer until it returns",
+                        overdue,
+                    )
 
 
 def _title_case(name: str) -> str:
@@ -168,6 +268,9 @@ class ScoringService:
         self.init_error: str | None = None
         self.init_seconds: float | None = None
         self._executor = self._new_executor()
+        self._gate = asyncio.Semaphore(settings.run_threads)  # run() calls at a time
+        self._dispatch = _Dispatch(settings.inline_max_ms)
+        self._watchdog = _Watchdog(settings.timeout_ms / 1000.0)
         self._first_param = self.script.params[0].name
 
     def _new_executor(self) -> ThreadPoolExecutor:
@@ -197,6 +300,7 @@ class ScoringService:
 
     async def close(self) -> None:
         await self.cache.aclose()
+        self._watchdog.stop()
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     def status(self) -> dict[str, Any]:
@@ -210,6 +314,7 @@ class ScoringService:
             "init_seconds": self.init_seconds,
             "init_error": self.init_error,
             "cache": self.cache.status(),
+            "run": self._dispatch.status(),
             "server": f"scoring/{__version__}",
         }
 
@@ -226,15 +331,16 @@ class ScoringService:
         if method not in ("GET", "POST"):
             return error_response(405, "Method not allowed")
         script = self.script
+        keyed = self.cache.enabled and not script.wants_headers
         try:
-            payload, canonical = self._decode(req, method, script.kind)
+            payload, canonical = self._decode(req, method, script.kind, keyed)
         except BadInput as exc:
             return error_response(400, str(exc))
         except _Unsupported as exc:
             return error_response(415, str(exc))
 
         key = None
-        if canonical is not None and self.cache.enabled and not script.wants_headers:
+        if canonical is not None:
             key = cache_key(
                 self.settings.model_name, self.settings.model_version, script.sha256, canonical
             )
@@ -256,15 +362,22 @@ class ScoringService:
             resp.cache = "miss"
         return resp
 
-    def _decode(self, req: ScoreRequest, method: str, kind: InputKind) -> tuple[Any, bytes | None]:
-        """The run() input and the canonical form of it for the cache key (None: don't cache)."""
+    def _decode(
+        self, req: ScoreRequest, method: str, kind: InputKind, keyed: bool
+    ) -> tuple[Any, bytes | None]:
+        """The run() input and, when ``keyed``, its canonical form for the cache key (None: don't
+        cache)."""
+
+        def key(prefix: bytes, obj: Any) -> bytes | None:
+            return prefix + _canonical(obj) if keyed else None
+
         if kind is InputKind.RAW:
             return None, None
         if method == "GET":
             obj = _query_object(req.query_string)
             if kind is InputKind.SCHEMA:
-                return obj, b"S" + _canonical(obj)
-            return json.dumps(obj), b"T" + _canonical(obj)
+                return obj, key(b"S", obj)
+            return json.dumps(obj), key(b"T", obj)
         ctype = req.header("content-type")
         body = req.body
         if kind is InputKind.SCHEMA:
@@ -275,21 +388,56 @@ class ScoringService:
             obj = _loads(body)
             if not isinstance(obj, dict):
                 raise BadInput("POST body should be a JSON object.")
-            return obj, b"S" + _canonical(obj)
+            return obj, key(b"S", obj)
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise BadInput(f"Input cannot be decoded as UTF-8: {exc}") from None
         if _is_json_type(ctype) or (not ctype and text.lstrip()[:1] in ("{", "[")):
-            obj = _loads(body)
-            return text, b"T" + _canonical(obj)
-        return text, b"R" + body
+            obj = _loads(body)  # a malformed JSON body is a 400, not run()'s problem
+            return text, key(b"T", obj)
+        return text, (b"R" + body) if keyed else None
 
     async def _invoke(self, fn: Callable[[], ScoreResponse]) -> ScoreResponse:
+        async with self._gate:
+            inline = self._dispatch.inline()
+            state = _RunState()
+            try:
+                if inline:
+                    return self._run_inline(state, fn)
+                return await self._run_call_timed(state, fn)
+            except _RunFailed:
+                return error_response(
+                    500,
+                    "An unexpected error occurred in scoring script. Check the logs for more info.",
+                    run_failed=True,
+                )
+            except _RenderFailed as exc:
+                return error_response(500, str(exc), run_failed=True)
+            except BadInput as exc:
+                return error_response(400, str(exc))
+            finally:
+                if state.started is not None:  # a stuck call counts as the whole timeout
+                    seconds = state.elapsed if state.finished else self.settings.timeout_ms / 1e3
+                    self._dispatch.note(seconds, inline)
+
+    def _run_inline(self, state: _RunState, fn: Callable[[], ScoreResponse]) -> ScoreResponse:
+        self._watchdog.watch(state)
+        try:
+            return self._call_timed(state, fn)
+        except _RunFailed:
+            if state.interrupted:
+                raise ScoringTimeout from None
+            raise
+        finally:
+            self._watchdog.watch(None)
+
+    async def _run_call_timed(
+        self, state: _RunState, fn: Callable[[], ScoreResponse]
+    ) -> ScoreResponse:
         loop = asyncio.get_running_loop()
-        state = _RunState()
         executor = self._executor
-        cfut = executor.submit(self._in_thread, state, fn)
+        cfut = executor.submit(self._call_timed, state, fn)
         afut = asyncio.wrap_future(cfut, loop=loop)
         timeout = self.settings.timeout_ms / 1000.0
         handle: asyncio.TimerHandle | None = None
@@ -298,7 +446,7 @@ class ScoringService:
             nonlocal handle
             if afut.done():
                 return
-            if state.started is None:  # still queued behind another run(): wait for it
+            if state.started is None:  # not started yet: wait for it
                 handle = loop.call_later(timeout, check)
                 return
             remaining = state.started + timeout - time.monotonic()
@@ -323,22 +471,13 @@ class ScoringService:
             if state.interrupted:
                 raise ScoringTimeout from None
             raise
-        except _RunFailed:
-            return error_response(
-                500,
-                "An unexpected error occurred in scoring script. Check the logs for more info.",
-                run_failed=True,
-            )
-        except _RenderFailed as exc:
-            return error_response(500, str(exc), run_failed=True)
-        except BadInput as exc:
-            return error_response(400, str(exc))
         finally:
             if handle is not None:
                 handle.cancel()
 
     @staticmethod
-    def _in_thread(state: _RunState, fn: Callable[[], ScoreResponse]) -> ScoreResponse:
+    def _call_timed(state: _RunState, fn: Callable[[], ScoreResponse]) -> ScoreResponse:
+        """Run fn() in the calling thread, interruptible by an async _Interrupt; time it."""
         state.thread_id = threading.get_ident()
         state.started = time.monotonic()
         try:
@@ -346,6 +485,7 @@ class ScoringService:
                 return fn()
             finally:
                 with state.lock:
+                    state.elapsed = time.monotonic() - state.started
                     state.finished = True
                     if state.interrupted:
                         _async_raise(state.thread_id, None)

@@ -232,6 +232,66 @@ def test_readiness_does_not_wait_behind_slow_init_or_run(start_host: HostFactory
         assert slow.result().json() == {"slept": 1.5}
 
 
+def _run_status(host: Host) -> dict[str, object]:
+    return host.client.get("/status").json()["run"]
+
+
+def test_fast_run_moves_to_the_event_loop_and_a_slow_one_back_to_the_thread(
+    start_host: HostFactory,
+) -> None:
+    host = start_host(SCRIPTS / "slow.py")
+    for _ in range(3):  # while the duration is being learnt, calls go to the run thread
+        assert host.client.post("/score", json={"sleep": 0}).json() == {"slept": 0}
+    assert _run_status(host)["where"] == "run thread"
+    for _ in range(10):
+        host.client.post("/score", json={"sleep": 0})
+    status = _run_status(host)
+    assert status["where"] == "event loop", status
+    assert status["inline_calls"] >= 4 and status["thread_calls"] == 8
+
+    # one call over the 1 ms budget, and the next ones run in the thread again ...
+    assert host.client.post("/score", json={"sleep": 0.05}).json() == {"slept": 0.05}
+    assert _run_status(host)["where"] == "run thread"
+    # ... where a slow run() does not hold up readiness
+    with ThreadPoolExecutor(1) as pool:
+        slow = pool.submit(host.client.post, "/score", json={"sleep": 1.5})
+        time.sleep(0.2)
+        t0 = time.monotonic()
+        assert host.client.get("/ready").status_code == 200
+        assert time.monotonic() - t0 < 0.5
+        assert slow.result().json() == {"slept": 1.5}
+    # fast calls bring the average back under the budget: the event loop again
+    for _ in range(30):
+        host.client.post("/score", json={"sleep": 0})
+    assert _run_status(host)["where"] == "event loop"
+
+
+def test_inline_max_ms_zero_keeps_every_run_in_the_thread(start_host: HostFactory) -> None:
+    host = start_host(SCRIPTS / "slow.py", env={"SCORING_INLINE_MAX_MS": "0"})
+    for _ in range(20):
+        host.client.post("/score", json={"sleep": 0})
+    status = _run_status(host)
+    assert status == {**status, "where": "run thread", "inline_calls": 0, "thread_calls": 20}
+
+
+def test_timeout_interrupts_a_loop_running_on_the_event_loop(start_host: HostFactory) -> None:
+    host = start_host(SCRIPTS / "busy.py", env={"SCORING_TIMEOUT_MS": "300"})
+    for _ in range(12):
+        assert host.client.post("/score", json={"n": 10}).json() == {"total": 45}
+    assert _run_status(host)["where"] == "event loop"
+    t0 = time.monotonic()
+    r = host.client.post("/score", json={"n": 0})  # never ends: the watchdog interrupts it
+    assert time.monotonic() - t0 < 2.5
+    assert r.status_code == 500
+    assert r.json() == {"message": "Scoring timeout after 300 ms"}
+    assert r.headers["x-ms-run-function-failed"] == "True"
+    t0 = time.monotonic()
+    assert host.client.get("/ready").status_code == 200
+    assert host.client.post("/score", json={"n": 10}).json() == {"total": 45}
+    assert time.monotonic() - t0 < 1.0
+    assert _run_status(host)["where"] == "run thread"  # it was slow: the next calls are not
+
+
 def test_broken_init_exits_nonzero_with_the_reason_logged(start_host: HostFactory) -> None:
     host = start_host(SCRIPTS / "broken_init.py", wait=False)
     assert host.proc.wait(30) == 3
