@@ -51,7 +51,7 @@ serve-local: setup
 
 bench: setup system-deps
 	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
-	$(PY) bench/run.py --duration 10 --cold-runs 3
+	$(PY) bench/run.py --duration 8 --cold-runs 5 --rounds 3
 
 lint: setup
 	$(PY) -m ruff check . && $(PY) -m ruff format --check .

@@ -134,6 +134,10 @@ class UserScript:
             raise EntryScriptError("run() needs an argument for its input data")
         self.schema_params = _schema_params(self.run)
         self.schema_decorated = _is_schema_decorated(self.run)
+        if self.schema_params:
+            from inference_schema.schema_decorators import _deserialize_input_argument
+
+            self._deserialize = _deserialize_input_argument
         from .api import aml_request
 
         rawhttp = is_rawhttp(self.run) or aml_request._rawHttpRequested or _legacy_rawhttp_flag()
@@ -157,17 +161,14 @@ class UserScript:
                 kwargs[p.name] = body[p.name]
             elif p.default is inspect.Parameter.empty:
                 raise BadInput(f"A value is not provided for the {p.name!r} parameter.")
-        from inference_schema.schema_decorators import _deserialize_input_argument
-
+        deserialize = self._deserialize
         for sp in self.schema_params:
             if not sp.convert or sp.name not in kwargs:
                 continue
             if sp.optional and not kwargs[sp.name]:
                 continue
             try:
-                kwargs[sp.name] = _deserialize_input_argument(
-                    kwargs[sp.name], sp.param_type, sp.name
-                )
+                kwargs[sp.name] = deserialize(kwargs[sp.name], sp.param_type, sp.name)
             except RecursionError:
                 raise BadInput(f"{sp.name!r} is nested too deeply") from None
             except Exception as exc:

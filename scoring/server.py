@@ -63,6 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         loop="asyncio",
         http="httptools" if has("httptools") else "h11",
         lifespan="on",
+        ws="none",  # no websockets: skips importing them at start
         access_log=False,
         log_config=None,
         log_level=settings.log_level.lower(),

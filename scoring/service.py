@@ -367,36 +367,33 @@ class ScoringService:
     ) -> tuple[Any, bytes | None]:
         """The run() input and, when ``keyed``, its canonical form for the cache key (None: don't
         cache)."""
-
-        def key(prefix: bytes, obj: Any) -> bytes | None:
-            return prefix + _canonical(obj) if keyed else None
-
         if kind is InputKind.RAW:
             return None, None
         if method == "GET":
             obj = _query_object(req.query_string)
+            key = _canonical(obj) if keyed else None
             if kind is InputKind.SCHEMA:
-                return obj, key(b"S", obj)
-            return json.dumps(obj), key(b"T", obj)
+                return obj, key and b"S" + key
+            return json.dumps(obj), key and b"T" + key
         ctype = req.header("content-type")
         body = req.body
         if kind is InputKind.SCHEMA:
             if ctype and not _is_json_type(ctype):
                 raise _Unsupported(f"Expects Content-Type to be application/json, got {ctype!r}")
-            if not body.strip():
+            if not body or body.isspace():
                 raise BadInput("POST body is empty. Expecting a JSON object.")
             obj = _loads(body)
             if not isinstance(obj, dict):
                 raise BadInput("POST body should be a JSON object.")
-            return obj, key(b"S", obj)
+            return obj, b"S" + _canonical(obj) if keyed else None
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise BadInput(f"Input cannot be decoded as UTF-8: {exc}") from None
         if _is_json_type(ctype) or (not ctype and text.lstrip()[:1] in ("{", "[")):
             obj = _loads(body)  # a malformed JSON body is a 400, not run()'s problem
-            return text, key(b"T", obj)
-        return text, (b"R" + body) if keyed else None
+            return text, b"T" + _canonical(obj) if keyed else None
+        return text, b"R" + body if keyed else None
 
     async def _invoke(self, fn: Callable[[], ScoreResponse]) -> ScoreResponse:
         async with self._gate:
