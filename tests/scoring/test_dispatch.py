@@ -1,0 +1,123 @@
+"""Where run() runs, tested in-process so that calls arrive in one loop iteration for certain.
+
+Over HTTP (test_host.py) the same behaviour is shown end to end; here asyncio.gather puts
+several requests into one batch, which a network client cannot arrange deterministically.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from typing import Any
+
+from _scoring_support import SCRIPTS
+
+from scoring.config import Settings
+from scoring.service import ScoreRequest, ScoringService
+
+
+def _service(**env: str) -> ScoringService:
+    settings = Settings.from_env({"AZUREML_ENTRY_SCRIPT": str(SCRIPTS / "slow.py"), **env})
+    service = ScoringService(settings)
+    service.init_sync()
+    return service
+
+
+def _request(seconds: float) -> ScoreRequest:
+    return ScoreRequest(
+        method="POST",
+        body=json.dumps({"sleep": seconds}).encode(),
+        headers=[("content-type", "application/json")],
+    )
+
+
+def _spy(service: ScoringService) -> list[tuple[float, str]]:
+    """Record each run() call: the seconds asked for and the thread it ran in."""
+    calls: list[tuple[float, str]] = []
+    original = service.script.run
+
+    def spy(raw_data: str) -> Any:
+        calls.append((json.loads(raw_data)["sleep"], threading.current_thread().name))
+        return original(raw_data)
+
+    service.script.run = spy
+    return calls
+
+
+async def _warm(service: ScoringService, calls: int = 12) -> None:
+    for _ in range(calls):
+        await service.score(_request(0))
+
+
+def test_a_batch_runs_on_the_loop_in_arrival_order() -> None:
+    async def main() -> None:
+        service = _service()
+        await _warm(service)
+        calls = _spy(service)
+        values = [0.0, 0.00001, 0.00002, 0.00003, 0.00004]  # all well under the 1 ms budget
+        replies = await asyncio.gather(*(service.score(_request(v)) for v in values))
+        assert [r.json() for r in replies] == [{"slept": v} for v in values]
+        assert calls == [(v, "MainThread") for v in values]
+        assert service.status()["run"]["where"] == "event loop"
+        await service.close()
+
+    asyncio.run(main())
+
+
+def test_a_slow_call_sends_the_rest_of_its_batch_to_the_run_thread() -> None:
+    async def main() -> None:
+        service = _service()
+        await _warm(service)
+        before = service.status()["run"]
+        calls = _spy(service)
+        values = [0.0, 0.05, 0.00001, 0.00002]
+        replies = await asyncio.gather(*(service.score(_request(v)) for v in values))
+        assert [r.json() for r in replies] == [{"slept": v} for v in values]
+        threads = dict(calls)
+        # the first two ran on the loop (nothing said the second would be slow) ...
+        assert threads[0.0] == threads[0.05] == "MainThread"
+        # ... and its 50 ms sent the last two to the run thread
+        assert threads[0.00001].startswith("run") and threads[0.00002].startswith("run"), calls
+        after = service.status()["run"]
+        assert after["inline_calls"] == before["inline_calls"] + 2
+        assert after["thread_calls"] == before["thread_calls"] + 2
+        await service.close()
+
+    asyncio.run(main())
+
+
+def test_a_bad_request_in_a_batch_gets_its_own_400() -> None:
+    async def main() -> None:
+        service = _service()
+        await _warm(service)
+        bad = ScoreRequest(
+            method="POST", body=b"{not json", headers=[("content-type", "application/json")]
+        )
+        replies = await asyncio.gather(
+            service.score(_request(0)), service.score(bad), service.score(_request(0))
+        )
+        assert [r.status for r in replies] == [200, 400, 200]
+        await service.close()
+
+    asyncio.run(main())
+
+
+def test_an_exception_in_run_is_a_500_for_that_request_only() -> None:
+    async def main() -> None:
+        service = _service()
+        await _warm(service)
+        original = service.script.run
+
+        def flaky(raw_data: str) -> Any:
+            if json.loads(raw_data)["sleep"] == 0.001:
+                raise ValueError("boom")
+            return original(raw_data)
+
+        service.script.run = flaky
+        replies = await asyncio.gather(*(service.score(_request(v)) for v in (0, 0.001, 0)))
+        assert [r.status for r in replies] == [200, 500, 200]
+        assert replies[1].run_failed and "boom" not in replies[1].body.decode()
+        await service.close()
+
+    asyncio.run(main())
