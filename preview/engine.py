@@ -24,7 +24,7 @@ from pulumi.output import Unknown
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 from pulumi.runtime.config import set_all_config
-from pulumi.runtime.settings import set_root_resource
+from pulumi.runtime.settings import _get_rpc_manager, set_root_resource
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
@@ -158,12 +158,20 @@ def _merge_unknown(inputs: dict[str, Any], computed: dict[str, Any]) -> dict[str
     return merged
 
 
+class DuplicateUrn(Exception):
+    """Two resources with the same type and name under the same parent."""
+
+
 class _Monitor(pulumi_mocks.MockMonitor):
     def __init__(self, mocks: _Mocks):
         super().__init__(mocks)
         self.registered: dict[str, Registered] = {}
+        self.duplicates: list[str] = []
 
     def RegisterResource(self, request: Any) -> Any:
+        urn = self.make_urn(request.parent, request.type, request.name)
+        if urn in self.registered:  # the real engine refuses the whole update (see run())
+            self.duplicates.append(urn)
         response = super().RegisterResource(request)
         if request.type == "pulumi:pulumi:Stack":
             return response
@@ -276,6 +284,7 @@ def run(stack: str, overrides: Mapping[str, Any] | None = None, *, preview: bool
     monitor = _Monitor(mocks)
 
     set_root_resource(None)  # type: ignore[arg-type]  # a fresh root stack for every run
+    _get_rpc_manager().clear()  # a failed run's error would otherwise fail the next run too
     set_all_config(config, secret_keys)
     pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=preview, monitor=monitor)
     result = Run(stack=stack, preview=preview)
@@ -300,6 +309,11 @@ def run(stack: str, overrides: Mapping[str, Any] | None = None, *, preview: bool
         result.outputs = {k: _sync_await(_resolve(v)) for k, v in raw.items()}
     except Exception as exc:  # reported, not raised: the caller decides
         result.error = exc
+    if monitor.duplicates and result.error is None:
+        result.error = DuplicateUrn(
+            "; ".join(f"Duplicate resource URN '{u}'" for u in monitor.duplicates)
+            + ": try giving it a unique name"
+        )
     result.resources = list(monitor.registered.values())
     result.calls = mocks.calls
     result.seconds = time.perf_counter() - started

@@ -159,3 +159,19 @@ def test_preview_mode_leaves_what_azure_computes_unknown(run_stack) -> None:
     assert out["registry"]["login_server"] == "(known after apply)"
     assert out["image"] == "(known after apply)"
     assert not any(token == "acr:oauth2/exchange" for token, _ in run.calls)
+
+
+def test_the_mock_engine_refuses_a_duplicate_urn_as_pulumi_does(monkeypatch) -> None:
+    import pulumi
+    import pulumi_azure_native as azure_native
+
+    def program(*_: object, **__: object) -> None:
+        azure_native.resources.ResourceGroup("rg", location="westeurope")
+        azure_native.resources.ResourceGroup("rg", location="westeurope")
+        pulumi.export("ok", True)
+
+    monkeypatch.setattr(engine.runpy, "run_path", program)
+    run = engine.run("dev", preview=False)
+    assert run.error is not None
+    assert "Duplicate resource URN" in str(run.error)
+    assert "::rg'" in str(run.error)
