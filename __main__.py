@@ -166,7 +166,14 @@ pulumi.export(
         "key_vault_uri": workspace.key_vault.uri,
     },
 )
-pulumi.export("identity", {"client_id": identity.identity.client_id, "id": identity.identity.id})
+pulumi.export(
+    "identity",
+    {
+        "client_id": identity.identity.client_id,
+        "principal_id": identity.identity.principal_id,  # for access policies on an existing Redis
+        "id": identity.identity.id,
+    },
+)
 pulumi.export("model", {"name": model.model_name, "version": model.version, "id": model.id})
 if batch is not None:
     pulumi.export("batch", batch.outputs)

@@ -46,15 +46,17 @@ class AciTarget(ScoringTarget):
         port = s.scoring.port
         primary, secondary = d.scoring_keys
 
+        cache_env, cache_key = d.cache_env(runs_as_identity=True)
         env = [
-            aci.EnvironmentVariableArgs(name=k, value=v) for k, v in sorted(d.runtime_env().items())
+            aci.EnvironmentVariableArgs(name=k, value=v)
+            for k, v in sorted({**d.runtime_env(), **cache_env}.items())
         ]
         secure: dict[str, pulumi.Input[str]] = {
             "SCORING_AUTH_KEYS": pulumi.Output.concat(primary.value, ",", secondary.value),
             "APPLICATIONINSIGHTS_CONNECTION_STRING": d.app_insights_connection_string,
         }
-        if d.cache is not None and d.cache.password is not None:
-            secure["REDIS_PASSWORD"] = d.cache.password.value
+        if cache_key is not None:
+            secure["REDIS_PASSWORD"] = cache_key.value
         env += [
             aci.EnvironmentVariableArgs(name=k, secure_value=pulumi.Output.secret(v))
             for k, v in sorted(secure.items())

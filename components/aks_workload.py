@@ -117,14 +117,18 @@ def pod_spec(
     """The scoring pod: the same container in every variant, only scheduling differs."""
     s = d.settings
     port = s.scoring.port
-    env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in d.runtime_env().items()]
+    # AKS pods do not run as the pull identity (no workload identity): the cache's key, if any.
+    cache_env, cache_key = d.cache_env(runs_as_identity=False)
+    env: list[dict[str, Any]] = [
+        {"name": k, "value": v} for k, v in {**d.runtime_env(), **cache_env}.items()
+    ]
     env.append(
         {
             "name": "SCORING_AUTH_KEYS",
             "valueFrom": {"secretKeyRef": {"name": secret_name, "key": "SCORING_AUTH_KEYS"}},
         }
     )
-    if d.cache is not None and d.cache.password is not None:
+    if cache_key is not None:
         env.append(
             {
                 "name": "REDIS_PASSWORD",
@@ -279,8 +283,11 @@ class AksScoring(ScoringTarget):
                 d.scoring_keys[0].value, ",", d.scoring_keys[1].value
             )
         }
-        if d.cache is not None and d.cache.password is not None:
-            secret_data["REDIS_PASSWORD"] = d.cache.password.value
+        _, cache_key = d.cache_env(runs_as_identity=False)
+        if cache_key is not None:
+            secret_data["REDIS_PASSWORD"] = cache_key.value
+        # egress to Redis only when the pods use it
+        redis_port = d.cache.port if d.cache is not None and cache_key is not None else None
         self.secret = k8s.core.v1.Secret(
             "scoring-secrets",
             metadata={"name": f"{APP}-secrets", "namespace": ns, "labels": _labels("cpu")},
@@ -348,7 +355,7 @@ class AksScoring(ScoringTarget):
         self.network_policy = k8s.networking.v1.NetworkPolicy(
             "network-policy",
             metadata={"name": APP, "namespace": ns, "labels": _labels("cpu")},
-            spec=_manifest(network_policy_spec(s.scoring.port, d.cache.port if d.cache else None)),
+            spec=_manifest(network_policy_spec(s.scoring.port, redis_port)),
             opts=k8s_opts,
         )
 

@@ -79,12 +79,10 @@ def image_version(image_ref: str) -> str:
 
 
 def deployment_env(deployment: ScoringDeployment) -> dict[str, pulumi.Input[str]]:
-    env = {k: v for k, v in deployment.runtime_env().items() if k not in _NOT_FORWARDED}
-    # The cache needs its key, which a managed online deployment could only hold as a plain
-    # environment variable (readable by anyone with read access to the workspace): no cache here.
-    for key in ("REDIS_HOST", "REDIS_PORT", "REDIS_SSL", "CACHE_TTL_SECONDS"):
-        env.pop(key, None)
-    return env
+    # No cache here (cache_env is not asked): the deployments run as the endpoint's system
+    # identity, which holds no access policy on the cache, and its key could only be a plain
+    # environment variable, readable by anyone with read access to the workspace.
+    return {k: v for k, v in deployment.runtime_env().items() if k not in _NOT_FORWARDED}
 
 
 def traffic(deployment: ScoringDeployment) -> dict[str, int]:

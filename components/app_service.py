@@ -101,11 +101,13 @@ class AppServiceTarget(ScoringTarget):
             "SCORING_AUTH_KEYS": auth_keys,
             "APPLICATIONINSIGHTS_CONNECTION_STRING": insights,
         }
-        if d.cache is not None and d.cache.password is not None:
-            secrets["REDIS_PASSWORD"] = d.cache.password
+        cache_env, cache_key = d.cache_env(runs_as_identity=True)
+        if cache_key is not None:
+            secrets["REDIS_PASSWORD"] = cache_key
 
         settings: dict[str, pulumi.Input[str]] = {
             **d.runtime_env(),
+            **cache_env,
             "WEBSITES_PORT": str(s.scoring.port),
             "WEBSITES_ENABLE_APP_SERVICE_STORAGE": "false",
             **{name: ref.app_setting() for name, ref in secrets.items()},

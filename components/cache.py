@@ -4,15 +4,17 @@ Sized per stack from ``settings.redis`` (dev Basic C0, prod Premium P1). Secure 
 non-TLS port is off, TLS 1.2 minimum, public network access follows the stack's setting. Two ways
 in, both without a plaintext key in any setting:
 
-- **access key**: the primary key (``listRedisKeys``) is stored in the key vault; targets receive
-  it as a Key Vault reference (App Service, Functions) or a secure value (ACI, AKS, IoT Edge).
-  Every target can use it, including IoT Edge devices that have no managed identity.
 - **Microsoft Entra ID**: Entra authentication is on and the pull identity holds the built-in
-  ``Data Contributor`` access policy, so a target running as that identity can connect with a
-  token instead (``REDIS_USE_ENTRA_ID=true``, ``REDIS_USERNAME=<principal id>``).
+  ``Data Contributor`` access policy. The targets whose containers run as that identity (App
+  Service, Functions, ACI) sign in with a token (``REDIS_USE_ENTRA_ID=true``,
+  ``REDIS_USERNAME=<principal id>``) and get no key.
+- **access key**: the primary key (``listRedisKeys``) is stored in the key vault, for the targets
+  that cannot run as the identity: AKS pods get it from a Kubernetes secret.
 
 When ``settings.redis.existing_host`` is set (e.g. Azure Managed Redis, TLS port 10000) nothing is
-created: the connection names that host and port and carries no password.
+created: the connection names that host and port and carries no key. The targets that run as the
+pull identity use Entra ID (the cache's owner grants the identity a data access policy); AKS then
+runs without the cache.
 """
 
 from __future__ import annotations
@@ -53,7 +55,14 @@ class PredictionCache(pulumi.ComponentResource):
         r = s.redis
         if r.existing_host:
             self.cache = None
-            self.connection = CacheConnection(host=r.existing_host, port=r.port, password=None)
+            # No key of ours: the targets that run as the pull identity sign in with Entra ID,
+            # for which the cache's owner grants that identity a data access policy.
+            self.connection = CacheConnection(
+                host=r.existing_host,
+                port=r.port,
+                password=None,
+                entra_username=args.identity.principal_id,
+            )
             self.register_outputs({"host": r.existing_host, "port": r.port})
             return
 
@@ -101,7 +110,12 @@ class PredictionCache(pulumi.ComponentResource):
         # keeps the port a plain int so that every target can put it in its environment.
         self.host = self.cache.host_name
         self.port = r.port
-        self.connection = CacheConnection(host=self.host, port=self.port, password=self.password)
+        self.connection = CacheConnection(
+            host=self.host,
+            port=self.port,
+            password=self.password,
+            entra_username=args.identity.principal_id,
+        )
         self.register_outputs(
             {
                 "host": self.host,

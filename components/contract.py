@@ -79,11 +79,19 @@ class SecretRef:
 
 @dataclass(frozen=True)
 class CacheConnection:
-    """Where the Redis prediction cache is and how to authenticate to it."""
+    """Where the Redis prediction cache is and how to authenticate to it.
+
+    ``entra_username`` is the object (principal) ID of the pull identity, which holds a data
+    access policy on the cache: a target whose containers run as that identity signs in with an
+    Entra ID token and never sees a key. ``password`` is the access key (in Key Vault), for the
+    targets that cannot run as the identity; None when the cache has no key for us (an existing,
+    Entra-only cache).
+    """
 
     host: pulumi.Input[str]
     port: int
     password: SecretRef | None
+    entra_username: pulumi.Input[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -117,8 +125,9 @@ class ScoringDeployment:
     def runtime_env(self) -> dict[str, pulumi.Input[str]]:
         """Plain (non-secret) environment of the scoring host, the same in every target.
 
-        Secrets (scoring keys, Redis password) are added by each target in the form its platform
-        keeps secret: Key Vault references, secure environment values or Kubernetes secrets.
+        Secrets (scoring keys, the Redis key) are added by each target in the form its platform
+        keeps secret: Key Vault references, secure environment values or Kubernetes secrets. The
+        cache's settings come from :meth:`cache_env`, which depends on the target.
         """
         s = self.settings
         env: dict[str, pulumi.Input[str]] = {
@@ -131,14 +140,32 @@ class ScoringDeployment:
             "MODEL_VERSION": s.model.version,
             "AZURE_CLIENT_ID": self.identity.client_id,
         }
-        if self.cache is not None:
-            env |= {
-                "REDIS_HOST": self.cache.host,
-                "REDIS_PORT": str(self.cache.port),
-                "REDIS_SSL": "true",
-                "CACHE_TTL_SECONDS": str(s.scoring.cache_ttl_seconds),
-            }
         return env
+
+    def cache_env(
+        self, *, runs_as_identity: bool
+    ) -> tuple[dict[str, pulumi.Input[str]], SecretRef | None]:
+        """The cache's settings for one target, and the key it must keep secret (or None).
+
+        ``runs_as_identity``: the target's containers run as the pull identity (App Service,
+        Functions, ACI), so they sign in with Entra ID and get no key. The others (AKS pods, which
+        have no workload identity) get the access key. With neither (an Entra-only existing cache
+        and no identity) the target runs without the cache: no settings at all.
+        """
+        c = self.cache
+        if c is None:
+            return {}, None
+        env: dict[str, pulumi.Input[str]] = {
+            "REDIS_HOST": c.host,
+            "REDIS_PORT": str(c.port),
+            "REDIS_SSL": "true",
+            "CACHE_TTL_SECONDS": str(self.settings.scoring.cache_ttl_seconds),
+        }
+        if runs_as_identity and c.entra_username is not None:
+            return env | {"REDIS_USE_ENTRA_ID": "true", "REDIS_USERNAME": c.entra_username}, None
+        if c.password is not None:
+            return env, c.password
+        return {}, None
 
 
 @dataclass(frozen=True)

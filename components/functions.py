@@ -210,10 +210,12 @@ class FunctionsTarget(ScoringTarget):
                 child,
             )
         }
-        if d.cache is not None and d.cache.password is not None:
-            secrets["REDIS_PASSWORD"] = d.cache.password
+        cache_env, cache_key = d.cache_env(runs_as_identity=True)
+        if cache_key is not None:
+            secrets["REDIS_PASSWORD"] = cache_key
         settings: dict[str, pulumi.Input[str]] = {
             **d.runtime_env(),
+            **cache_env,
             "FUNCTIONS_EXTENSION_VERSION": "~4",
             "FUNCTIONS_WORKER_RUNTIME": "python",
             "WEBSITES_ENABLE_APP_SERVICE_STORAGE": "false",
@@ -235,10 +237,6 @@ class FunctionsTarget(ScoringTarget):
             f"{SERVICE_BUS_CONNECTION}__clientId": runtime_client_id,
             "SERVICEBUS_QUEUE_NAME": self.queue.name,
         }
-        if d.cache is not None and d.cache.password is None:
-            # Entra ID: the scoring core signs in as the pull identity (AZURE_CLIENT_ID).
-            settings["REDIS_USE_ENTRA_ID"] = "true"
-            settings["REDIS_USERNAME"] = d.identity.principal_id
         for key, ref in secrets.items():
             # A reference holds only the secret's URI: not secret itself, so the preview and the
             # state show every setting (and that none carries a value).

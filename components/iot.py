@@ -66,7 +66,7 @@ DEPLOYER_RIGHTS = iothub.AccessRights.REGISTRY_READ_REGISTRY_WRITE_SERVICE_CONNE
 SCORING_MODULE = "scoring"
 REGISTRY_CREDENTIAL = "scoringregistry"
 # Env of the cloud targets that does not apply on a device.
-CLOUD_ONLY_ENV = ("AZURE_CLIENT_ID", "REDIS_HOST", "REDIS_PORT", "REDIS_SSL", "CACHE_TTL_SECONDS")
+CLOUD_ONLY_ENV = ("AZURE_CLIENT_ID",)
 PULL_ACTIONS = ("content/read", "metadata/read")
 
 

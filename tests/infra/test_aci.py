@@ -90,14 +90,10 @@ def test_secrets_are_secure_values_and_the_rest_plain(dev, group) -> None:
     # values are in it; Azure never returns a secureValue.
     assert isinstance(group.inputs["containers"], engine.Secret)
     env = {e["name"]: e for e in env_of(group)}
-    for name in ("SCORING_AUTH_KEYS", "REDIS_PASSWORD", "APPLICATIONINSIGHTS_CONNECTION_STRING"):
+    for name in ("SCORING_AUTH_KEYS", "APPLICATIONINSIGHTS_CONNECTION_STRING"):
         assert "value" not in env[name] and env[name]["secureValue"], name
     secure = {name for name, e in env.items() if "secureValue" in e}
-    assert secure == {
-        "SCORING_AUTH_KEYS",
-        "REDIS_PASSWORD",
-        "APPLICATIONINSIGHTS_CONNECTION_STRING",
-    }
+    assert secure == {"SCORING_AUTH_KEYS", "APPLICATIONINSIGHTS_CONNECTION_STRING"}
     keys = [
         engine.reveal(
             dev.one("random:index/randomPassword:RandomPassword", f"scoring-key-{w}").outputs[
@@ -108,8 +104,11 @@ def test_secrets_are_secure_values_and_the_rest_plain(dev, group) -> None:
     ]
     assert engine.reveal(env["SCORING_AUTH_KEYS"]["secureValue"]) == ",".join(keys)
     redis = dev.one("azure-native:redis:Redis").azure_name
-    redis_key = fakes.CALLS["azure-native:redis:listRedisKeys"]({"name": redis})["primaryKey"]
-    assert engine.reveal(env["REDIS_PASSWORD"]["secureValue"]) == redis_key
+    # the container group runs as the pull identity: Entra ID to Redis, no key
+    identity = dev.one("azure-native:managedidentity:UserAssignedIdentity", "pull-identity")
+    assert env["REDIS_USE_ENTRA_ID"]["value"] == "true"
+    assert env["REDIS_USERNAME"]["value"] == identity.outputs["principalId"]
+    assert "REDIS_PASSWORD" not in env
     assert env["REDIS_HOST"]["value"] == f"{redis}.redis.cache.windows.net"
     assert env["REDIS_PORT"]["value"] == "6380" and env["AZUREML_SERVER_PORT"]["value"] == "5001"
 

@@ -126,10 +126,18 @@ def test_port_and_runtime_settings(each_stack) -> None:
 def test_secrets_are_key_vault_references(each_stack) -> None:
     settings = settings_of(each_stack)
     assert settings["SCORING_AUTH_KEYS"] == kv_ref(each_stack, "appservice-scoring-auth-keys")
-    assert settings["REDIS_PASSWORD"] == kv_ref(each_stack, "redis-primary-key")
     assert settings["APPLICATIONINSIGHTS_CONNECTION_STRING"] == kv_ref(
         each_stack, "appservice-appinsights-connection"
     )
+
+
+def test_redis_is_reached_as_the_pull_identity_with_no_key(each_stack) -> None:
+    settings = settings_of(each_stack)
+    identity = each_stack.one("azure-native:managedidentity:UserAssignedIdentity", "pull-identity")
+    assert settings["REDIS_USE_ENTRA_ID"] == "true"
+    assert settings["REDIS_USERNAME"] == identity.outputs["principalId"]
+    assert settings["AZURE_CLIENT_ID"] == identity.outputs["clientId"]
+    assert "REDIS_PASSWORD" not in settings
 
 
 def test_the_auth_keys_secret_holds_primary_and_secondary(each_stack) -> None:

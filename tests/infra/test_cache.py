@@ -103,11 +103,33 @@ def test_an_existing_host_creates_nothing(run_stack) -> None:
     assert [r for r in run.of_type(SECRET) if r.name == "redis-key-secret"] == []
     assert not any(t == "azure-native:redis:listRedisKeys" for t, _ in run.calls)
     assert run.outputs["redis"] == {"host": "mlscore.westeurope.redis.azure.net", "port": 10000}
-    # ...and the targets connect to that host, without a password setting.
+    # ...and the targets that run as the pull identity sign in to that host with Entra ID ...
     settings = app_settings(run)
     assert settings["REDIS_HOST"] == "mlscore.westeurope.redis.azure.net"
     assert settings["REDIS_PORT"] == "10000"
+    assert settings["REDIS_USE_ENTRA_ID"] == "true"
     assert "REDIS_PASSWORD" not in settings
+    # ... while AKS pods, which cannot (no workload identity, no key), run without the cache.
+    pods = engine.reveal(run.one("kubernetes:apps/v1:Deployment").inputs["spec"])
+    (container,) = pods["template"]["spec"]["containers"]
+    assert not [e for e in container["env"] if e["name"].startswith("REDIS_")]
+    assert "REDIS_PASSWORD" not in engine.reveal(
+        run.one("kubernetes:core/v1:Secret").inputs["stringData"]
+    )
+
+
+def test_only_aks_gets_the_redis_key(each_stack) -> None:
+    """Every target that can run as the pull identity uses Entra ID: the key reaches AKS only."""
+    vault_ref = "secrets/redis-primary-key"
+    redis = each_stack.one(REDIS).azure_name
+    key = fakes.CALLS["azure-native:redis:listRedisKeys"]({"name": redis})["primaryKey"]
+    holders = [
+        r.type
+        for r in each_stack.resources
+        if r.type != SECRET
+        and (vault_ref in str(engine.reveal(r.inputs)) or key in str(engine.reveal(r.inputs)))
+    ]
+    assert holders == ["kubernetes:core/v1:Secret"]
 
 
 def test_redis_disabled_leaves_no_cache_no_output_and_no_redis_settings(run_stack) -> None:

@@ -194,16 +194,14 @@ def test_connection_names_match_the_function_app() -> None:
 
 
 # --- Redis --------------------------------------------------------------------------------------
-def test_redis_host_and_port_plain_and_the_key_as_a_key_vault_reference(each_stack) -> None:
+def test_redis_host_and_port_plain_and_entra_id_instead_of_a_key(each_stack) -> None:
     env = app_settings(each_stack)
     redis = each_stack.one("azure-native:redis:Redis").outputs
-    vault = each_stack.one("azure-native:keyvault:Vault").azure_name
     assert env["REDIS_HOST"] == redis["hostName"]
     assert env["REDIS_PORT"] == "6380" and env["REDIS_SSL"] == "true"
-    assert env["REDIS_PASSWORD"] == (
-        f"@Microsoft.KeyVault(SecretUri=https://{vault}.vault.azure.net/secrets/redis-primary-key)"
-    )
-    assert "REDIS_USE_ENTRA_ID" not in env
+    assert env["REDIS_USE_ENTRA_ID"] == "true"
+    assert env["REDIS_USERNAME"] == pull_identity(each_stack).outputs["principalId"]
+    assert "REDIS_PASSWORD" not in env
 
 
 def test_existing_redis_without_a_key_is_reached_with_entra_id(run_stack) -> None:

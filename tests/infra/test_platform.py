@@ -150,6 +150,12 @@ def test_platform_outputs(each_stack) -> None:
     assert out["registry"]["login_server"].endswith(".azurecr.io")
     assert out["workspace"]["key_vault_uri"].startswith("https://")
     assert out["resource_group"] == f"rg-mlscore-{each_stack.stack}-scoring"
+    identity = each_stack.one("azure-native:managedidentity:UserAssignedIdentity", "pull-identity")
+    assert out["identity"] == {
+        "client_id": identity.outputs["clientId"],
+        "principal_id": identity.outputs["principalId"],  # what an existing Redis's owner grants
+        "id": fakes.arm_id(identity.type, identity.azure_name),
+    }
 
 
 def test_preview_mode_leaves_what_azure_computes_unknown(run_stack) -> None:
