@@ -20,12 +20,20 @@ traffic) are set on the endpoint after both deployments exist, by ``ArmPropertie
 (Azure refuses traffic for deployments that do not exist yet, and the deployments are children of
 the endpoint).
 
-Promoting green to 100% (the safe rollout): deploy the new image/model, set
-``onlineTrafficGreen: 0`` and e.g. ``onlineMirrorGreen: 10`` to shadow-test green, then
-``onlineMirrorGreen: 0`` with ``onlineTrafficBlue: 90`` / ``onlineTrafficGreen: 10``, watch the
-metrics, and finally ``onlineTrafficBlue: 0`` / ``onlineTrafficGreen: 100``; each step is one
-``pulumi up`` that only PUTs the endpoint's traffic (the deployments do not change). A single
-deployment can be called directly with the header ``azureml-model-deployment: green``.
+Builds: green always runs the current build. Blue runs it too, unless ``onlineBlueImage`` pins
+it to an earlier one (the previous value of the stack output ``image``). Environment versions are
+kept in Azure when a new build replaces them (``retain_on_delete``), so the pinned build's version
+is still there.
+
+The safe rollout of a new build: pin blue first
+(``pulumi config set mlscore:onlineBlueImage "$(pulumi stack output image)"``), then deploy the
+new build with ``onlineTrafficGreen: 0`` and e.g. ``onlineMirrorGreen: 10`` to shadow-test green.
+Then set ``onlineMirrorGreen: 0`` with ``onlineTrafficBlue: 90`` / ``onlineTrafficGreen: 10``,
+watch the metrics, and finally ``onlineTrafficBlue: 0`` / ``onlineTrafficGreen: 100``. Each
+traffic step is one ``pulumi up`` that only PUTs the endpoint's traffic. Clearing
+``onlineBlueImage`` at the end moves blue to the new build too. To roll back, put the traffic
+back on blue. A single deployment can be called directly with the header
+``azureml-model-deployment: green``.
 """
 
 from __future__ import annotations
@@ -133,9 +141,22 @@ class AmlOnline(ScoringTarget):
                 description="Scoring host image by digest; routes on the scoring port.",
                 tags=dict(s.tags),
             ),
-            opts=child,
+            # Kept in Azure when a new build replaces it, so blue can stay on it (onlineBlueImage);
+            # a version is a few lines of metadata, the image itself lives in the registry.
+            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
             **common,
         )
+        # Green runs the current build. Blue runs it too, unless it is pinned to an earlier one:
+        # that build's environment version, created when it was current and kept since.
+        blue_image = s.online.blue_image
+        environment_ids: dict[str, pulumi.Input[str]] = {
+            "green": self.environment_version.id,
+            "blue": pulumi.Output.concat(
+                self.environment.id, "/versions/", image_version(blue_image)
+            )
+            if blue_image
+            else self.environment_version.id,
+        }
 
         public = "Enabled" if s.public_network_access else "Disabled"
         endpoint_properties = ml.OnlineEndpointPropertiesArgs(
@@ -179,7 +200,7 @@ class AmlOnline(ScoringTarget):
                     endpoint_compute_type="Managed",
                     instance_type=s.online.instance_type,
                     model=args.model_id,
-                    environment_id=self.environment_version.id,
+                    environment_id=environment_ids[slot],
                     environment_variables={**env, "AZUREML_DEPLOYMENT": slot},
                     app_insights_enabled=True,
                     egress_public_network_access=public,
@@ -191,7 +212,8 @@ class AmlOnline(ScoringTarget):
                         max_queue_wait="PT0.5S",
                     ),
                     scale_settings=ml.DefaultScaleSettingsArgs(scale_type="Default"),
-                    description=f"{slot}: {s.model.name} {s.model.version}",
+                    description=f"{slot}: {s.model.name} {s.model.version}"
+                    + (f", pinned to {blue_image}" if slot == "blue" and blue_image else ""),
                 ),
                 tags=dict(s.tags),
                 opts=child,

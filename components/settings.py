@@ -221,6 +221,7 @@ class OnlineEndpointSettings:
     traffic_blue: int
     traffic_green: int
     mirror_green: int
+    blue_image: str | None = None  # blue keeps this build (by digest); None: the current build
 
 
 @dataclass(frozen=True)
@@ -593,6 +594,7 @@ def load(lookup: Callable[[str], str | None], *, project: str, stack: str) -> Se
         traffic_blue=r.int_range("onlineTrafficBlue", 0, 100, "a percentage"),
         traffic_green=r.int_range("onlineTrafficGreen", 0, 100, "a percentage"),
         mirror_green=r.int_range("onlineMirrorGreen", 0, 50, "Azure ML mirrors at most 50%"),
+        blue_image=r.str("onlineBlueImage") or None,
     )
     if online.traffic_blue + online.traffic_green != 100:
         r.fail(
@@ -604,6 +606,7 @@ def load(lookup: Callable[[str], str | None], *, project: str, stack: str) -> Se
         )
 
     _check_online(r, online)
+    _check_blue_image(r, online, naming, r.str("imageRepository"))
 
     batch = BatchSettings(
         enabled=r.bool("batchEnabled"),
@@ -760,6 +763,29 @@ def _check_online(r: _Reader, online: OnlineEndpointSettings) -> None:
             online.instance_count,
             "more than 20 instances per deployment is beyond the default Azure ML quota",
             "set mlscore:onlineInstanceCount to 20 or less (raise the quota first for more)",
+        )
+
+
+def _check_blue_image(
+    r: _Reader, online: OnlineEndpointSettings, naming: Naming, repository: str
+) -> None:
+    """The pinned blue build must be one this stack pushed: its registry, its repository, a digest.
+
+    Its environment version exists only if the stack deployed that build before (see
+    components/aml_online.py), so a tag, or an image from elsewhere, cannot be pinned.
+    """
+    image = online.blue_image
+    if image is None:
+        return
+    expected = f"{naming.registry()}.azurecr.io/{repository}@sha256:"
+    if not (image.startswith(expected) and re.fullmatch(r"[0-9a-f]{64}", image[len(expected) :])):
+        r.fail(
+            "onlineBlueImage",
+            image,
+            "blue can only keep a build this stack deployed before, named by its digest",
+            f"set it to the previous value of the stack output `image` ({expected}<64 hex>), "
+            'e.g. pulumi config set mlscore:onlineBlueImage "$(pulumi stack output image)" '
+            "before deploying a new build; or leave it empty for blue to run the current build",
         )
 
 

@@ -109,6 +109,7 @@ class Registered:
     inputs: dict[str, Any]
     outputs: dict[str, Any]
     dependencies: list[str]
+    retain_on_delete: bool = False
 
     @property
     def azure_name(self) -> str:
@@ -185,6 +186,7 @@ class _Monitor(pulumi_mocks.MockMonitor):
             inputs=plain(rpc.deserialize_properties(request.object, keep_unknowns=True)),
             outputs=plain(state),
             dependencies=list(request.dependencies),
+            retain_on_delete=bool(request.retainOnDelete),
         )
         return response
 

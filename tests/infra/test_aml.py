@@ -229,6 +229,34 @@ def test_deployments_run_the_image_and_the_registered_model(prod, online, slot) 
     assert not any("KEY" in k or "PASSWORD" in k for k in env)
 
 
+def test_environment_versions_stay_in_azure_when_a_new_build_replaces_them(online) -> None:
+    assert online["env_version"].retain_on_delete is True
+    assert not any(r.retain_on_delete for k, r in online.items() if k != "env_version")
+
+
+def blue_pin(run: engine.Run, digest: str = "ab" * 32) -> str:
+    registry = run.outputs["registry"]["login_server"]
+    return f"{registry}/scoring@sha256:{digest}"
+
+
+def test_blue_keeps_a_pinned_build_while_green_runs_the_current_one(prod, run_stack) -> None:
+    pinned = blue_pin(prod)
+    run = run_stack("prod", onlineBlueImage=pinned)
+    assert run.error is None, run.error
+    t = "mlscore:target:AmlOnline"
+    env = child(run, t, f"{ML}:EnvironmentContainer", "environment")
+    current = child(run, t, f"{ML}:EnvironmentVersion", "environment-version")
+    blue = inputs(child(run, t, f"{ML}:OnlineDeployment", "blue"))["properties"]
+    green = inputs(child(run, t, f"{ML}:OnlineDeployment", "green"))["properties"]
+    assert green["environmentId"] == arm_id(run, current)
+    assert inputs(current)["properties"]["image"] == run.outputs["image"] != pinned
+    # blue names the pinned build's version, kept since that build was current
+    assert blue["environmentId"] == f"{arm_id(run, env)}/versions/{'ab' * 8}"
+    assert pinned in blue["description"]
+    versions = [r for r in under(run, t) if r.type == f"{ML}:EnvironmentVersion"]
+    assert versions == [current]  # no second resource for the pinned build
+
+
 def test_traffic_and_mirror_are_set_after_both_deployments(prod, online) -> None:
     t = inputs(online["traffic"])
     assert t["resource_id"] == arm_id(prod, online["endpoint"])
@@ -388,6 +416,22 @@ def test_batch_off_leaves_nothing(run_stack) -> None:
 def problems(run_stack, **overrides: Any) -> list[str]:
     run = run_stack("prod", preview=True, **overrides)
     return [str(p) for p in run.problems]
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "scoring:latest",  # a tag, not a digest
+        "other.azurecr.io/scoring@sha256:" + "ab" * 32,  # another registry
+        "{registry}/scoring-functions@sha256:" + "ab" * 32,  # another repository
+        "{registry}/scoring@sha256:abc",  # not a whole digest
+    ],
+)
+def test_blue_can_only_keep_a_build_of_this_stack_by_digest(prod, run_stack, image) -> None:
+    image = image.format(registry=prod.outputs["registry"]["login_server"])
+    found = [p for p in problems(run_stack, onlineBlueImage=image) if "onlineBlueImage" in p]
+    assert len(found) == 1, found
+    assert "by its digest" in found[0] and "pulumi stack output image" in found[0]
 
 
 def test_traffic_80_30_is_refused_naming_both_keys(run_stack) -> None:
