@@ -65,7 +65,13 @@ image = ScoringImage(
 cache = (
     PredictionCache(
         "cache",
-        PredictionCacheArgs(s, rg.name, workspace.vault.name, identity.pull_identity),
+        PredictionCacheArgs(
+            s,
+            rg.name,
+            workspace.vault.name,
+            identity.pull_identity,
+            store_key=s.aks.enabled,  # AKS pods are the only target without an identity for it
+        ),
     )
     if s.redis.enabled
     else None

@@ -9,7 +9,8 @@ in, both without a plaintext key in any setting:
   Service, Functions, ACI) sign in with a token (``REDIS_USE_ENTRA_ID=true``,
   ``REDIS_USERNAME=<principal id>``) and get no key.
 - **access key**: the primary key (``listRedisKeys``) is stored in the key vault, for the targets
-  that cannot run as the identity: AKS pods get it from a Kubernetes secret.
+  that cannot run as the identity: AKS pods get it from a Kubernetes secret. Without such a
+  target (``store_key=False``) the key is never read.
 
 When ``settings.redis.existing_host`` is set (e.g. Azure Managed Redis, TLS port 10000) nothing is
 created: the connection names that host and port and carries no key. The targets that run as the
@@ -39,6 +40,7 @@ class PredictionCacheArgs:
     resource_group_name: pulumi.Input[str]
     vault_name: pulumi.Input[str]
     identity: PullIdentity
+    store_key: bool = True  # keep the access key in the key vault for targets without Entra ID
 
 
 class PredictionCache(pulumi.ComponentResource):
@@ -95,17 +97,19 @@ class PredictionCache(pulumi.ComponentResource):
             object_id_alias=args.identity.client_id,
             opts=child,
         )
-        keys = redis.list_redis_keys_output(
-            name=self.cache.name, resource_group_name=args.resource_group_name
-        )
-        self.password = vault_secret(
-            "redis-key-secret",
-            REDIS_KEY_SECRET,
-            pulumi.Output.secret(keys.primary_key),
-            args.resource_group_name,
-            args.vault_name,
-            child,
-        )
+        self.password = None
+        if args.store_key:
+            keys = redis.list_redis_keys_output(
+                name=self.cache.name, resource_group_name=args.resource_group_name
+            )
+            self.password = vault_secret(
+                "redis-key-secret",
+                REDIS_KEY_SECRET,
+                pulumi.Output.secret(keys.primary_key),
+                args.resource_group_name,
+                args.vault_name,
+                child,
+            )
         # Azure Cache for Redis serves TLS on 6380 (mlscore:redisPort's default); the contract
         # keeps the port a plain int so that every target can put it in its environment.
         self.host = self.cache.host_name
@@ -120,6 +124,6 @@ class PredictionCache(pulumi.ComponentResource):
             {
                 "host": self.host,
                 "ssl_port": self.cache.ssl_port,
-                "password_uri": self.password.uri,
+                "password_uri": self.password.uri if self.password else None,
             }
         )

@@ -118,6 +118,16 @@ def test_an_existing_host_creates_nothing(run_stack) -> None:
     )
 
 
+def test_without_aks_the_key_is_never_read_or_stored(run_stack) -> None:
+    run = run_stack("dev", aksEnabled=False)
+    assert run.error is None, run.error
+    assert len(run.of_type(REDIS)) == 1
+    assert [r for r in run.of_type(SECRET) if r.name == "redis-key-secret"] == []
+    assert not any(t == "azure-native:redis:listRedisKeys" for t, _ in run.calls)
+    settings = app_settings(run)  # the targets with an identity are unaffected
+    assert settings["REDIS_USE_ENTRA_ID"] == "true" and "REDIS_PASSWORD" not in settings
+
+
 def test_only_aks_gets_the_redis_key(each_stack) -> None:
     """Every target that can run as the pull identity uses Entra ID: the key reaches AKS only."""
     vault_ref = "secrets/redis-primary-key"
