@@ -125,7 +125,7 @@ model = AmlModel(
 )
 if s.online.enabled:
     endpoints["aml_online"] = AmlOnline(
-        "aml-online", AmlOnlineArgs(deployment, workspace.name, model.id)
+        "aml-online", AmlOnlineArgs(deployment, workspace.name, model.id, cache)
     ).endpoint
 batch: AmlBatch | None = None
 if s.batch.enabled:

@@ -46,7 +46,7 @@ class AciTarget(ScoringTarget):
         port = s.scoring.port
         primary, secondary = d.scoring_keys
 
-        cache_env, cache_key = d.cache_env(runs_as_identity=True)
+        cache_env, cache_key = d.cache_env(signs_in_as=d.identity.principal_id)
         env = [
             aci.EnvironmentVariableArgs(name=k, value=v)
             for k, v in sorted({**d.runtime_env(), **cache_env}.items())

@@ -118,7 +118,7 @@ def pod_spec(
     s = d.settings
     port = s.scoring.port
     # AKS pods do not run as the pull identity (no workload identity): the cache's key, if any.
-    cache_env, cache_key = d.cache_env(runs_as_identity=False)
+    cache_env, cache_key = d.cache_env(signs_in_as=None)
     env: list[dict[str, Any]] = [
         {"name": k, "value": v} for k, v in {**d.runtime_env(), **cache_env}.items()
     ]
@@ -283,7 +283,7 @@ class AksScoring(ScoringTarget):
                 d.scoring_keys[0].value, ",", d.scoring_keys[1].value
             )
         }
-        _, cache_key = d.cache_env(runs_as_identity=False)
+        _, cache_key = d.cache_env(signs_in_as=None)
         if cache_key is not None:
             secret_data["REDIS_PASSWORD"] = cache_key.value
         # egress to Redis only when the pods use it

@@ -47,6 +47,7 @@ import pulumi
 import pulumi_azure_native.machinelearningservices as ml
 
 from components.arm_patch import ArmPropertiesPatch
+from components.cache import PredictionCache
 from components.contract import (
     AUTH_AML_KEY,
     LIVENESS_PATH,
@@ -61,8 +62,8 @@ API_VERSION = "2025-12-01"  # the Microsoft.MachineLearningServices API of azure
 DEPLOYMENTS = ("blue", "green")
 ENVIRONMENT = "mlscore-scoring"
 MAX_REQUEST_TIMEOUT_MS = 180_000  # managed online endpoints cut requests at 180 s
-# Set by Azure ML itself (model mount) or meaningless here (no user-assigned identity, the cache
-# password would be a plain ARM property): left out of the deployments' environment.
+# Set by Azure ML itself (model mount) or wrong here (the deployments run as the endpoint's
+# system identity, not the pull identity): left out of the deployments' environment.
 _NOT_FORWARDED = ("AZUREML_MODEL_DIR", "AZURE_CLIENT_ID")
 
 
@@ -71,6 +72,7 @@ class AmlOnlineArgs:
     deployment: ScoringDeployment
     workspace_name: pulumi.Input[str]
     model_id: pulumi.Input[str]
+    cache: PredictionCache | None = None  # grants the endpoint's identity access to Redis
 
 
 def endpoint_name(deployment: ScoringDeployment) -> str:
@@ -87,9 +89,6 @@ def image_version(image_ref: str) -> str:
 
 
 def deployment_env(deployment: ScoringDeployment) -> dict[str, pulumi.Input[str]]:
-    # No cache here (cache_env is not asked): the deployments run as the endpoint's system
-    # identity, which holds no access policy on the cache, and its key could only be a plain
-    # environment variable, readable by anyone with read access to the workspace.
     return {k: v for k, v in deployment.runtime_env().items() if k not in _NOT_FORWARDED}
 
 
@@ -187,7 +186,27 @@ class AmlOnline(ScoringTarget):
             success_threshold=1,
         )
         timeout_s = -(-min(s.scoring.timeout_ms, MAX_REQUEST_TIMEOUT_MS) // 1000)
-        env = deployment_env(d)
+        # Redis with Entra ID as the endpoint's own identity, granted a data access policy here
+        # (a key could only be a plain environment variable, readable in the workspace).
+        self.principal_id: pulumi.Output[str] = self.online_endpoint.identity.apply(
+            lambda i: i.principal_id if i else ""
+        )
+        self.cache_access = (
+            args.cache.grant_data_access(
+                "redis-endpoint-access",
+                "aml-online-endpoint",
+                self.principal_id,
+                endpoint_name(d),
+                parent=self,
+            )
+            if args.cache is not None
+            else None
+        )
+        cache_env, _ = d.cache_env(signs_in_as=self.principal_id)
+        env = {**deployment_env(d), **cache_env}
+        deployment_opts = pulumi.ResourceOptions(
+            parent=self, depends_on=[self.cache_access] if self.cache_access else []
+        )
         self.deployments: dict[str, ml.OnlineDeployment] = {}
         for slot in DEPLOYMENTS:
             self.deployments[slot] = ml.OnlineDeployment(
@@ -216,7 +235,7 @@ class AmlOnline(ScoringTarget):
                     + (f", pinned to {blue_image}" if slot == "blue" and blue_image else ""),
                 ),
                 tags=dict(s.tags),
-                opts=child,
+                opts=deployment_opts,
                 **common,
             )
 
@@ -268,6 +287,8 @@ class AmlOnline(ScoringTarget):
                 "mirror_traffic": mirror,
                 "deployment_header": "azureml-model-deployment: <blue|green>",
                 "secondary_key": self.secondary_key,
+                # the identity the deployments run as (e.g. for access to an existing Redis)
+                "principal_id": self.principal_id,
             },
         )
         self._finish(endpoint, endpoint_name=self.online_endpoint.name, traffic=live)

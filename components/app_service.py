@@ -101,7 +101,7 @@ class AppServiceTarget(ScoringTarget):
             "SCORING_AUTH_KEYS": auth_keys,
             "APPLICATIONINSIGHTS_CONNECTION_STRING": insights,
         }
-        cache_env, cache_key = d.cache_env(runs_as_identity=True)
+        cache_env, cache_key = d.cache_env(signs_in_as=d.identity.principal_id)
         if cache_key is not None:
             secrets["REDIS_PASSWORD"] = cache_key
 

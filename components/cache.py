@@ -5,8 +5,9 @@ non-TLS port is off, TLS 1.2 minimum, public network access follows the stack's 
 in, both without a plaintext key in any setting:
 
 - **Microsoft Entra ID**: Entra authentication is on and the pull identity holds the built-in
-  ``Data Contributor`` access policy. The targets whose containers run as that identity (App
-  Service, Functions, ACI) sign in with a token (``REDIS_USE_ENTRA_ID=true``,
+  ``Data Contributor`` access policy (``grant_data_access`` gives it to other identities too: the
+  Azure ML online endpoint's). The targets whose containers run as such an identity (App Service,
+  Functions, ACI, Azure ML online) sign in with a token (``REDIS_USE_ENTRA_ID=true``,
   ``REDIS_USERNAME=<principal id>``) and get no key.
 - **access key**: the primary key (``listRedisKeys``) is stored in the key vault, for the targets
   that cannot run as the identity: AKS pods get it from a Kubernetes secret. Without such a
@@ -53,6 +54,7 @@ class PredictionCache(pulumi.ComponentResource):
         self, name: str, args: PredictionCacheArgs, opts: pulumi.ResourceOptions | None = None
     ):
         super().__init__("mlscore:platform:PredictionCache", name, None, opts)
+        self._resource_group_name = args.resource_group_name
         s = args.settings
         r = s.redis
         if r.existing_host:
@@ -60,10 +62,7 @@ class PredictionCache(pulumi.ComponentResource):
             # No key of ours: the targets that run as the pull identity sign in with Entra ID,
             # for which the cache's owner grants that identity a data access policy.
             self.connection = CacheConnection(
-                host=r.existing_host,
-                port=r.port,
-                password=None,
-                entra_username=args.identity.principal_id,
+                host=r.existing_host, port=r.port, password=None, entra_id=True
             )
             self.register_outputs({"host": r.existing_host, "port": r.port})
             return
@@ -87,15 +86,11 @@ class PredictionCache(pulumi.ComponentResource):
             tags=dict(s.tags),
             opts=child,
         )
-        self.entra_access = redis.AccessPolicyAssignment(
+        self.entra_access = self.grant_data_access(
             "redis-pull-identity-access",
-            access_policy_assignment_name="scoring-pull-identity",
-            cache_name=self.cache.name,
-            resource_group_name=args.resource_group_name,
-            access_policy_name=DATA_CONTRIBUTOR,
-            object_id=args.identity.principal_id,
-            object_id_alias=args.identity.client_id,
-            opts=child,
+            "scoring-pull-identity",
+            args.identity.principal_id,
+            args.identity.client_id,
         )
         self.password = None
         if args.store_key:
@@ -115,10 +110,7 @@ class PredictionCache(pulumi.ComponentResource):
         self.host = self.cache.host_name
         self.port = r.port
         self.connection = CacheConnection(
-            host=self.host,
-            port=self.port,
-            password=self.password,
-            entra_username=args.identity.principal_id,
+            host=self.host, port=self.port, password=self.password, entra_id=True
         )
         self.register_outputs(
             {
@@ -126,4 +118,29 @@ class PredictionCache(pulumi.ComponentResource):
                 "ssl_port": self.cache.ssl_port,
                 "password_uri": self.password.uri if self.password else None,
             }
+        )
+
+    def grant_data_access(
+        self,
+        name: str,
+        assignment_name: str,
+        principal_id: pulumi.Input[str],
+        alias: pulumi.Input[str],
+        parent: pulumi.Resource | None = None,
+    ) -> redis.AccessPolicyAssignment | None:
+        """Give an identity the ``Data Contributor`` access policy, so it signs in with Entra ID.
+
+        None for an existing host: its owner grants access (the principal ID is in the outputs).
+        """
+        if self.cache is None:
+            return None
+        return redis.AccessPolicyAssignment(
+            name,
+            access_policy_assignment_name=assignment_name,
+            cache_name=self.cache.name,
+            resource_group_name=self._resource_group_name,
+            access_policy_name=DATA_CONTRIBUTOR,
+            object_id=principal_id,
+            object_id_alias=alias,
+            opts=pulumi.ResourceOptions(parent=parent or self),
         )

@@ -81,17 +81,17 @@ class SecretRef:
 class CacheConnection:
     """Where the Redis prediction cache is and how to authenticate to it.
 
-    ``entra_username`` is the object (principal) ID of the pull identity, which holds a data
-    access policy on the cache: a target whose containers run as that identity signs in with an
-    Entra ID token and never sees a key. ``password`` is the access key (in Key Vault), for the
-    targets that cannot run as the identity; None when the cache has no key for us (an existing,
-    Entra-only cache).
+    ``entra_id``: the cache takes Microsoft Entra ID tokens. A target whose containers run as an
+    identity holding a data access policy on it (the pull identity always does) signs in with a
+    token and never sees a key. ``password`` is the access key (in Key Vault), for the targets
+    without an identity; None when no target needs it or the cache has no key for us (an
+    existing, Entra-only cache).
     """
 
     host: pulumi.Input[str]
     port: int
     password: SecretRef | None
-    entra_username: pulumi.Input[str] | None = None
+    entra_id: bool = False
 
 
 @dataclass(frozen=True)
@@ -143,14 +143,15 @@ class ScoringDeployment:
         return env
 
     def cache_env(
-        self, *, runs_as_identity: bool
+        self, *, signs_in_as: pulumi.Input[str] | None
     ) -> tuple[dict[str, pulumi.Input[str]], SecretRef | None]:
         """The cache's settings for one target, and the key it must keep secret (or None).
 
-        ``runs_as_identity``: the target's containers run as the pull identity (App Service,
-        Functions, ACI), so they sign in with Entra ID and get no key. The others (AKS pods, which
-        have no workload identity) get the access key. With neither (an Entra-only existing cache
-        and no identity) the target runs without the cache: no settings at all.
+        ``signs_in_as``: the principal (object) ID the target's containers run as, holding a
+        data access policy on the cache (the pull identity for App Service, Functions and ACI;
+        the endpoint's own identity for Azure ML). They sign in with Entra ID and get no key.
+        None (AKS pods: no workload identity): the access key. With neither (an Entra-only
+        existing cache and no identity) the target runs without the cache: no settings at all.
         """
         c = self.cache
         if c is None:
@@ -161,8 +162,8 @@ class ScoringDeployment:
             "REDIS_SSL": "true",
             "CACHE_TTL_SECONDS": str(self.settings.scoring.cache_ttl_seconds),
         }
-        if runs_as_identity and c.entra_username is not None:
-            return env | {"REDIS_USE_ENTRA_ID": "true", "REDIS_USERNAME": c.entra_username}, None
+        if signs_in_as is not None and c.entra_id:
+            return env | {"REDIS_USE_ENTRA_ID": "true", "REDIS_USERNAME": signs_in_as}, None
         if c.password is not None:
             return env, c.password
         return {}, None

@@ -210,7 +210,7 @@ class FunctionsTarget(ScoringTarget):
                 child,
             )
         }
-        cache_env, cache_key = d.cache_env(runs_as_identity=True)
+        cache_env, cache_key = d.cache_env(signs_in_as=d.identity.principal_id)
         if cache_key is not None:
             secrets["REDIS_PASSWORD"] = cache_key
         settings: dict[str, pulumi.Input[str]] = {

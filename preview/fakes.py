@@ -154,12 +154,14 @@ COMPUTED: dict[str, Outputs] = {
     "azure-native:operationalinsights:Workspace": lambda n, i: {"customerId": fake_uuid(n)},
     # Azure ML endpoints: Azure computes the scoring (batch: invocation) and swagger URIs.
     "azure-native:machinelearningservices:OnlineEndpoint": lambda n, i: {
+        # system-assigned: Azure creates the principal
+        "identity": {**i.get("identity", {}), "principalId": fake_uuid(f"principal:{n}")},
         "properties": {
             **i.get("properties", {}),
             "scoringUri": f"https://{n}.{i.get('location')}.inference.ml.azure.com/score",
             "swaggerUri": f"https://{n}.{i.get('location')}.inference.ml.azure.com/swagger.json",
             "provisioningState": "Succeeded",
-        }
+        },
     },
     "azure-native:machinelearningservices:BatchEndpoint": lambda n, i: {
         "properties": {

@@ -223,10 +223,15 @@ def test_deployments_run_the_image_and_the_registered_model(prod, online, slot) 
     env = p["environmentVariables"]
     assert env["AZUREML_SERVER_PORT"] == "5001"
     assert env["MODEL_NAME"] == "diabetes-ridge" and env["MODEL_VERSION"] == "1"
-    # Azure ML sets the model folder; no user identity and no cache password in plain env
-    for key in ("AZUREML_MODEL_DIR", "AZURE_CLIENT_ID", "REDIS_HOST", "REDIS_PASSWORD"):
+    # Azure ML sets the model folder; the deployments run as the endpoint's identity, which
+    # signs in to Redis with Entra ID: no pull identity and no key in the plain environment
+    for key in ("AZUREML_MODEL_DIR", "AZURE_CLIENT_ID", "REDIS_PASSWORD"):
         assert key not in env
     assert not any("KEY" in k or "PASSWORD" in k for k in env)
+    redis = prod.one("azure-native:redis:Redis").outputs
+    assert env["REDIS_HOST"] == redis["hostName"] and env["REDIS_PORT"] == "6380"
+    assert env["REDIS_USE_ENTRA_ID"] == "true"
+    assert env["REDIS_USERNAME"] == online["endpoint"].outputs["identity"]["principalId"]
 
 
 def test_environment_versions_stay_in_azure_when_a_new_build_replaces_them(online) -> None:
@@ -255,6 +260,31 @@ def test_blue_keeps_a_pinned_build_while_green_runs_the_current_one(prod, run_st
     assert pinned in blue["description"]
     versions = [r for r in under(run, t) if r.type == f"{ML}:EnvironmentVersion"]
     assert versions == [current]  # no second resource for the pinned build
+
+
+def test_the_endpoint_identity_gets_redis_access_before_the_deployments(prod, online) -> None:
+    t = "mlscore:target:AmlOnline"
+    access = child(prod, t, "azure-native:redis:AccessPolicyAssignment", "redis-endpoint-access")
+    principal = online["endpoint"].outputs["identity"]["principalId"]
+    i = inputs(access)
+    assert i["objectId"] == principal and i["accessPolicyName"] == "Data Contributor"
+    assert i["cacheName"] == prod.one("azure-native:redis:Redis").azure_name
+    for slot in ("blue", "green"):
+        assert access.urn in online[slot].dependencies
+    out = engine.to_json(prod.outputs, show_secrets=True)["endpoints"]["aml_online"]
+    assert out["principal_id"] == principal
+
+
+def test_online_endpoint_on_an_existing_redis_only_names_its_principal(run_stack) -> None:
+    run = run_stack("prod", redisHost="cache.example.redis.azure.net", redisPort=10000)
+    assert run.error is None, run.error
+    assert run.of_type("azure-native:redis:AccessPolicyAssignment") == []
+    blue = inputs(child(run, "mlscore:target:AmlOnline", f"{ML}:OnlineDeployment", "blue"))
+    env = blue["properties"]["environmentVariables"]
+    assert env["REDIS_HOST"] == "cache.example.redis.azure.net"
+    assert env["REDIS_USE_ENTRA_ID"] == "true"
+    out = engine.to_json(run.outputs, show_secrets=True)["endpoints"]["aml_online"]
+    assert env["REDIS_USERNAME"] == out["principal_id"]  # what the cache's owner grants
 
 
 def test_traffic_and_mirror_are_set_after_both_deployments(prod, online) -> None:

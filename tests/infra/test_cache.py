@@ -60,7 +60,7 @@ def test_public_network_access_follows_the_stack_setting(run_stack, public) -> N
 def test_pull_identity_holds_the_data_contributor_policy(each_stack) -> None:
     identity = each_stack.one(IDENTITY, "pull-identity")
     cache = each_stack.one(REDIS)
-    policy = each_stack.one(POLICY).inputs
+    policy = each_stack.one(POLICY, "redis-pull-identity-access").inputs
     assert policy["accessPolicyName"] == "Data Contributor"
     assert policy["cacheName"] == cache.azure_name
     assert policy["objectId"] == fakes.fake_uuid(f"principal:{identity.azure_name}")
