@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import runpy
 import sys
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -168,11 +169,15 @@ class _Monitor(pulumi_mocks.MockMonitor):
         super().__init__(mocks)
         self.registered: dict[str, Registered] = {}
         self.duplicates: list[str] = []
+        self._seen: set[str] = set()
+        self._lock = threading.Lock()
 
     def RegisterResource(self, request: Any) -> Any:
         urn = self.make_urn(request.parent, request.type, request.name)
-        if urn in self.registered:  # the real engine refuses the whole update (see run())
-            self.duplicates.append(urn)
+        with self._lock:  # registrations run in a thread pool, two of them at the same time
+            if urn in self._seen:  # the real engine refuses the whole update (see run())
+                self.duplicates.append(urn)
+            self._seen.add(urn)
         response = super().RegisterResource(request)
         if request.type == "pulumi:pulumi:Stack":
             return response
