@@ -30,6 +30,9 @@ from components.contract import CacheConnection, PullIdentity
 from components.scoring_keys import vault_secret
 from components.settings import Settings
 
+# Host names of Azure Cache for Redis in the public cloud: <name>.redis.cache.windows.net.
+PUBLIC_CLOUD_HOST_SUFFIX = ".redis.cache.windows.net"
+
 # Built-in Azure Cache for Redis data access policy: read and write keys, no admin commands.
 DATA_CONTRIBUTOR = "Data Contributor"
 REDIS_KEY_SECRET = "redis-primary-key"
@@ -107,7 +110,7 @@ class PredictionCache(pulumi.ComponentResource):
             )
         # Azure Cache for Redis serves TLS on 6380 (mlscore:redisPort's default); the contract
         # keeps the port a plain int so that every target can put it in its environment.
-        self.host = self.cache.host_name
+        self.host = _host_name(s.naming.redis(), self.cache)
         self.port = r.port
         self.connection = CacheConnection(
             host=self.host, port=self.port, password=self.password, entra_id=True
@@ -144,3 +147,17 @@ class PredictionCache(pulumi.ComponentResource):
             object_id_alias=alias,
             opts=pulumi.ResourceOptions(parent=parent or self),
         )
+
+
+def _host_name(name: str, cache: redis.Redis) -> pulumi.Input[str]:
+    """The cache's host name, known before the cache exists in the public cloud.
+
+    Creating Azure Cache for Redis takes 15-20 minutes. A target that read ``hostName`` would
+    wait for all of it; with the name built from the cache's own name it is created alongside
+    (the scoring host serves without the cache until it answers, and then uses it). Other
+    clouds (``azure-native:environment``) read ``hostName`` from Azure.
+    """
+    environment = pulumi.Config("azure-native").get("environment") or "public"
+    if environment.lower() == "public":
+        return name + PUBLIC_CLOUD_HOST_SUFFIX
+    return cache.host_name

@@ -118,6 +118,20 @@ def test_an_existing_host_creates_nothing(run_stack) -> None:
     )
 
 
+def test_targets_with_an_identity_do_not_wait_for_the_cache_to_be_created(dev) -> None:
+    """Creating Redis takes 15-20 minutes: the host name is known from the name, not awaited."""
+    redis = dev.one(REDIS)
+    assert dev.outputs["redis"]["host"] == f"{redis.azure_name}.redis.cache.windows.net"
+    for type_ in (
+        "azure-native:web:WebApp",  # App Service and Functions
+        "azure-native:containerinstance:ContainerGroup",
+    ):
+        for target in dev.of_type(type_):
+            assert redis.urn not in target.dependencies, target.name
+    # AKS reads the key, which exists only once the cache does
+    assert redis.urn in dev.one(SECRET, "redis-key-secret").dependencies
+
+
 def test_without_aks_the_key_is_never_read_or_stored(run_stack) -> None:
     run = run_stack("dev", aksEnabled=False)
     assert run.error is None, run.error

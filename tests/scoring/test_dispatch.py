@@ -17,9 +17,19 @@ from _scoring_support import SCRIPTS
 from scoring.config import Settings
 from scoring.service import ScoreRequest, ScoringService
 
+# A budget well above what a sleep(0) costs on a loaded machine: these tests are about where
+# calls go, and a 1 ms budget would let scheduler noise send a fast call to the thread.
+BUDGET_MS = "20"
+
 
 def _service(**env: str) -> ScoringService:
-    settings = Settings.from_env({"AZUREML_ENTRY_SCRIPT": str(SCRIPTS / "slow.py"), **env})
+    settings = Settings.from_env(
+        {
+            "AZUREML_ENTRY_SCRIPT": str(SCRIPTS / "slow.py"),
+            "SCORING_INLINE_MAX_MS": BUDGET_MS,
+            **env,
+        }
+    )
     service = ScoringService(settings)
     service.init_sync()
     return service
@@ -56,7 +66,7 @@ def test_a_batch_runs_on_the_loop_in_arrival_order() -> None:
         service = _service()
         await _warm(service)
         calls = _spy(service)
-        values = [0.0, 0.00001, 0.00002, 0.00003, 0.00004]  # all well under the 1 ms budget
+        values = [0.0, 0.00001, 0.00002, 0.00003, 0.00004]  # all well under the budget
         replies = await asyncio.gather(*(service.score(_request(v)) for v in values))
         assert [r.json() for r in replies] == [{"slept": v} for v in values]
         assert calls == [(v, "MainThread") for v in values]
@@ -72,13 +82,13 @@ def test_a_slow_call_sends_the_rest_of_its_batch_to_the_run_thread() -> None:
         await _warm(service)
         before = service.status()["run"]
         calls = _spy(service)
-        values = [0.0, 0.05, 0.00001, 0.00002]
+        values = [0.0, 0.2, 0.00001, 0.00002]  # the second is 10x the budget
         replies = await asyncio.gather(*(service.score(_request(v)) for v in values))
         assert [r.json() for r in replies] == [{"slept": v} for v in values]
         threads = dict(calls)
         # the first two ran on the loop (nothing said the second would be slow) ...
-        assert threads[0.0] == threads[0.05] == "MainThread"
-        # ... and its 50 ms sent the last two to the run thread
+        assert threads[0.0] == threads[0.2] == "MainThread"
+        # ... and its 200 ms sent the last two to the run thread
         assert threads[0.00001].startswith("run") and threads[0.00002].startswith("run"), calls
         after = service.status()["run"]
         assert after["inline_calls"] == before["inline_calls"] + 2
@@ -126,7 +136,7 @@ def test_an_exception_in_run_is_a_500_for_that_request_only() -> None:
 
 def test_a_long_batch_gives_the_loop_a_turn_every_budget() -> None:
     async def main() -> None:
-        service = _service()
+        service = _service(SCORING_INLINE_MAX_MS="5")
         await _warm(service)
         gaps: list[float] = []
 
@@ -137,11 +147,12 @@ def test_a_long_batch_gives_the_loop_a_turn_every_budget() -> None:
                 await asyncio.sleep(0)
                 gaps.append(time.monotonic() - t0)
 
-        batch = asyncio.gather(*(service.score(_request(0.0003)) for _ in range(60)))  # >= 18 ms
+        batch = asyncio.gather(*(service.score(_request(0.0003)) for _ in range(150)))  # >= 45 ms
         await other_work(batch)
         assert all(r.status == 200 for r in await batch)
-        assert service.status()["run"]["where"] == "event loop"
-        assert max(gaps) < 0.010, f"the loop waited {max(gaps) * 1000:.1f} ms for a turn"
+        assert service.status()["run"]["inline_calls"] > 0
+        # a turn every 5 ms budget (plus the call that crosses it), not after the whole batch
+        assert max(gaps) < 0.025, f"the loop waited {max(gaps) * 1000:.1f} ms for a turn"
         await service.close()
 
     asyncio.run(main())

@@ -239,7 +239,8 @@ def _run_status(host: Host) -> dict[str, object]:
 def test_fast_run_moves_to_the_event_loop_and_a_slow_one_back_to_the_thread(
     start_host: HostFactory,
 ) -> None:
-    host = start_host(SCRIPTS / "slow.py")
+    # a 20 ms budget: a sleep(0) stays far below it even on a loaded machine
+    host = start_host(SCRIPTS / "slow.py", env={"SCORING_INLINE_MAX_MS": "20"})
     for _ in range(3):  # while the duration is being learnt, calls go to the run thread
         assert host.client.post("/score", json={"sleep": 0}).json() == {"slept": 0}
     assert _run_status(host)["where"] == "run thread"
@@ -249,8 +250,8 @@ def test_fast_run_moves_to_the_event_loop_and_a_slow_one_back_to_the_thread(
     assert status["where"] == "event loop", status
     assert status["inline_calls"] >= 4 and status["thread_calls"] == 8
 
-    # one call over the 1 ms budget, and the next ones run in the thread again ...
-    assert host.client.post("/score", json={"sleep": 0.05}).json() == {"slept": 0.05}
+    # one call over the budget, and the next ones run in the thread again ...
+    assert host.client.post("/score", json={"sleep": 0.2}).json() == {"slept": 0.2}
     assert _run_status(host)["where"] == "run thread"
     # ... where a slow run() does not hold up readiness
     with ThreadPoolExecutor(1) as pool:
@@ -275,7 +276,9 @@ def test_inline_max_ms_zero_keeps_every_run_in_the_thread(start_host: HostFactor
 
 
 def test_timeout_interrupts_a_loop_running_on_the_event_loop(start_host: HostFactory) -> None:
-    host = start_host(SCRIPTS / "busy.py", env={"SCORING_TIMEOUT_MS": "300"})
+    host = start_host(
+        SCRIPTS / "busy.py", env={"SCORING_TIMEOUT_MS": "300", "SCORING_INLINE_MAX_MS": "20"}
+    )
     for _ in range(12):
         assert host.client.post("/score", json={"n": 10}).json() == {"total": 45}
     assert _run_status(host)["where"] == "event loop"
