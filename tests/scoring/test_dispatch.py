@@ -10,6 +10,7 @@ import asyncio
 import json
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from _scoring_support import SCRIPTS
@@ -61,29 +62,43 @@ async def _warm(service: ScoringService, calls: int = 12) -> None:
         await service.score(_request(0))
 
 
-def test_a_batch_runs_on_the_loop_in_arrival_order() -> None:
+def _with_warm_service(test: Callable[[ScoringService], Awaitable[None]], **env: str) -> None:
+    """Run ``test`` on a service whose run() has been measured fast: calls go to the loop."""
+
     async def main() -> None:
-        service = _service()
+        service = _service(**env)
         await _warm(service)
-        calls = _spy(service)
-        values = [0.0, 0.00001, 0.00002, 0.00003, 0.00004]  # all well under the budget
-        replies = await asyncio.gather(*(service.score(_request(v)) for v in values))
-        assert [r.json() for r in replies] == [{"slept": v} for v in values]
-        assert calls == [(v, "MainThread") for v in values]
-        assert service.status()["run"]["where"] == "event loop"
-        await service.close()
+        try:
+            await test(service)
+        finally:
+            await service.close()
 
     asyncio.run(main())
 
 
+async def _together(service: ScoringService, values: list[float]) -> list[Any]:
+    """Score one request per value, all arriving in the same loop iteration."""
+    return list(await asyncio.gather(*(service.score(_request(v)) for v in values)))
+
+
+def test_a_batch_runs_on_the_loop_in_arrival_order() -> None:
+    async def test(service: ScoringService) -> None:
+        calls = _spy(service)
+        values = [0.0, 0.00001, 0.00002, 0.00003, 0.00004]  # all well under the budget
+        replies = await _together(service, values)
+        assert [r.json() for r in replies] == [{"slept": v} for v in values]
+        assert calls == [(v, "MainThread") for v in values]
+        assert service.status()["run"]["where"] == "event loop"
+
+    _with_warm_service(test)
+
+
 def test_a_slow_call_sends_the_rest_of_its_batch_to_the_run_thread() -> None:
-    async def main() -> None:
-        service = _service()
-        await _warm(service)
+    async def test(service: ScoringService) -> None:
         before = service.status()["run"]
         calls = _spy(service)
         values = [0.0, 0.2, 0.00001, 0.00002]  # the second is 10x the budget
-        replies = await asyncio.gather(*(service.score(_request(v)) for v in values))
+        replies = await _together(service, values)
         assert [r.json() for r in replies] == [{"slept": v} for v in values]
         threads = dict(calls)
         # the first two ran on the loop (nothing said the second would be slow) ...
@@ -93,15 +108,12 @@ def test_a_slow_call_sends_the_rest_of_its_batch_to_the_run_thread() -> None:
         after = service.status()["run"]
         assert after["inline_calls"] == before["inline_calls"] + 2
         assert after["thread_calls"] == before["thread_calls"] + 2
-        await service.close()
 
-    asyncio.run(main())
+    _with_warm_service(test)
 
 
 def test_a_bad_request_in_a_batch_gets_its_own_400() -> None:
-    async def main() -> None:
-        service = _service()
-        await _warm(service)
+    async def test(service: ScoringService) -> None:
         bad = ScoreRequest(
             method="POST", body=b"{not json", headers=[("content-type", "application/json")]
         )
@@ -109,15 +121,12 @@ def test_a_bad_request_in_a_batch_gets_its_own_400() -> None:
             service.score(_request(0)), service.score(bad), service.score(_request(0))
         )
         assert [r.status for r in replies] == [200, 400, 200]
-        await service.close()
 
-    asyncio.run(main())
+    _with_warm_service(test)
 
 
 def test_an_exception_in_run_is_a_500_for_that_request_only() -> None:
-    async def main() -> None:
-        service = _service()
-        await _warm(service)
+    async def test(service: ScoringService) -> None:
         original = service.script.run
 
         def flaky(raw_data: str) -> Any:
@@ -129,15 +138,12 @@ def test_an_exception_in_run_is_a_500_for_that_request_only() -> None:
         replies = await asyncio.gather(*(service.score(_request(v)) for v in (0, 0.001, 0)))
         assert [r.status for r in replies] == [200, 500, 200]
         assert replies[1].run_failed and "boom" not in replies[1].body.decode()
-        await service.close()
 
-    asyncio.run(main())
+    _with_warm_service(test)
 
 
 def test_a_long_batch_gives_the_loop_a_turn_every_budget() -> None:
-    async def main() -> None:
-        service = _service(SCORING_INLINE_MAX_MS="5")
-        await _warm(service)
+    async def test(service: ScoringService) -> None:
         gaps: list[float] = []
 
         async def other_work(batch: asyncio.Future[Any]) -> None:
@@ -153,6 +159,5 @@ def test_a_long_batch_gives_the_loop_a_turn_every_budget() -> None:
         assert service.status()["run"]["inline_calls"] > 0
         # a turn every 5 ms budget (plus the call that crosses it), not after the whole batch
         assert max(gaps) < 0.025, f"the loop waited {max(gaps) * 1000:.1f} ms for a turn"
-        await service.close()
 
-    asyncio.run(main())
+    _with_warm_service(test, SCORING_INLINE_MAX_MS="5")
