@@ -339,38 +339,18 @@ def main() -> int:
     # cold start with a light entry script (no scikit-learn import): the servers' own overhead
     light = BENCH / "model20ms.py"
     for name, make in (
-        (
-            "azmlinfsrv",
-            lambda p: Server(
-                "azmlinfsrv",
-                [
-                    ref_py,
-                    str(BENCH / "azmlinfsrv_loopback.py"),
-                    "--entry_script",
-                    str(light),
-                    "--model_dir",
-                    str(models),
-                    "--port",
-                    str(p),
-                    "--worker_count",
-                    "1",
-                ],
-                env,
-                p,
-                work,
-            ),
-        ),
+        ("azmlinfsrv", lambda p: reference(p, light)),
         ("scoring", lambda p: ours(light, p)),
     ):
-        colds = []
+        light_colds = []
         for _ in range(args.cold_runs):
             server = make(free_port())
             try:
-                colds.append(server.start())
+                light_colds.append(server.start())
             finally:
                 server.stop()
-        results[name]["cold_start_light_script_s"] = statistics.median(colds)
-        print(f"{name}: cold start, light script {statistics.median(colds):.2f}s", flush=True)
+        results[name]["cold_start_light_script_s"] = statistics.median(light_colds)
+        print(f"{name}: cold start, light script {results[name]['cold_start_light_script_s']:.2f}s")
 
     # cache scenario: 20 ms model, same host, without and with Redis
     redis_port = free_port()
