@@ -132,6 +132,19 @@ def test_targets_with_an_identity_do_not_wait_for_the_cache_to_be_created(dev) -
     assert redis.urn in dev.one(SECRET, "redis-key-secret").dependencies
 
 
+def test_other_clouds_read_the_host_name_from_azure(run_stack) -> None:
+    run = run_stack("dev", **{"azure-native:environment": "china"})
+    assert run.error is None, run.error
+    redis = run.one(REDIS)
+    assert app_settings(run)["REDIS_HOST"] == redis.outputs["hostName"]
+    (app,) = [
+        r
+        for r in children_of(run, "mlscore:target:AppService")
+        if r.type == "azure-native:web:WebApp"
+    ]
+    assert redis.urn in app.dependencies  # the suffix differs there: wait for Azure's answer
+
+
 def test_without_aks_the_key_is_never_read_or_stored(run_stack) -> None:
     run = run_stack("dev", aksEnabled=False)
     assert run.error is None, run.error

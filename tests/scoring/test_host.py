@@ -307,6 +307,23 @@ def test_missing_entry_script_fails_fast(start_host: HostFactory, tmp_path: Path
     assert "entry script not found" in host.log()
 
 
+@pytest.mark.parametrize(
+    ("name", "value", "reason"),
+    [
+        ("SCORING_INLINE_MAX_MS", "-1", "must be >= 0"),
+        ("SCORING_INLINE_MAX_MS", "fast", "expected an integer"),
+        ("SCORING_TIMEOUT_MS", "0", "must be >= 1"),
+        ("SCORING_ACCESS_LOG", "maybe", "expected true or false"),
+    ],
+)
+def test_a_bad_setting_stops_the_host_naming_it(
+    start_host: HostFactory, name: str, value: str, reason: str
+) -> None:
+    host = start_host(SCRIPTS / "plain.py", env={name: value}, wait=False)
+    assert host.proc.wait(30) == 2
+    assert f"configuration error: {name}={value!r}: {reason}" in host.log()
+
+
 def test_undecorated_run_gets_the_body_string_and_headers(start_host: HostFactory) -> None:
     host = start_host(SCRIPTS / "echo_string.py")
     r = host.client.post(
