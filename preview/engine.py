@@ -25,7 +25,7 @@ from pulumi.output import Unknown
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 from pulumi.runtime.config import set_all_config
-from pulumi.runtime.settings import _get_rpc_manager, set_root_resource
+from pulumi.runtime.settings import SETTINGS, _get_rpc_manager, set_root_resource
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
@@ -291,7 +291,7 @@ def run(stack: str, overrides: Mapping[str, Any] | None = None, *, preview: bool
     monitor = _Monitor(mocks)
 
     set_root_resource(None)  # type: ignore[arg-type]  # a fresh root stack for every run
-    _get_rpc_manager().clear()  # a failed run's error would otherwise fail the next run too
+    _forget_unfinished_work()
     set_all_config(config, secret_keys)
     pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=preview, monitor=monitor)
     result = Run(stack=stack, preview=preview)
@@ -325,6 +325,17 @@ def run(stack: str, overrides: Mapping[str, Any] | None = None, *, preview: bool
     result.calls = mocks.calls
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _forget_unfinished_work() -> None:
+    """Drop what a failed run left behind in Pulumi's process-wide state.
+
+    Pulumi stops at the first failed registration; the outputs it still tracks (and the RPCs)
+    stay in SETTINGS, and the next run's wait for outstanding work would re-raise that error.
+    """
+    _get_rpc_manager().clear()
+    with SETTINGS.lock:
+        SETTINGS.outputs.clear()
 
 
 async def _resolve(value: Any) -> Any:

@@ -181,3 +181,27 @@ def test_the_mock_engine_refuses_a_duplicate_urn_as_pulumi_does(monkeypatch) -> 
     assert run.error is not None
     assert "Duplicate resource URN" in str(run.error)
     assert "::rg'" in str(run.error)
+
+
+def test_a_failed_run_does_not_fail_the_next_one(monkeypatch) -> None:
+    """A registration that fails (e.g. a broken fake) stays in that run's error only."""
+    import pulumi_azure_native as azure_native
+
+    new_resource = engine._Mocks.new_resource
+
+    def failing(self, args):  # type: ignore[no-untyped-def]
+        if args.name == "boom":
+            raise RuntimeError("registration failed")
+        return new_resource(self, args)
+
+    def program(*_: object, **__: object) -> None:
+        azure_native.resources.ResourceGroup("ok", location="westeurope")
+        azure_native.resources.ResourceGroup("boom", location="westeurope")
+
+    with monkeypatch.context() as m:
+        m.setattr(engine._Mocks, "new_resource", failing)
+        m.setattr(engine.runpy, "run_path", program)
+        assert "registration failed" in str(engine.run("dev", preview=False).error)
+    after = engine.run("dev", preview=False)
+    assert after.error is None, after.error
+    assert after.outputs["resource_group"] == "rg-mlscore-dev-scoring"
