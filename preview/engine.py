@@ -334,8 +334,9 @@ def _forget_unfinished_work() -> None:
     stay in SETTINGS, and the next run's wait for outstanding work would re-raise that error.
     """
     _get_rpc_manager().clear()
-    with SETTINGS.lock:
-        SETTINGS.outputs.clear()
+    # lock and outputs are Pulumi "contextproperty" attributes, which pyright cannot see
+    with SETTINGS.lock:  # pyright: ignore[reportAttributeAccessIssue]
+        SETTINGS.outputs.clear()  # pyright: ignore[reportAttributeAccessIssue]
 
 
 async def _resolve(value: Any) -> Any:
