@@ -15,24 +15,24 @@ import pulumi
 import pulumi_azure_native.authorization as authorization
 import pulumi_azure_native.resources as resources
 
-from components.aci import AciTarget, AciTargetArgs
-from components.aks import AksCluster, AksClusterArgs
-from components.aks_workload import AksScoring, AksScoringArgs
-from components.aml_batch import AmlBatch, AmlBatchArgs
-from components.aml_model import AmlModel, AmlModelArgs
-from components.aml_online import AmlOnline, AmlOnlineArgs
-from components.app_service import AppServiceTarget, AppServiceTargetArgs
-from components.cache import PredictionCache, PredictionCacheArgs
+from components.config.settings import from_pulumi
 from components.contract import Endpoint, ScoringDeployment
-from components.functions import FunctionsTarget, FunctionsTargetArgs
-from components.identity import ScoringIdentity, ScoringIdentityArgs
-from components.image import ScoringImage, ScoringImageArgs
-from components.iot import IotEdgeTarget, IotEdgeTargetArgs
-from components.monitoring import Monitoring, MonitoringArgs
-from components.registry import Registry, RegistryArgs
-from components.scoring_keys import ScoringKeys, ScoringKeysArgs
-from components.settings import from_pulumi
-from components.workspace import MlWorkspace, MlWorkspaceArgs
+from components.platform.cache import PredictionCache, PredictionCacheArgs
+from components.platform.identity import ScoringIdentity, ScoringIdentityArgs
+from components.platform.image import ScoringImage, ScoringImageArgs
+from components.platform.monitoring import Monitoring, MonitoringArgs
+from components.platform.registry import Registry, RegistryArgs
+from components.platform.scoring_keys import ScoringKeys, ScoringKeysArgs
+from components.platform.workspace import MlWorkspace, MlWorkspaceArgs
+from components.targets.aci.target import AciTarget, AciTargetArgs
+from components.targets.aks.cluster import AksCluster, AksClusterArgs
+from components.targets.aks.workload import AksScoring, AksScoringArgs
+from components.targets.aml.batch import AmlBatch, AmlBatchArgs
+from components.targets.aml.model import AmlModel, AmlModelArgs
+from components.targets.aml.online import AmlOnline, AmlOnlineArgs
+from components.targets.app_service.target import AppServiceTarget, AppServiceTargetArgs
+from components.targets.functions.target import FunctionsTarget, FunctionsTargetArgs
+from components.targets.iot.target import IotEdgeTarget, IotEdgeTargetArgs
 
 s = from_pulumi()  # raises SettingsError listing every bad key before anything is declared
 client = authorization.get_client_config_output()

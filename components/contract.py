@@ -14,8 +14,8 @@ from typing import Any
 
 import pulumi
 
-from components.naming import Naming
-from components.settings import Settings
+from components.config.naming import Naming
+from components.config.settings import Settings
 
 # Azure built-in role definition IDs (the same GUID in every subscription).
 ROLE_ACR_PULL = "7f951dda-4ed3-4680-a7ca-43fe172d538d"

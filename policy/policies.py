@@ -29,13 +29,13 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-# components/sizes.py is the one table of VM sizes; the pack runs from policy/, so the project
-# root goes on the path (the CLI starts the pack with policy/ as its working directory).
+# components/config/sizes.py is the one table of VM sizes; the pack runs from policy/, so the
+# project root goes on the path (the CLI starts the pack with policy/ as its working directory).
 _ROOT = Path(__file__).resolve().parent.parent
 if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
 
-from components.sizes import SIZES  # noqa: E402
+from components.config.sizes import SIZES  # noqa: E402
 
 MIN_AKS_VCPUS = 12
 
@@ -178,7 +178,7 @@ def _pool(cluster: str, p: Mapping[str, Any]) -> Pool:
         name=str(p.get("name") or p.get("agentPoolName") or "?"),
         vm_size=str(p.get("vmSize") or ""),
         nodes=int(nodes or 0),
-        # a pool tainted CriticalAddonsOnly runs no scoring pods (components/aks.py)
+        # a pool tainted CriticalAddonsOnly runs no scoring pods (components/targets/aks/cluster.py)
         system_only=any(str(t).startswith("CriticalAddonsOnly") for t in taints),
     )
 
@@ -211,7 +211,7 @@ def check_aks_vcpus(resources: Iterable[tuple[str, Mapping[str, Any]]]) -> list[
             if size is None:
                 problems.append(
                     f"{cluster}: pool {pool.name} has VM size {pool.vm_size!r}, unknown to "
-                    "components/sizes.py, so its vCPUs cannot be counted; add it there"
+                    "components/config/sizes.py, so its vCPUs cannot be counted; add it there"
                 )
                 continue
             total += pool.nodes * size.vcpus

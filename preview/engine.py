@@ -308,8 +308,8 @@ def run(stack: str, overrides: Mapping[str, Any] | None = None, *, preview: bool
 
     try:
         # A deploy-mode run (tests) would exchange a real Entra token for the registry push; the
-        # fake Azure answers that too. A preview never asks (see components/acr_token.py).
-        with patch("components.acr_token.exchange_refresh_token", fake_exchange):
+        # fake Azure answers that too. A preview never asks (see components/providers/acr_token.py).
+        with patch("components.providers.acr_token.exchange_refresh_token", fake_exchange):
             _sync_await(run_pulumi_func(program))
         root = pulumi.runtime.get_root_resource()
         raw = dict(getattr(root, "outputs", {}) or {})

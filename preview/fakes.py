@@ -170,8 +170,8 @@ COMPUTED: dict[str, Outputs] = {
             "provisioningState": "Succeeded",
         }
     },
-    # AKS (components/aks.py, aks_workload.py): the API server FQDN, the kubelet identity that
-    # gets AcrPull, and the public IP Azure gives a LoadBalancer Service.
+    # AKS (components/targets/aks/): the API server FQDN, the kubelet identity that gets AcrPull,
+    # and the public IP Azure gives a LoadBalancer Service.
     "azure-native:containerservice:ManagedCluster": lambda n, i: {
         "fqdn": f"{i.get('dnsPrefix', n)}-{fake_secret(n, 8)}.hcp.{i.get('location')}.azmk8s.io",
         "identityProfile": {
@@ -222,8 +222,8 @@ COMPUTED: dict[str, Outputs] = {
         + "@sha256:"
         + hashlib.sha256(str(i.get("imageName", n)).encode()).hexdigest(),
     },
-    # IoT Hub / IoT Edge (components/iot.py): the hub's host name, and what the dynamic
-    # providers (components/iot_edge_provider.py) return from the IoT Hub and ARM REST APIs.
+    # IoT Hub / IoT Edge (components/targets/iot/): the hub's host name, and what the dynamic
+    # providers (components/providers/iot_edge.py) return from the IoT Hub and ARM REST APIs.
     "azure-native:iothub:IotHubResource": lambda n, i: {
         "properties": {**i.get("properties", {}), "hostName": f"{n}.azure-devices.net"}
     },

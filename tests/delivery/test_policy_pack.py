@@ -304,7 +304,7 @@ def test_vcpu_policy_refuses_a_size_it_cannot_count(dev_resources: Resources):
     resources = copy.deepcopy(dev_resources)
     _pool_of(resources)["vmSize"] = "Standard_Made_Up_v9"
     found = run_stack_policy(POLICIES["aks-min-12-vcpus"], resources)
-    assert any("unknown to components/sizes.py" in m for m in found)
+    assert any("unknown to components/config/sizes.py" in m for m in found)
 
 
 # --- minimal bad fixtures, for resource types the program may not declare today ------------------

@@ -1,6 +1,6 @@
 """A loopback HTTP server that plays IoT Hub (and the one ARM action the edge target calls).
 
-It answers the paths and api-versions ``components/iot_edge_provider.py`` uses, the way the
+It answers the paths and api-versions ``components/providers/iot_edge.py`` uses, the way the
 service does: SAS tokens are verified against the policy key (401 ``IotHubUnauthorizedAccess``
 otherwise), an unknown api-version is a 400, a PUT of an existing device without ``If-Match`` is
 a 409 ``DeviceAlreadyExists``, a stale ``If-Match`` a 412 ``PreconditionFailed``, a missing device

@@ -1,0 +1,369 @@
+"""The AKS cluster of the seeds' production web service (or an existing one, attached by ID).
+
+Created cluster:
+
+* **Pools.** AKS needs one system pool when the cluster is created, so it is inline in the
+  ``ManagedCluster``; it is tainted ``CriticalAddonsOnly`` and runs only system pods. The user pool
+  that runs the scoring pods, and the opt-in accelerator pool, are separate ``AgentPool``
+  resources: a pool's VM size cannot change in place, so a new size is a new pool beside the old
+  one. The user pool runs the cluster autoscaler (min ``aksNodeCount``, max ``aksMaxNodeCount``).
+  Azure Linux 3 on the system and user pools; Ubuntu on the accelerator pool (the image the
+  NVIDIA driver install of AKS and the Brainwave-era FPGA nodes target).
+* **Identity and access.** Entra ID integration (managed AAD) with **Azure RBAC for Kubernetes
+  authorization** and local accounts off: who may do what in the cluster is an Azure role
+  assignment, granted by this same program (the deployer gets *Azure Kubernetes Service RBAC
+  Cluster Admin* so ``pulumi up`` can apply the workload), reviewed with the rest of the
+  subscription's access, and there is no static admin kubeconfig to leak. Kubernetes RBAC would
+  need a ClusterRoleBinding created with admin credentials first, i.e. local accounts on.
+* **Registry pull.** The kubelet identity AKS creates gets AcrPull on the registry; no image pull
+  secret exists.
+* **Network.** Azure CNI overlay with the Cilium dataplane, which is also the network policy
+  engine (AKS's current recommendation; Calico and Azure NPM are the older engines).
+* **Monitoring.** Container Insights (the ``omsagent`` add-on) to the Log Analytics workspace,
+  authenticated with its managed identity (``useAADAuth``).
+* **Credentials.** ``listManagedClusterUserCredentials`` returns an Entra ID kubeconfig whose
+  ``kubelogin`` exec plugin is set to sign in the way ``aksKubeloginMode`` says (Azure CLI on a
+  workstation, workload identity in CI). It is a secret Output.
+
+Attached cluster (``aksExistingClusterId``): looked up, its kubelet identity gets AcrPull, the
+accelerator pool (if enabled) is added to it, and its vCPUs are checked at deploy time (a
+warning: its size is only known to Azure).
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_azure_native.authorization as authorization
+import pulumi_azure_native.containerservice as cs
+import yaml
+
+from components.config.settings import MIN_AKS_VCPUS, Settings
+from components.config.sizes import SIZES
+from components.contract import ROLE_ACR_PULL, role_definition_id
+
+# Azure built-in role: full access to Kubernetes objects through Azure RBAC for Kubernetes.
+ROLE_AKS_RBAC_CLUSTER_ADMIN = "b1ff04bb-8a4e-4dc4-8eb5-8693973ce19b"
+
+# The Kubernetes minor version AKS picks when aksKubernetesVersion is empty (AKS's default in
+# November 2026; `az aks get-versions` tells the current one). The rendered manifests are
+# validated against this version's schema.
+AKS_DEFAULT_KUBERNETES_MINOR = "1.33"
+
+SYSTEM_POOL = "system"
+USER_POOL = "scoring"
+SYSTEM_TAINT = "CriticalAddonsOnly=true:NoSchedule"
+# The accelerator pool is tainted so that only pods that tolerate it land there, and labelled so
+# that the accelerator Deployment can select it (see aks_workload.py).
+ACCELERATOR_LABEL = "mlscore.io/accelerator"
+ACCELERATOR_TAINT_EFFECT = "NoSchedule"
+
+_CLUSTER_ID = re.compile(
+    r"/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/"
+    r"Microsoft\.ContainerService/managedClusters/(?P<name>[^/]+)",
+    re.IGNORECASE,
+)
+
+
+def kubernetes_minor(version: str) -> str:
+    """``1.33.2`` -> ``1.33``; empty -> AKS's default minor version."""
+    return ".".join(version.split(".")[:2]) if version else AKS_DEFAULT_KUBERNETES_MINOR
+
+
+def parse_cluster_id(cluster_id: str) -> tuple[str, str]:
+    """(resource group, cluster name) of an AKS resource ID."""
+    match = _CLUSTER_ID.fullmatch(cluster_id.strip())
+    if not match:
+        raise ValueError(f"not an AKS resource ID: {cluster_id!r}")
+    return match["rg"], match["name"]
+
+
+def accelerator_pool_name(kind: str) -> str:
+    return "gpu" if kind == "gpu" else "fpga"
+
+
+def accelerator_taint(kind: str) -> str:
+    return f"{ACCELERATOR_LABEL}={kind}:{ACCELERATOR_TAINT_EFFECT}"
+
+
+def use_kubelogin(kubeconfig: str, login: str) -> str:
+    """The Entra ID kubeconfig with its kubelogin exec plugin set to ``--login <login>``.
+
+    AKS returns ``kubelogin get-token ... --login devicecode``: interactive, so unusable in
+    ``pulumi up`` on CI. For non-interactive modes the public client's ``--client-id`` is dropped
+    (Azure CLI, workload identity and managed identity bring their own identity).
+    """
+    doc = yaml.safe_load(kubeconfig)
+    for user in doc.get("users") or []:
+        exec_ = (user.get("user") or {}).get("exec")
+        if not exec_ or "kubelogin" not in str(exec_.get("command", "")):
+            continue
+        args = [str(a) for a in exec_.get("args") or []]
+        out: list[str] = []
+        skip = False
+        for i, arg in enumerate(args):
+            if skip:
+                skip = False
+                continue
+            if arg in ("--login", "-l") or (
+                arg == "--client-id" and login not in ("devicecode", "spn")
+            ):
+                skip = i + 1 < len(args)
+                continue
+            out.append(arg)
+        exec_["args"] = [*out, "--login", login]
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+def _kubeconfig(result: Any, login: str) -> str:
+    configs = result.kubeconfigs or []
+    if not configs:
+        raise ValueError("AKS returned no kubeconfig for the cluster user")
+    return use_kubelogin(base64.b64decode(configs[0].value).decode(), login)
+
+
+def cluster_vcpus(pools: list[Any] | None) -> tuple[int, list[str]]:
+    """vCPUs of an existing cluster's non-system pools (count or autoscaler minimum), and the
+    VM sizes the size table does not know."""
+    total, unknown = 0, []
+    for pool in pools or []:
+        mode, size = getattr(pool, "mode", None), getattr(pool, "vm_size", "") or ""
+        if mode == "System" and (getattr(pool, "node_taints", None) or []):
+            continue  # a tainted system pool runs no scoring pods
+        count = getattr(pool, "min_count", None) or getattr(pool, "count", None) or 0
+        if size in SIZES:
+            total += count * SIZES[size].vcpus
+        else:
+            unknown.append(size)
+    return total, unknown
+
+
+@dataclass(frozen=True)
+class AksClusterArgs:
+    settings: Settings
+    resource_group_name: pulumi.Input[str]
+    subscription_id: pulumi.Input[str]
+    tenant_id: pulumi.Input[str]
+    registry_id: pulumi.Input[str]
+    log_analytics_workspace_id: pulumi.Input[str]
+    deployer_object_id: pulumi.Input[str]
+
+
+class AksCluster(pulumi.ComponentResource):
+    """The cluster: ``name``, ``id``, ``fqdn``, ``kubeconfig`` (secret) and ``grants`` (role
+    assignments the workload must wait for)."""
+
+    name: pulumi.Output[str]
+    kubeconfig: pulumi.Output[str]
+    grants: tuple[pulumi.Resource, ...]
+
+    def __init__(self, name: str, args: AksClusterArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("mlscore:aks:Cluster", name, None, opts)
+        s = args.settings
+        child = pulumi.ResourceOptions(parent=self)
+        self.accelerator_pool: cs.AgentPool | None = None
+
+        if s.aks.existing_cluster_id:
+            rg_name, cluster_name = parse_cluster_id(s.aks.existing_cluster_id)
+            found = cs.get_managed_cluster_output(
+                resource_group_name=rg_name, resource_name=cluster_name, opts=child_invoke(self)
+            )
+            resource_group_name: pulumi.Input[str] = rg_name
+            self.name = pulumi.Output.from_input(cluster_name)
+            self.id = found.id
+            self.fqdn = found.fqdn.apply(lambda f: f or "")
+            kubelet_object_id = found.identity_profile.apply(_kubelet_object_id)
+            found.agent_pool_profiles.apply(lambda pools: _warn_if_small(cluster_name, pools))
+            grants: list[pulumi.Resource] = []
+        else:
+            resource_group_name = args.resource_group_name
+            cluster = self._create(args, child)
+            self.name = cluster.name
+            self.id = cluster.id
+            self.fqdn = cluster.fqdn.apply(lambda f: f or "")
+            kubelet_object_id = cluster.identity_profile.apply(_kubelet_object_id)
+            # The deployer applies the workload through Azure RBAC for Kubernetes.
+            grants = [
+                authorization.RoleAssignment(
+                    "deployer-cluster-admin",
+                    principal_id=args.deployer_object_id,
+                    principal_type=s.deployer_principal_type,
+                    role_definition_id=role_definition_id(
+                        args.subscription_id, ROLE_AKS_RBAC_CLUSTER_ADMIN
+                    ),
+                    scope=cluster.id,
+                    opts=child,
+                )
+            ]
+            self.user_pool = cs.AgentPool(
+                "user-pool",
+                agent_pool_name=USER_POOL,
+                resource_group_name=resource_group_name,
+                resource_name_=cluster.name,
+                mode=cs.AgentPoolMode.USER,
+                vm_size=s.aks.vm_size,
+                os_type=cs.OSType.LINUX,
+                os_sku=cs.OSSKU.AZURE_LINUX3,
+                type=cs.AgentPoolType.VIRTUAL_MACHINE_SCALE_SETS,
+                enable_auto_scaling=True,
+                count=s.aks.node_count,
+                min_count=s.aks.node_count,
+                max_count=s.aks.max_node_count,
+                orchestrator_version=s.aks.kubernetes_version or None,
+                upgrade_settings=cs.AgentPoolUpgradeSettingsArgs(max_surge="33%"),
+                node_labels={"mlscore.io/pool": USER_POOL},
+                tags=dict(s.tags),
+                opts=pulumi.ResourceOptions(parent=self, ignore_changes=["count"]),
+            )
+
+        # The kubelet pulls the scoring image with its managed identity: AcrPull, no secret.
+        self.acr_pull = authorization.RoleAssignment(
+            "kubelet-acrpull",
+            principal_id=kubelet_object_id,
+            principal_type="ServicePrincipal",
+            role_definition_id=role_definition_id(args.subscription_id, ROLE_ACR_PULL),
+            scope=args.registry_id,
+            opts=child,
+        )
+        self.grants = (self.acr_pull, *grants)
+
+        if s.accelerator.enabled:
+            acc = s.accelerator
+            self.accelerator_pool = cs.AgentPool(
+                "accelerator-pool",
+                agent_pool_name=accelerator_pool_name(acc.kind),
+                resource_group_name=resource_group_name,
+                resource_name_=self.name,
+                mode=cs.AgentPoolMode.USER,
+                vm_size=acc.vm_size,
+                os_type=cs.OSType.LINUX,
+                os_sku=cs.OSSKU.UBUNTU,
+                type=cs.AgentPoolType.VIRTUAL_MACHINE_SCALE_SETS,
+                count=acc.node_count,
+                enable_auto_scaling=False,
+                node_labels={ACCELERATOR_LABEL: acc.kind},
+                node_taints=[accelerator_taint(acc.kind)],
+                # AKS installs the NVIDIA driver on GPU sizes; the device plugin that advertises
+                # nvidia.com/gpu is deployed by aks_workload.py.
+                gpu_profile=cs.GPUProfileArgs(driver=cs.GPUDriver.INSTALL)
+                if acc.kind == "gpu"
+                else None,
+                orchestrator_version=s.aks.kubernetes_version or None,
+                tags=dict(s.tags),
+                opts=child,
+            )
+
+        self.resource_group_name = pulumi.Output.from_input(resource_group_name)
+        credentials = cs.list_managed_cluster_user_credentials_output(
+            resource_group_name=resource_group_name,
+            resource_name=self.name,
+            opts=child_invoke(self),
+        )
+        login = s.aks.kubelogin_mode
+        self.kubeconfig = pulumi.Output.secret(credentials.apply(lambda r: _kubeconfig(r, login)))
+        self.register_outputs(
+            {
+                "name": self.name,
+                "id": self.id,
+                "fqdn": self.fqdn,
+                "kubeconfig": self.kubeconfig,
+            }
+        )
+
+    def _create(self, args: AksClusterArgs, child: pulumi.ResourceOptions) -> cs.ManagedCluster:
+        s = args.settings
+        return cs.ManagedCluster(
+            "cluster",
+            resource_name_=s.naming.dashed("aks"),
+            resource_group_name=args.resource_group_name,
+            location=s.location,
+            dns_prefix=s.naming.dashed("aks"),
+            kubernetes_version=s.aks.kubernetes_version or None,
+            sku=cs.ManagedClusterSKUArgs(
+                name=cs.ManagedClusterSKUName.BASE, tier=cs.ManagedClusterSKUTier(s.aks.sku_tier)
+            ),
+            identity=cs.ManagedClusterIdentityArgs(type=cs.ResourceIdentityType.SYSTEM_ASSIGNED),
+            enable_rbac=True,
+            aad_profile=cs.ManagedClusterAADProfileArgs(
+                managed=True, enable_azure_rbac=True, tenant_id=args.tenant_id
+            ),
+            disable_local_accounts=True,
+            # AKS needs one system pool at creation: inline, tainted for system pods only.
+            agent_pool_profiles=[
+                cs.ManagedClusterAgentPoolProfileArgs(
+                    name=SYSTEM_POOL,
+                    mode=cs.AgentPoolMode.SYSTEM,
+                    vm_size=s.aks.system_vm_size,
+                    count=s.aks.system_node_count,
+                    os_type=cs.OSType.LINUX,
+                    os_sku=cs.OSSKU.AZURE_LINUX3,
+                    type=cs.AgentPoolType.VIRTUAL_MACHINE_SCALE_SETS,
+                    node_taints=[SYSTEM_TAINT],
+                    upgrade_settings=cs.AgentPoolUpgradeSettingsArgs(max_surge="33%"),
+                )
+            ],
+            network_profile=cs.ContainerServiceNetworkProfileArgs(
+                network_plugin=cs.NetworkPlugin.AZURE,
+                network_plugin_mode=cs.NetworkPluginMode.OVERLAY,
+                network_dataplane=cs.NetworkDataplane.CILIUM,
+                network_policy=cs.NetworkPolicy.CILIUM,
+                load_balancer_sku=cs.LoadBalancerSku.STANDARD,
+                pod_cidr="10.244.0.0/16",
+            ),
+            addon_profiles={
+                "omsagent": cs.ManagedClusterAddonProfileArgs(
+                    enabled=True,
+                    config={
+                        "logAnalyticsWorkspaceResourceID": args.log_analytics_workspace_id,
+                        "useAADAuth": "true",
+                    },
+                ),
+                "azurepolicy": cs.ManagedClusterAddonProfileArgs(enabled=True),
+            },
+            auto_upgrade_profile=cs.ManagedClusterAutoUpgradeProfileArgs(
+                upgrade_channel=cs.UpgradeChannel.PATCH,
+                node_os_upgrade_channel=cs.NodeOSUpgradeChannel.NODE_IMAGE,
+            ),
+            oidc_issuer_profile=cs.ManagedClusterOIDCIssuerProfileArgs(enabled=True),
+            security_profile=cs.ManagedClusterSecurityProfileArgs(
+                workload_identity=cs.ManagedClusterSecurityProfileWorkloadIdentityArgs(
+                    enabled=True
+                ),
+                image_cleaner=cs.ManagedClusterSecurityProfileImageCleanerArgs(
+                    enabled=True, interval_hours=48
+                ),
+            ),
+            tags=dict(s.tags),
+            opts=child,
+        )
+
+
+def child_invoke(parent: pulumi.Resource) -> pulumi.InvokeOutputOptions:
+    return pulumi.InvokeOutputOptions(parent=parent)
+
+
+def _kubelet_object_id(profile: Any) -> str:
+    identity = (profile or {}).get("kubeletidentity")
+    object_id = getattr(identity, "object_id", None) if identity is not None else None
+    if object_id is None and isinstance(identity, dict):
+        object_id = identity.get("objectId") or identity.get("object_id")
+    return object_id or ""
+
+
+def _warn_if_small(cluster: str, pools: list[Any] | None) -> None:
+    total, unknown = cluster_vcpus(pools)
+    if unknown:
+        pulumi.log.warn(
+            f"AKS cluster {cluster}: VM sizes {', '.join(unknown)} are not in "
+            "components/config/sizes.py; "
+            f"cannot check Azure ML's >= {MIN_AKS_VCPUS} vCPUs rule"
+        )
+    elif total < MIN_AKS_VCPUS:
+        pulumi.log.warn(
+            f"AKS cluster {cluster} has {total} vCPUs for workloads; Azure ML needs >= "
+            f"{MIN_AKS_VCPUS} vCPUs: scale its user pool up"
+        )

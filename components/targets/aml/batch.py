@@ -1,0 +1,242 @@
+"""Batch scoring on Azure ML compute: an ``AmlCompute`` cluster that scales to zero, a batch
+endpoint and a batch deployment of the registered model (the seeds' batch inference on Azure ML
+compute with normal or low-priority VMs).
+
+- Compute: ``batchVmSize`` nodes, 0 to ``batchMaxNodes`` (nothing runs, nothing is billed, between
+  jobs; idle nodes go after 2 minutes), low-priority VMs when ``batchLowPriority`` (cheaper,
+  pre-emptible: Azure ML retries pre-empted mini batches), no SSH, local auth off.
+- Code: ``aml/batch/score.py`` (``init()`` loads the model from ``AZUREML_MODEL_DIR``;
+  ``run(mini_batch)`` scores a list of CSV files) uploaded next to the model and registered as a
+  code asset whose version is the file's hash; environment: Azure ML's OpenMPI Ubuntu base image
+  with ``aml/batch/conda.yaml`` (the scikit-learn that pickled the model).
+- Input of a job: a ``uri_folder`` (or ``uri_file``) of CSV files, one row per sample, 10 numeric
+  columns (the diabetes features), no header.
+- Output of a job: ``predictions.csv`` in the job's default output folder, one line per input
+  row, ``<file name>,<row index>,<prediction>`` (``output_action: append_row``).
+- Invoke: ``POST <invocation_uri>`` with an Entra token for ``https://ml.azure.com`` (batch
+  endpoints take Entra tokens only) and
+  ``{"properties": {"InputData": {"input": {"JobInputType": "UriFolder", "Uri": "azureml://..."}}}}``,
+  or ``az ml batch-endpoint invoke --name <endpoint> --input <folder>``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_azure_native.machinelearningservices as ml
+import pulumi_azure_native.storage as storage
+
+from components import PROJECT_ROOT
+from components.config.settings import Settings
+from components.providers.arm_patch import ArmPropertiesPatch
+from components.targets.aml.model import AmlModel
+
+API_VERSION = "2025-12-01"
+AML_DIR = PROJECT_ROOT / "aml" / "batch"
+BASE_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest"
+COMPUTE_NAME = "batch-cpu"  # 2-16 characters, unique within the workspace
+DEPLOYMENT_NAME = "score"
+ENTRA_SCOPE = "https://ml.azure.com/.default"
+OUTPUT_FILE = "predictions.csv"
+
+
+@dataclass(frozen=True)
+class AmlBatchArgs:
+    settings: Settings
+    resource_group_name: pulumi.Input[str]
+    workspace_name: pulumi.Input[str]
+    storage_account_name: pulumi.Input[str]
+    model: AmlModel
+    code_dir: Path = AML_DIR
+
+
+def batch_endpoint_name(settings: Settings) -> str:
+    """Batch endpoint names are unique per region (DNS labels): 3-32 characters."""
+    return settings.naming.global_dashed("batch")[:32].rstrip("-")
+
+
+def content_hash(*parts: bytes) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(hashlib.sha256(part).digest())
+    return digest.hexdigest()[:12]
+
+
+class AmlBatch(pulumi.ComponentResource):
+    def __init__(self, name: str, args: AmlBatchArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("mlscore:target:AmlBatch", name, None, opts)
+        s = args.settings
+        child = pulumi.ResourceOptions(parent=self)
+        common: dict[str, Any] = {
+            "workspace_name": args.workspace_name,
+            "resource_group_name": args.resource_group_name,
+        }
+
+        self.compute = ml.Compute(
+            "compute",
+            compute_name=COMPUTE_NAME,
+            location=s.location,
+            properties=ml.AmlComputeArgs(
+                compute_type="AmlCompute",
+                description="Batch scoring cluster; scales to zero between jobs.",
+                disable_local_auth=True,
+                properties=ml.AmlComputePropertiesArgs(
+                    vm_size=s.batch.vm_size,
+                    vm_priority=(
+                        ml.VmPriority.LOW_PRIORITY
+                        if s.batch.low_priority
+                        else ml.VmPriority.DEDICATED
+                    ),
+                    scale_settings=ml.ScaleSettingsArgs(
+                        min_node_count=0,
+                        max_node_count=s.batch.max_nodes,
+                        node_idle_time_before_scale_down="PT120S",
+                    ),
+                    os_type=ml.OperatingSystemType.LINUX,
+                    remote_login_port_public_access=ml.RemoteLoginPortPublicAccess.DISABLED,
+                    enable_node_public_ip=True,  # no VNet here: nodes reach Azure ML directly
+                    isolated_network=False,
+                ),
+            ),
+            tags=dict(s.tags),
+            opts=child,
+            **common,
+        )
+
+        # Scoring script: uploaded to <container>/code/batch/<hash>/ and registered as code.
+        script = args.code_dir / "score.py"
+        conda = args.code_dir / "conda.yaml"
+        code_hash = content_hash(script.read_bytes())
+        code_path = f"code/batch/{code_hash}"
+        self.script_blob = storage.Blob(
+            "script",
+            blob_name=f"{code_path}/score.py",
+            container_name=args.model.container.name,
+            account_name=args.storage_account_name,
+            resource_group_name=args.resource_group_name,
+            source=pulumi.FileAsset(str(script)),
+            type=storage.BlobType.BLOCK,
+            content_type="text/x-python",
+            opts=child,
+        )
+        self.code = ml.CodeContainer(
+            "code",
+            name="mlscore-batch-score",
+            properties=ml.CodeContainerPropertiesArgs(
+                description="Batch scoring script (aml/batch/score.py).", tags=dict(s.tags)
+            ),
+            opts=child,
+            **common,
+        )
+        self.code_version = ml.CodeVersion(
+            "code-version",
+            name=self.code.name,
+            version=code_hash,
+            properties=ml.CodeVersionPropertiesArgs(
+                code_uri=args.model.uri(f"{code_path}/"),
+                description=f"aml/batch/score.py, sha256 {code_hash}",
+                tags=dict(s.tags),
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.script_blob]),
+            **common,
+        )
+
+        conda_text = conda.read_text()
+        env_hash = content_hash(conda_text.encode(), BASE_IMAGE.encode())
+        self.environment = ml.EnvironmentContainer(
+            "environment",
+            name="mlscore-batch",
+            properties=ml.EnvironmentContainerPropertiesArgs(
+                description="Batch scoring environment (aml/batch/conda.yaml).",
+                tags=dict(s.tags),
+            ),
+            opts=child,
+            **common,
+        )
+        self.environment_version = ml.EnvironmentVersion(
+            "environment-version",
+            name=self.environment.name,
+            version=env_hash,
+            properties=ml.EnvironmentVersionPropertiesArgs(
+                image=BASE_IMAGE,
+                conda_file=conda_text,
+                os_type=ml.OperatingSystemType.LINUX,
+                auto_rebuild=ml.AutoRebuildSetting.DISABLED,
+                description=f"{BASE_IMAGE} + aml/batch/conda.yaml",
+                tags=dict(s.tags),
+            ),
+            opts=child,
+            **common,
+        )
+
+        self.endpoint = ml.BatchEndpoint(
+            "endpoint",
+            endpoint_name=batch_endpoint_name(s),
+            location=s.location,
+            properties=ml.BatchEndpointPropertiesArgs(
+                auth_mode=ml.EndpointAuthMode.AAD_TOKEN,  # the only mode batch endpoints take
+                description=f"Batch scoring of {s.model.name} for stack {s.stack}.",
+            ),
+            tags=dict(s.tags),
+            opts=child,
+            **common,
+        )
+        self.deployment = ml.BatchDeployment(
+            "deployment",
+            deployment_name=DEPLOYMENT_NAME,
+            endpoint_name=self.endpoint.name,
+            location=s.location,
+            properties=ml.BatchDeploymentPropertiesArgs(
+                compute=self.compute.id,
+                model=ml.IdAssetReferenceArgs(reference_type="Id", asset_id=args.model.id),
+                code_configuration=ml.CodeConfigurationArgs(
+                    code_id=self.code_version.id, scoring_script="score.py"
+                ),
+                environment_id=self.environment_version.id,
+                resources=ml.DeploymentResourceConfigurationArgs(
+                    instance_count=s.batch.instance_count
+                ),
+                mini_batch_size=10,
+                max_concurrency_per_instance=2,
+                output_action=ml.BatchOutputAction.APPEND_ROW,
+                output_file_name=OUTPUT_FILE,
+                retry_settings=ml.BatchRetrySettingsArgs(max_retries=3, timeout="PT5M"),
+                error_threshold=-1,
+                logging_level=ml.BatchLoggingLevel.INFO,
+                description=f"{s.model.name} {s.model.version}: CSV rows in, predictions out.",
+            ),
+            tags=dict(s.tags),
+            opts=child,
+            **common,
+        )
+        # The endpoint's default deployment can only name a deployment that exists.
+        self.defaults = ArmPropertiesPatch(
+            "defaults",
+            resource_id=self.endpoint.id,
+            api_version=API_VERSION,
+            values={"defaults": {"deploymentName": DEPLOYMENT_NAME}},
+            after=[self.deployment.id],
+            opts=child,
+        )
+
+        self.invocation_uri = self.endpoint.properties.apply(lambda p: p.scoring_uri or "")
+        self.outputs: dict[str, Any] = {
+            "invocation_uri": self.invocation_uri,
+            "endpoint_name": self.endpoint.name,
+            "deployment": DEPLOYMENT_NAME,
+            "auth": {"scheme": "entra-token", "scope": ENTRA_SCOPE},
+            "input": "uri_folder of CSV files: 10 numeric columns per row, no header",
+            "output": f"{OUTPUT_FILE}: <file name>,<row index>,<prediction> per input row",
+            "compute": {
+                "name": COMPUTE_NAME,
+                "vm_size": s.batch.vm_size,
+                "min_nodes": 0,
+                "max_nodes": s.batch.max_nodes,
+                "low_priority": s.batch.low_priority,
+            },
+        }
+        self.register_outputs(self.outputs)

@@ -1,0 +1,189 @@
+"""The model registered in the Azure ML workspace: its files in the workspace storage, a versioned
+model asset (``ModelContainer`` + ``ModelVersion``) that online and batch deployments reference.
+
+Where the files come from: the folder ``mlscore:modelPath`` (default ``aml/model/diabetes-ridge/1``,
+the sample Ridge model that ``python -m scoring.sample_model.train --out aml/model`` writes, small
+and committed). Nothing is trained while the program runs: a preview must not execute training
+code, and a deploy must upload exactly the reviewed bytes. Each file becomes a ``storage.Blob``
+(a ``pulumi.FileAsset``, so a changed file shows in the preview) under
+``<container>/<modelName>/<modelVersion>/`` of the workspace's storage account, reached by Azure ML
+through an identity-based datastore (no account key in the workspace). The model version is the
+config's ``modelVersion``; Azure ML versions are immutable, so new model bytes need a new version.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+from dataclasses import dataclass
+from pathlib import Path
+
+import pulumi
+import pulumi_azure_native.machinelearningservices as ml
+import pulumi_azure_native.storage as storage
+
+from components.config.settings import Settings
+
+MODEL_CONTAINER = "aml-models"  # blob container in the workspace storage account
+DATASTORE = "mlscore_models"  # Azure ML datastore names: letters, digits and underscores
+
+
+@dataclass(frozen=True)
+class AmlModelArgs:
+    settings: Settings
+    resource_group_name: pulumi.Input[str]
+    subscription_id: pulumi.Input[str]
+    workspace_name: pulumi.Input[str]
+    storage_account_name: pulumi.Input[str]
+    model_dir: Path | None  # settings.model.path (validated to exist)
+
+
+def model_files(model_dir: Path) -> list[tuple[str, Path]]:
+    """``(relative posix path, file)`` of every file under ``model_dir``, sorted, hidden skipped."""
+    return sorted(
+        (f.relative_to(model_dir).as_posix(), f)
+        for f in model_dir.rglob("*")
+        if f.is_file() and not any(part.startswith(".") for part in f.relative_to(model_dir).parts)
+    )
+
+
+def datastore_uri(
+    subscription_id: pulumi.Input[str],
+    resource_group_name: pulumi.Input[str],
+    workspace_name: pulumi.Input[str],
+    datastore: pulumi.Input[str],
+    path: str,
+) -> pulumi.Output[str]:
+    """The ``azureml://`` URI of ``path`` in a workspace datastore (what model and code assets
+    point at)."""
+    return pulumi.Output.concat(
+        "azureml://subscriptions/",
+        subscription_id,
+        "/resourcegroups/",
+        resource_group_name,
+        "/workspaces/",
+        workspace_name,
+        "/datastores/",
+        datastore,
+        "/paths/",
+        path,
+    )
+
+
+class AmlModel(pulumi.ComponentResource):
+    """Uploads the model folder and registers it as ``modelName`` version ``modelVersion``."""
+
+    def __init__(self, name: str, args: AmlModelArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("mlscore:platform:AmlModel", name, None, opts)
+        s = args.settings
+        if args.model_dir is None:
+            raise ValueError("AmlModel needs the model folder (mlscore:modelPath)")
+        model_dir = args.model_dir
+        child = pulumi.ResourceOptions(parent=self)
+        self.model_name = s.model.name
+        self.version = s.model.version
+        self.subscription_id = args.subscription_id
+        self.resource_group_name = args.resource_group_name
+        self.workspace_name = args.workspace_name
+
+        self.container = storage.BlobContainer(
+            "container",
+            container_name=MODEL_CONTAINER,
+            account_name=args.storage_account_name,
+            resource_group_name=args.resource_group_name,
+            public_access=storage.PublicAccess.NONE,
+            opts=child,
+        )
+        self.datastore = ml.Datastore(
+            "datastore",
+            name=DATASTORE,
+            workspace_name=args.workspace_name,
+            resource_group_name=args.resource_group_name,
+            properties=ml.AzureBlobDatastoreArgs(
+                datastore_type="AzureBlob",
+                account_name=args.storage_account_name,
+                container_name=self.container.name,
+                endpoint="core.windows.net",
+                protocol="https",
+                # Identity-based: Azure ML reads the blobs as the workspace's managed identity.
+                credentials=ml.NoneDatastoreCredentialsArgs(credentials_type="None"),
+                service_data_access_auth_identity=(
+                    ml.ServiceDataAccessAuthIdentity.WORKSPACE_SYSTEM_ASSIGNED_IDENTITY
+                ),
+                description="Model files and Azure ML code uploaded by the mlscore program.",
+                tags=dict(s.tags),
+            ),
+            opts=child,
+        )
+
+        prefix = f"{s.model.name}/{s.model.version}"
+        self.blobs: list[storage.Blob] = []
+        for rel, path in model_files(model_dir):
+            self.blobs.append(
+                storage.Blob(
+                    f"model-{rel}",
+                    blob_name=f"{prefix}/{rel}",
+                    container_name=self.container.name,
+                    account_name=args.storage_account_name,
+                    resource_group_name=args.resource_group_name,
+                    source=pulumi.FileAsset(str(path)),
+                    type=storage.BlobType.BLOCK,
+                    content_type=mimetypes.guess_type(path.name)[0] or "application/octet-stream",
+                    opts=child,
+                )
+            )
+
+        self.container_registration = ml.ModelContainer(
+            "model",
+            name=s.model.name,
+            workspace_name=args.workspace_name,
+            resource_group_name=args.resource_group_name,
+            properties=ml.ModelContainerPropertiesArgs(
+                description=f"{s.model.name}: the model every scoring target serves.",
+                tags=dict(s.tags),
+            ),
+            opts=child,
+        )
+        self.model_uri = datastore_uri(
+            args.subscription_id,
+            args.resource_group_name,
+            args.workspace_name,
+            self.datastore.name,
+            f"{prefix}/",
+        )
+        self.model_version = ml.ModelVersion(
+            "version",
+            name=self.container_registration.name,
+            version=s.model.version,
+            workspace_name=args.workspace_name,
+            resource_group_name=args.resource_group_name,
+            properties=ml.ModelVersionPropertiesArgs(
+                model_uri=self.model_uri,
+                model_type="custom_model",
+                description=f"{s.model.name} version {s.model.version}, files from "
+                f"{model_dir.name} ({len(self.blobs)} files).",
+                properties={"files": ",".join(rel for rel, _ in model_files(model_dir))},
+                tags=dict(s.tags),
+            ),
+            # The files must be in the datastore before the version that points at them.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(self.blobs)),
+        )
+        # ARM ID of the model version: what deployments reference.
+        self.id = self.model_version.id
+        self.register_outputs(
+            {
+                "name": self.model_name,
+                "version": self.version,
+                "id": self.id,
+                "model_uri": self.model_uri,
+            }
+        )
+
+    def uri(self, path: str) -> pulumi.Output[str]:
+        """``azureml://`` URI of ``path`` in this component's datastore (for code assets)."""
+        return datastore_uri(
+            self.subscription_id,
+            self.resource_group_name,
+            self.workspace_name,
+            self.datastore.name,
+            path,
+        )

@@ -1,0 +1,242 @@
+"""App Service target: the scoring image on a Linux web app.
+
+A Linux plan (``reserved=True``; B1 in dev as in the seeds, P1v3 in prod) and a web app running
+the image by digest, pulled by the user-assigned pull identity (``acrUseManagedIdentityCreds``; the
+registry has no admin password). Secure defaults: HTTPS only, TLS 1.2 minimum (site and SCM),
+FTPS off and basic-auth publishing credentials off, HTTP/2. The health check probes ``/ready``
+so that an instance whose model failed to load takes no traffic.
+
+Authentication: the scoring host checks ``Authorization: Bearer <key>`` against
+``SCORING_AUTH_KEYS`` (primary and secondary, so a key can be rotated without downtime), as in
+every other container target; clients read the primary key from the ``endpoints`` output. The
+keys, the Redis access key and the Application Insights connection string reach the app as Key
+Vault references resolved with the pull identity; no secret is a plain app setting.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_azure_native.monitor as monitor
+import pulumi_azure_native.web as web
+
+from components.contract import (
+    AUTH_BEARER_KEY,
+    READINESS_PATH,
+    Endpoint,
+    ScoringDeployment,
+    ScoringTarget,
+    SecretRef,
+)
+from components.platform.scoring_keys import vault_secret
+
+CPU_SCALE_OUT_PERCENT = 70
+CPU_SCALE_IN_PERCENT = 30
+
+
+def plan_tier(sku: str) -> str:
+    """The App Service plan tier of a SKU name (B1 -> Basic, P1v3 -> PremiumV3, ...)."""
+    if sku.startswith("B"):
+        return "Basic"
+    if sku.startswith("S"):
+        return "Standard"
+    if sku.endswith("mv3"):
+        return "PremiumMV3"
+    if sku.endswith("v3"):
+        return "PremiumV3"
+    if sku.endswith("v2"):
+        return "PremiumV2"
+    raise ValueError(f"no App Service plan tier known for SKU {sku!r}")
+
+
+@dataclass(frozen=True)
+class AppServiceTargetArgs:
+    deployment: ScoringDeployment
+
+
+class AppServiceTarget(ScoringTarget):
+    def __init__(
+        self, name: str, args: AppServiceTargetArgs, opts: pulumi.ResourceOptions | None = None
+    ):
+        super().__init__("mlscore:target:AppService", name, None, opts)
+        d = args.deployment
+        s = d.settings
+        app = s.app_service
+        child = pulumi.ResourceOptions(parent=self)
+
+        self.plan = web.AppServicePlan(
+            "plan",
+            name=s.naming.dashed("plan"),
+            resource_group_name=d.resource_group_name,
+            location=d.location,
+            kind="linux",
+            reserved=True,  # Linux
+            sku=web.SkuDescriptionArgs(
+                name=app.sku, tier=plan_tier(app.sku), capacity=app.min_instances
+            ),
+            tags=dict(d.tags),
+            opts=child,
+        )
+
+        # One Key Vault secret per multi-part value the app reads as a single setting.
+        primary, secondary = d.scoring_keys
+        auth_keys = vault_secret(
+            "appservice-auth-keys-secret",
+            "appservice-scoring-auth-keys",
+            pulumi.Output.concat(primary.value, ",", secondary.value),
+            d.resource_group_name,
+            d.key_vault.name,
+            child,
+        )
+        insights = vault_secret(
+            "appservice-appinsights-secret",
+            "appservice-appinsights-connection",
+            d.app_insights_connection_string,
+            d.resource_group_name,
+            d.key_vault.name,
+            child,
+        )
+        secrets: dict[str, SecretRef] = {
+            "SCORING_AUTH_KEYS": auth_keys,
+            "APPLICATIONINSIGHTS_CONNECTION_STRING": insights,
+        }
+        cache_env, cache_key = d.cache_env(signs_in_as=d.identity.principal_id)
+        if cache_key is not None:
+            secrets["REDIS_PASSWORD"] = cache_key
+
+        settings: dict[str, pulumi.Input[str]] = {
+            **d.runtime_env(),
+            **cache_env,
+            "WEBSITES_PORT": str(s.scoring.port),
+            "WEBSITES_ENABLE_APP_SERVICE_STORAGE": "false",
+            **{name: ref.app_setting() for name, ref in secrets.items()},
+        }
+        always_on = not app.sku.startswith("B") or s.stack == "prod"
+        self.web_app = web.WebApp(
+            "app",
+            name=s.naming.web_app(),
+            resource_group_name=d.resource_group_name,
+            location=d.location,
+            kind="app,linux,container",
+            server_farm_id=self.plan.id,
+            reserved=True,
+            https_only=True,
+            client_affinity_enabled=False,
+            identity=web.ManagedServiceIdentityArgs(
+                type=web.ManagedServiceIdentityType.USER_ASSIGNED,
+                user_assigned_identities=[d.identity.id],
+            ),
+            key_vault_reference_identity=d.identity.id,
+            site_config=web.SiteConfigArgs(
+                linux_fx_version=pulumi.Output.concat("DOCKER|", d.image),
+                acr_use_managed_identity_creds=True,
+                acr_user_managed_identity_id=d.identity.client_id,
+                app_settings=[
+                    web.NameValuePairArgs(name=k, value=v) for k, v in sorted(settings.items())
+                ],
+                health_check_path=READINESS_PATH,
+                always_on=always_on,
+                http20_enabled=True,
+                min_tls_version=web.SupportedTlsVersions.SUPPORTED_TLS_VERSIONS_1_2,
+                scm_min_tls_version=web.SupportedTlsVersions.SUPPORTED_TLS_VERSIONS_1_2,
+                ftps_state=web.FtpsState.DISABLED,
+                remote_debugging_enabled=False,
+            ),
+            tags=dict(d.tags),
+            # The first pull and the Key Vault references need AcrPull and Secrets User.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(d.identity.grants)),
+        )
+        # Basic-auth publishing credentials (FTP and SCM/Kudu) off: deploys go through ARM.
+        self.ftp_basic_auth = web.WebAppFtpAllowed(
+            "ftp-basic-auth-off",
+            name=self.web_app.name,
+            resource_group_name=d.resource_group_name,
+            allow=False,
+            opts=child,
+        )
+        self.scm_basic_auth = web.WebAppScmAllowed(
+            "scm-basic-auth-off",
+            name=self.web_app.name,
+            resource_group_name=d.resource_group_name,
+            allow=False,
+            opts=child,
+        )
+
+        self.autoscale = self._autoscale(d, self.plan, child) if app.autoscale else None
+
+        endpoint = Endpoint.for_host(
+            pulumi.Output.concat("https://", self.web_app.default_host_name),
+            AUTH_BEARER_KEY,
+            key=primary.value,
+            tls=True,
+        )
+        self._finish(endpoint, web_app=self.web_app.name, plan=self.plan.name)
+
+    @staticmethod
+    def _autoscale(
+        d: ScoringDeployment, plan: web.AppServicePlan, opts: pulumi.ResourceOptions
+    ) -> monitor.AutoscaleSetting:
+        """CPU-based rules on the plan: out fast above 70%, in slowly below 30%."""
+        app = d.settings.app_service
+
+        def rule(
+            direction: monitor.ScaleDirection,
+            operator: monitor.ComparisonOperationType,
+            threshold: int,
+            cooldown: str,
+        ) -> monitor.ScaleRuleArgs:
+            return monitor.ScaleRuleArgs(
+                metric_trigger=monitor.MetricTriggerArgs(
+                    metric_name="CpuPercentage",
+                    metric_namespace="microsoft.web/serverfarms",
+                    metric_resource_uri=plan.id,
+                    operator=operator,
+                    statistic=monitor.MetricStatisticType.AVERAGE,
+                    threshold=threshold,
+                    time_aggregation=monitor.TimeAggregationType.AVERAGE,
+                    time_grain="PT1M",
+                    time_window="PT5M" if direction == monitor.ScaleDirection.INCREASE else "PT10M",
+                ),
+                scale_action=monitor.ScaleActionArgs(
+                    direction=direction,
+                    type=monitor.ScaleType.CHANGE_COUNT,
+                    value="1",
+                    cooldown=cooldown,
+                ),
+            )
+
+        return monitor.AutoscaleSetting(
+            "autoscale",
+            autoscale_setting_name=d.naming.dashed("plan-autoscale"),
+            resource_group_name=d.resource_group_name,
+            location=d.location,
+            target_resource_uri=plan.id,
+            enabled=True,
+            profiles=[
+                monitor.AutoscaleProfileArgs(
+                    name="cpu",
+                    capacity=monitor.ScaleCapacityArgs(
+                        minimum=str(app.min_instances),
+                        maximum=str(app.max_instances),
+                        default=str(app.min_instances),
+                    ),
+                    rules=[
+                        rule(
+                            monitor.ScaleDirection.INCREASE,
+                            monitor.ComparisonOperationType.GREATER_THAN,
+                            CPU_SCALE_OUT_PERCENT,
+                            "PT5M",
+                        ),
+                        rule(
+                            monitor.ScaleDirection.DECREASE,
+                            monitor.ComparisonOperationType.LESS_THAN,
+                            CPU_SCALE_IN_PERCENT,
+                            "PT10M",
+                        ),
+                    ],
+                )
+            ],
+            tags=dict(d.tags),
+            opts=opts,
+        )

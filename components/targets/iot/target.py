@@ -1,0 +1,240 @@
+"""IoT Hub and IoT Edge target: a hub, an edge device, and the scoring image as an edge module.
+
+What it declares:
+
+- **IoT Hub** (``azure-native:iothub:IotHubResource``): SKU and units from settings, TLS 1.2
+  minimum. Local (SAS) authentication choices:
+
+  * ``disableLocalAuth = false``: hub-level SAS stays on, because the deployment provider signs its
+    data-plane calls with the key of ``edge-deployer``, the hub's only shared access policy
+    (RegistryRead, RegistryWrite, ServiceConnect: no ``iothubowner``, no DeviceConnect);
+  * ``disableDeviceSAS = false``: the edge device authenticates with its symmetric key (the
+    connection string of its ``config.toml``); X.509 would need a device CA this program has not;
+  * ``disableModuleSAS = false``: edgeAgent/edgeHub and the modules authenticate with module SAS
+    tokens signed on the device by its workload API; IoT Edge does not work without them.
+
+- **A pull-only registry token**: a scope map limited to the scoring repository with
+  ``content/read`` and ``metadata/read`` (pull, list tags; no write or delete), a token bound to it,
+  and its password from ``generateCredentials`` (dynamic resource, ``iot_edge_provider``): the
+  registry admin user stays off. The password reaches the manifest's ``registryCredentials`` as a
+  placeholder that the provider fills from the deployment's secret ``secrets`` input just before
+  the call: the manifest stays readable in ``pulumi preview`` and the state, the password never
+  appears in either in clear.
+
+- **The edge device identity** and **the deployment**: dynamic resources calling the IoT Hub
+  REST API. The deployment is **whole-device** (``applyConfigurationContent``), not an at-scale
+  configuration: the stack owns exactly one device, a whole-device manifest has no priority
+  contest with other deployments, and it can be *updated* in place (an at-scale configuration's
+  content is immutable: a new image would need a new configuration and a priority bump). A new
+  image digest changes ``modulesContent``; the provider's diff reports an update and re-applies
+  the manifest; the edge agent pulls the new image and restarts the module.
+
+The module runs the scoring host with the same env as every target, less what only makes sense
+in Azure (the managed identity's client ID and the cloud Redis cache: an edge device scores
+offline, so the host runs without the cache), plus the scoring keys (``SCORING_AUTH_KEYS``, a
+secret leaf). Its port is bound on the device (``iotEdgeHostPort``); that address is known only
+on the device's network, so the ``endpoints`` output gets an ``iot_edge`` entry only when
+``iotEdgeDeviceHost`` names the device (plain HTTP on the local network, bearer-key auth).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_azure_native.containerregistry as acr
+import pulumi_azure_native.iothub as iothub
+
+from components.contract import AUTH_BEARER_KEY, Endpoint, ScoringDeployment
+from components.providers.iot_edge import (
+    EdgeDeployment,
+    EdgeDevice,
+    RegistryTokenPassword,
+    secret_ref,
+)
+from components.targets.iot.manifest import (
+    EdgeManifestSpec,
+    EdgeModule,
+    RegistryCredential,
+    build_modules_content,
+    runtime_only_modules_content,
+)
+
+DEPLOYER_POLICY = "edge-deployer"
+DEPLOYER_RIGHTS = iothub.AccessRights.REGISTRY_READ_REGISTRY_WRITE_SERVICE_CONNECT
+SCORING_MODULE = "scoring"
+REGISTRY_CREDENTIAL = "scoringregistry"
+# Env of the cloud targets that does not apply on a device.
+CLOUD_ONLY_ENV = ("AZURE_CLIENT_ID",)
+PULL_ACTIONS = ("content/read", "metadata/read")
+
+
+@dataclass(frozen=True)
+class IotEdgeTargetArgs:
+    deployment: ScoringDeployment
+    registry_name: pulumi.Input[str]
+    registry_id: pulumi.Input[str]
+
+
+def scope_map_actions(repository: str) -> list[str]:
+    return [f"repositories/{repository}/{action}" for action in PULL_ACTIONS]
+
+
+class IotEdgeTarget(pulumi.ComponentResource):
+    """The IoT Edge target. ``endpoint`` is None unless ``iotEdgeDeviceHost`` is set."""
+
+    endpoint: Endpoint | None
+
+    def __init__(
+        self, name: str, args: IotEdgeTargetArgs, opts: pulumi.ResourceOptions | None = None
+    ):
+        super().__init__("mlscore:target:IotEdge", name, None, opts)
+        d = args.deployment
+        s = d.settings
+        iot = s.iot
+        child = pulumi.ResourceOptions(parent=self)
+
+        # --- the hub ---------------------------------------------------------------------------
+        self.hub = iothub.IotHubResource(
+            "hub",
+            resource_name_=s.naming.iot_hub(),
+            resource_group_name=d.resource_group_name,
+            location=s.location,
+            sku=iothub.IotHubSkuInfoArgs(name=iot.hub_sku, capacity=iot.hub_capacity),
+            properties=iothub.IotHubPropertiesArgs(
+                min_tls_version="1.2",
+                disable_local_auth=False,
+                disable_device_sas=False,
+                disable_module_sas=False,
+                public_network_access="Enabled" if s.public_network_access else "Disabled",
+                authorization_policies=[
+                    iothub.SharedAccessSignatureAuthorizationRuleArgs(
+                        key_name=DEPLOYER_POLICY, rights=DEPLOYER_RIGHTS
+                    )
+                ],
+            ),
+            tags=dict(s.tags),
+            opts=child,
+        )
+        self.host_name: pulumi.Output[str] = self.hub.properties.apply(
+            lambda p: p.host_name if p and p.host_name else ""
+        )
+        policy_key = pulumi.Output.secret(
+            iothub.list_iot_hub_resource_keys_for_key_name_output(
+                key_name=DEPLOYER_POLICY,
+                resource_group_name=d.resource_group_name,
+                resource_name=self.hub.name,
+            ).apply(lambda k: k.primary_key or "")
+        )
+
+        # --- pull-only registry token -----------------------------------------------------------
+        repository = s.scoring.image_repository
+        self.scope_map = acr.ScopeMap(
+            "edge-pull-scope",
+            scope_map_name=s.naming.dashed("edge-pull"),
+            registry_name=args.registry_name,
+            resource_group_name=d.resource_group_name,
+            actions=scope_map_actions(repository),
+            description=f"IoT Edge devices pull {repository} (read-only)",
+            opts=child,
+        )
+        self.token = acr.Token(
+            "edge-pull-token",
+            token_name=s.naming.dashed("edge"),
+            registry_name=args.registry_name,
+            resource_group_name=d.resource_group_name,
+            scope_map_id=self.scope_map.id,
+            status="enabled",
+            opts=child,
+        )
+        self.token_password = RegistryTokenPassword(
+            "edge-pull-token-password",
+            registry_id=args.registry_id,
+            token_id=self.token.id,
+            password_name="password1",
+            opts=child,
+        )
+        registry_password = pulumi.Output.secret(self.token_password.password)
+
+        # --- the device and its deployment ------------------------------------------------------
+        self.device = EdgeDevice(
+            "edge-device",
+            host_name=self.host_name,
+            device_id=iot.device_id,
+            policy_name=DEPLOYER_POLICY,
+            policy_key=policy_key,
+            opts=child,
+        )
+        primary, secondary = d.scoring_keys
+        env: dict[str, Any] = {
+            k: v for k, v in d.runtime_env().items() if k not in CLOUD_ONLY_ENV
+        } | {"SCORING_AUTH_KEYS": secret_ref("scoring_auth_keys")}
+        modules_content = build_modules_content(
+            EdgeManifestSpec(
+                modules=(
+                    EdgeModule(
+                        name=SCORING_MODULE,
+                        image=d.image,
+                        env=env,
+                        port_bindings={s.scoring.port: iot.edge_host_port},
+                    ),
+                ),
+                registries={
+                    REGISTRY_CREDENTIAL: RegistryCredential(
+                        address=d.registry_login_server,
+                        username=self.token.name,
+                        password=secret_ref("registry_password"),
+                    )
+                },
+                runtime_version=iot.edge_runtime_version,
+                store_and_forward_ttl_seconds=iot.store_forward_ttl_seconds,
+            )
+        )
+        self.deployment = EdgeDeployment(
+            "edge-deployment",
+            host_name=self.host_name,
+            device_id=self.device.device_id,
+            policy_name=DEPLOYER_POLICY,
+            policy_key=policy_key,
+            modules_content=modules_content,
+            secrets={
+                "registry_password": registry_password,
+                "scoring_auth_keys": pulumi.Output.concat(primary.value, ",", secondary.value),
+            },
+            removal_content=runtime_only_modules_content(
+                iot.edge_runtime_version, iot.store_forward_ttl_seconds
+            ),
+            opts=child,
+        )
+
+        # --- outputs ----------------------------------------------------------------------------
+        self.connection_string = pulumi.Output.secret(self.device.connection_string)
+        self.summary: dict[str, Any] = {
+            "hub_name": self.hub.name,
+            "hostname": self.host_name,
+            "device_id": self.device.device_id,
+            "deployment_id": self.deployment.id,
+            "module": SCORING_MODULE,
+            "edge_runtime_version": iot.edge_runtime_version,
+            "registry_token": self.token.name,
+            # what the device's /etc/aziot/config.toml needs ([provisioning] connection_string)
+            "device_connection_string": self.connection_string,
+        }
+        self.endpoint = (
+            Endpoint.for_host(
+                f"http://{iot.device_host}:{iot.edge_host_port}",
+                AUTH_BEARER_KEY,
+                primary.value,
+                tls=False,
+                network="the device's local network",
+            )
+            if iot.device_host
+            else None
+        )
+        self.register_outputs(
+            {
+                "summary": self.summary,
+                "endpoint": self.endpoint.to_output() if self.endpoint else None,
+            }
+        )

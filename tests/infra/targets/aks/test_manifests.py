@@ -1,0 +1,399 @@
+"""The Kubernetes objects of the AKS target, rendered from the real program under mocks:
+every workload property, the HPA numbers from config, and the manifests checked by the tools of
+the field (kubernetes-validate against the cluster version's schema, checkov's Kubernetes checks).
+
+checkov cannot share the project venv (it pins ``packaging<24``; pulumi needs ``>=26``); it is
+found as ``$CHECKOV``, ``checkov`` on the PATH, or ``.local/checkov/bin/checkov``
+(``python3 -m venv .local/checkov && .local/checkov/bin/pip install 'checkov>=3.2,<4'``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+
+from components import PROJECT_ROOT
+from components.config import settings as cfg
+from components.targets.aks import cluster as aks_mod
+from preview import engine, manifests
+
+ROOT = PROJECT_ROOT
+
+
+def settings_of(stack: str, **overrides: Any) -> cfg.Settings:
+    config, _ = engine.stack_config(stack, overrides)
+    values = {k.split(":", 1)[1]: v for k, v in config.items()}
+    return cfg.load(values.get, project="mlscore", stack=stack)
+
+
+def rendered(run_stack: Any, stack: str, **overrides: Any) -> list[dict[str, Any]]:
+    run = run_stack(stack, **overrides)
+    assert run.error is None, run.error
+    return manifests.render(run)
+
+
+def find(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    found = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name]
+    assert len(found) == 1, f"{kind}/{name}: {[d['metadata']['name'] for d in docs]}"
+    return found[0]
+
+
+@pytest.fixture(scope="module")
+def docs(dev: engine.Run) -> list[dict[str, Any]]:
+    return manifests.render(dev)
+
+
+@pytest.fixture(scope="module")
+def gpu(run_stack: Any) -> list[dict[str, Any]]:
+    return rendered(run_stack, "dev", acceleratorEnabled=True)
+
+
+@pytest.fixture(scope="module")
+def fpga(run_stack: Any) -> list[dict[str, Any]]:
+    return rendered(
+        run_stack,
+        "dev",
+        acceleratorEnabled=True,
+        acceleratorKind="fpga",
+        acceleratorVmSize="Standard_PB6s",
+    )
+
+
+def container(doc: dict[str, Any]) -> dict[str, Any]:
+    (c,) = doc["spec"]["template"]["spec"]["containers"]
+    return c
+
+
+# --- rendering --------------------------------------------------------------------------------
+def test_type_tokens_map_to_api_version_and_kind() -> None:
+    assert manifests.api_version_and_kind("kubernetes:apps/v1:Deployment") == (
+        "apps/v1",
+        "Deployment",
+    )
+    assert manifests.api_version_and_kind("kubernetes:core/v1:Service") == ("v1", "Service")
+    assert manifests.api_version_and_kind("kubernetes:networking.k8s.io/v1:NetworkPolicy") == (
+        "networking.k8s.io/v1",
+        "NetworkPolicy",
+    )
+    with pytest.raises(ValueError):
+        manifests.api_version_and_kind("azure-native:web:WebApp")
+
+
+def test_the_workload_objects_exist(docs: list[dict[str, Any]]) -> None:
+    kinds = sorted((d["apiVersion"], d["kind"]) for d in docs)
+    assert kinds == sorted(
+        [
+            ("v1", "Namespace"),
+            ("v1", "Secret"),
+            ("v1", "ServiceAccount"),
+            ("apps/v1", "Deployment"),
+            ("v1", "Service"),
+            ("autoscaling/v2", "HorizontalPodAutoscaler"),
+            ("policy/v1", "PodDisruptionBudget"),
+            ("networking.k8s.io/v1", "NetworkPolicy"),
+        ]
+    )
+    ns = find(docs, "Namespace", "mlscore-scoring")
+    assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert all(d["metadata"].get("namespace") == "mlscore-scoring" for d in docs[1:])
+
+
+def test_secret_holds_the_keys_and_redis_password_redacted(docs: list[dict[str, Any]]) -> None:
+    secret = find(docs, "Secret", "scoring-secrets")
+    assert secret["stringData"] == {
+        "SCORING_AUTH_KEYS": manifests.REDACTED,
+        "REDIS_PASSWORD": manifests.REDACTED,
+    }
+
+
+def test_secret_value_is_both_scoring_keys(dev: engine.Run) -> None:
+    secret = engine.reveal(dev.one("kubernetes:core/v1:Secret").inputs["stringData"])
+    primary, secondary = secret["SCORING_AUTH_KEYS"].split(",")
+    assert len(primary) == len(secondary) == 40 and primary != secondary
+    assert engine.reveal(dev.outputs["endpoints"]["aks"]["auth"]["key"]) == primary
+
+
+# --- the Deployment ---------------------------------------------------------------------------
+def test_deployment_runs_the_image_by_digest_with_env_and_secrets(
+    dev: engine.Run, docs: list[dict[str, Any]]
+) -> None:
+    c = container(find(docs, "Deployment", "scoring"))
+    assert c["image"] == dev.outputs["image"] and "@sha256:" in c["image"]
+    env = {e["name"]: e for e in c["env"]}
+    assert env["AZUREML_SERVER_PORT"]["value"] == "5001"
+    assert env["REDIS_PORT"]["value"] == "6380" and env["REDIS_SSL"]["value"] == "true"
+    assert env["REDIS_HOST"]["value"].endswith(".redis.cache.windows.net")
+    for name in ("SCORING_AUTH_KEYS", "REDIS_PASSWORD"):
+        assert env[name]["valueFrom"]["secretKeyRef"] == {"name": "scoring-secrets", "key": name}
+        assert "value" not in env[name]
+    assert c["ports"] == [{"name": "http", "containerPort": 5001, "protocol": "TCP"}]
+
+
+@pytest.mark.parametrize(("stack", "cpu", "memory"), [("dev", 500, 1024), ("prod", 1000, 2048)])
+def test_requests_and_limits_come_from_config(
+    run_stack: Any, stack: str, cpu: int, memory: int
+) -> None:
+    c = container(find(rendered(run_stack, stack), "Deployment", "scoring"))
+    assert c["resources"] == {
+        "requests": {"cpu": f"{cpu}m", "memory": f"{memory}Mi"},
+        "limits": {"cpu": f"{2 * cpu}m", "memory": f"{memory}Mi"},
+    }
+
+
+def test_probes_security_and_tmp(docs: list[dict[str, Any]]) -> None:
+    d = find(docs, "Deployment", "scoring")
+    pod, c = d["spec"]["template"]["spec"], container(d)
+    assert c["livenessProbe"]["httpGet"]["path"] == "/"
+    assert c["readinessProbe"]["httpGet"]["path"] == "/ready"
+    assert c["startupProbe"]["httpGet"]["path"] == "/"
+    sc = c["securityContext"]
+    assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False
+    assert sc["runAsNonRoot"] is True and sc["capabilities"]["drop"] == ["ALL"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] >= 10000
+    assert pod["automountServiceAccountToken"] is False
+    assert c["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}]
+    assert pod["volumes"][0]["name"] == "tmp" and "emptyDir" in pod["volumes"][0]
+
+
+def test_spread_across_nodes_and_rolling_update(docs: list[dict[str, Any]]) -> None:
+    d = find(docs, "Deployment", "scoring")
+    (spread,) = d["spec"]["template"]["spec"]["topologySpreadConstraints"]
+    assert spread["topologyKey"] == "kubernetes.io/hostname" and spread["maxSkew"] == 1
+    assert spread["labelSelector"]["matchLabels"] == d["spec"]["selector"]["matchLabels"]
+    assert d["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
+    assert "replicas" not in d["spec"], "with an HPA the replica count is the HPA's"
+
+
+def test_without_autoscale_the_deployment_has_fixed_replicas(run_stack: Any) -> None:
+    docs = rendered(run_stack, "prod", autoscaleEnabled=False)
+    assert find(docs, "Deployment", "scoring")["spec"]["replicas"] == 3
+    assert not [d for d in docs if d["kind"] == "HorizontalPodAutoscaler"]
+
+
+def test_a_new_image_changes_the_pod_template(run_stack: Any) -> None:
+    """The seeds' service.update: a new model version is a new image digest -> a rollout."""
+    before = find(rendered(run_stack, "dev"), "Deployment", "scoring")
+    after = find(rendered(run_stack, "dev", modelVersion="2"), "Deployment", "scoring")
+    assert container(before)["image"] != container(after)["image"]
+
+
+# --- Service, HPA, PDB, NetworkPolicy ---------------------------------------------------------
+def test_service_is_a_load_balancer_with_a_dns_label(docs: list[dict[str, Any]]) -> None:
+    svc = find(docs, "Service", "scoring")
+    assert svc["spec"]["type"] == "LoadBalancer"
+    assert svc["spec"]["ports"] == [
+        {"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}
+    ]
+    label = cfg.aks_service_dns_label(settings_of("dev").naming)
+    annotations = svc["metadata"]["annotations"]
+    assert annotations["service.beta.kubernetes.io/azure-dns-label-name"] == label
+    assert (
+        svc["spec"]["selector"]
+        == find(docs, "Deployment", "scoring")["spec"]["selector"]["matchLabels"]
+    )
+
+
+@pytest.mark.parametrize(("stack", "low", "high"), [("dev", 1, 4), ("prod", 3, 12)])
+def test_hpa_numbers_come_from_config(run_stack: Any, stack: str, low: int, high: int) -> None:
+    hpa = find(rendered(run_stack, stack), "HorizontalPodAutoscaler", "scoring")
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    spec = hpa["spec"]
+    assert (spec["minReplicas"], spec["maxReplicas"]) == (low, high)
+    assert spec["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": "scoring",
+    }
+    (metric,) = spec["metrics"]
+    assert metric["resource"]["name"] == "cpu"
+    assert metric["resource"]["target"] == {"type": "Utilization", "averageUtilization": 70}
+    assert spec["behavior"]["scaleUp"]["stabilizationWindowSeconds"] == 0
+    assert spec["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 60
+
+
+def test_hpa_follows_a_changed_target_utilization(run_stack: Any) -> None:
+    hpa = find(
+        rendered(run_stack, "dev", autoscaleTargetUtilization=50, autoscaleMaxReplicas=8),
+        "HorizontalPodAutoscaler",
+        "scoring",
+    )
+    assert hpa["spec"]["maxReplicas"] == 8
+    assert hpa["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"] == 50
+
+
+def test_pdb_and_network_policy(docs: list[dict[str, Any]]) -> None:
+    pdb = find(docs, "PodDisruptionBudget", "scoring")
+    assert pdb["spec"]["maxUnavailable"] == 1
+    netpol = find(docs, "NetworkPolicy", "scoring")["spec"]
+    assert netpol["policyTypes"] == ["Ingress", "Egress"]
+    assert netpol["ingress"] == [{"ports": [{"protocol": "TCP", "port": 5001}]}]
+    egress_ports = {p["port"] for rule in netpol["egress"] for p in rule["ports"]}
+    assert egress_ports == {53, 443, 6380}
+
+
+# --- the accelerator variant ------------------------------------------------------------------
+def test_gpu_variant_is_scheduled_on_the_tainted_pool(
+    run_stack: Any, gpu: list[dict[str, Any]]
+) -> None:
+    d = find(gpu, "Deployment", "scoring-gpu")
+    pod = d["spec"]["template"]["spec"]
+    assert pod["nodeSelector"][aks_mod.ACCELERATOR_LABEL] == "gpu"
+    assert {
+        "key": aks_mod.ACCELERATOR_LABEL,
+        "operator": "Equal",
+        "value": "gpu",
+        "effect": "NoSchedule",
+    } in pod["tolerations"]
+    assert container(d)["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert d["spec"]["replicas"] == 1
+    assert find(gpu, "DaemonSet", "nvidia-device-plugin")["metadata"]["namespace"] == "kube-system"
+    run = run_stack("dev", acceleratorEnabled=True)
+    pool = run.one("azure-native:containerservice:AgentPool", "accelerator-pool").inputs
+    assert pool["nodeTaints"] == [aks_mod.accelerator_taint("gpu")]
+    assert pool["nodeLabels"] == {aks_mod.ACCELERATOR_LABEL: "gpu"}
+    assert pool["vmSize"] == "Standard_NC4as_T4_v3" and pool["agentPoolName"] == "gpu"
+    ep = run.outputs["endpoints"]["aks_accelerator"]
+    assert ep["scoring_uri"].endswith("-gpu.westeurope.cloudapp.azure.com/score")
+    assert ep["accelerator"] == "gpu" and ep["auth"]["scheme"] == "bearer-key"
+
+
+def test_fpga_variant_requests_no_extended_resource(fpga: list[dict[str, Any]]) -> None:
+    d = find(fpga, "Deployment", "scoring-fpga")
+    assert d["spec"]["template"]["spec"]["nodeSelector"][aks_mod.ACCELERATOR_LABEL] == "fpga"
+    assert "nvidia.com/gpu" not in container(d)["resources"]["limits"]
+    assert not [x for x in fpga if x["kind"] == "DaemonSet"]
+
+
+# --- the tools of the field -------------------------------------------------------------------
+CASES = {
+    "dev": ("dev", {}),
+    "prod": ("prod", {}),
+    "dev-gpu": ("dev", {"acceleratorEnabled": True}),
+    "dev-fpga": (
+        "dev",
+        {
+            "acceleratorEnabled": True,
+            "acceleratorKind": "fpga",
+            "acceleratorVmSize": "Standard_PB6s",
+        },
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_manifests_match_the_kubernetes_schema_of_the_cluster(run_stack: Any, case: str) -> None:
+    stack, overrides = CASES[case]
+    docs = rendered(run_stack, stack, **overrides)
+    version = aks_mod.kubernetes_minor(settings_of(stack, **overrides).aks.kubernetes_version)
+    # The cluster's version, and the newest schema kubernetes-validate knows (deprecations).
+    for desired in (version, kubernetes_validate.utils.latest_version()):
+        for doc in docs:
+            kubernetes_validate.validate(doc, desired, strict=True)
+
+
+def test_schema_validation_can_fail(docs: list[dict[str, Any]]) -> None:
+    hpa = json.loads(json.dumps(find(docs, "HorizontalPodAutoscaler", "scoring")))
+    hpa["spec"]["maxReplicas"] = "four"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(hpa, aks_mod.AKS_DEFAULT_KUBERNETES_MINOR, strict=True)
+
+
+def checkov_binary() -> str:
+    for candidate in (
+        os.environ.get("CHECKOV"),
+        shutil.which("checkov"),
+        str(ROOT / ".local" / "checkov" / "bin" / "checkov"),
+    ):
+        if candidate and Path(candidate).exists():
+            return candidate
+    raise AssertionError(
+        "checkov not found: python3 -m venv .local/checkov && "
+        ".local/checkov/bin/pip install 'checkov>=3.2,<4' (or set CHECKOV)"
+    )
+
+
+def checkov(path: Path, *extra: str) -> str:
+    done = subprocess.run(
+        [
+            checkov_binary(),
+            "-f",
+            str(path),
+            "--framework",
+            "kubernetes",
+            "--compact",
+            "--quiet",
+            "--skip-download",
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert done.stdout.strip(), done.stderr[-2000:]
+    return done.stdout
+
+
+def run_checkov(path: Path) -> dict[str, Any]:
+    """checkov's JSON report (``--quiet`` drops passed and skipped checks from JSON: not here)."""
+    out = subprocess.run(
+        [
+            checkov_binary(),
+            "-f",
+            str(path),
+            "--framework",
+            "kubernetes",
+            "--compact",
+            "--skip-download",
+            "-o",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    ).stdout
+    report = json.loads(out)
+    return report[0] if isinstance(report, list) else report
+
+
+@pytest.mark.parametrize("case", ["dev-gpu", "prod"])
+def test_checkov_kubernetes_checks_pass(run_stack: Any, case: str, tmp_path: Path) -> None:
+    stack, overrides = CASES[case]
+    path = tmp_path / f"{case}.yaml"
+    path.write_text(manifests.to_yaml(rendered(run_stack, stack, **overrides)))
+    # The command as a reviewer would run it: no failure.
+    text = checkov(path)
+    assert "Failed checks: 0," in text, text
+    report = run_checkov(path)
+    failed = [(c["check_id"], c["resource"]) for c in report["results"]["failed_checks"]]
+    assert failed == []
+    assert report["summary"]["passed"] > 80
+    skipped = report["results"]["skipped_checks"]
+    # Every skip is justified in the manifest itself, with a reason.
+    assert all(len(c["check_result"].get("suppress_comment", "")) > 20 for c in skipped)
+    assert {c["check_id"] for c in skipped if c["resource"].startswith("Deployment.")} == {
+        "CKV_K8S_35"
+    }
+
+
+def test_checkov_catches_a_bad_manifest(docs: list[dict[str, Any]], tmp_path: Path) -> None:
+    bad = json.loads(json.dumps(find(docs, "Deployment", "scoring")))
+    pod = bad["spec"]["template"]["spec"]
+    pod["containers"][0]["securityContext"]["readOnlyRootFilesystem"] = False
+    pod["containers"][0]["securityContext"]["allowPrivilegeEscalation"] = True
+    path = tmp_path / "bad.yaml"
+    path.write_text(manifests.to_yaml([bad]))
+    failed = {c["check_id"] for c in run_checkov(path)["results"]["failed_checks"]}
+    assert {"CKV_K8S_20", "CKV_K8S_22"} <= failed

@@ -1,0 +1,616 @@
+"""Azure ML under mocks with the real stack files: registered model, managed online endpoint with
+blue/green traffic, batch scoring on AmlCompute; the settings rules; the ARM traffic patch; the
+batch scoring script run for real on the committed model."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from components import PROJECT_ROOT
+from components.providers import arm_patch
+from components.targets.aml.batch import content_hash
+from preview import engine, fakes
+
+ROOT = PROJECT_ROOT
+ML = "azure-native:machinelearningservices"
+DYNAMIC = "pulumi-python:dynamic:Resource"
+MODEL_DIR = ROOT / "aml" / "model" / "diabetes-ridge" / "1"
+
+
+def inputs(r: engine.Registered) -> dict[str, Any]:
+    return engine.reveal(r.inputs)
+
+
+def under(run: engine.Run, component_type: str) -> list[engine.Registered]:
+    (component,) = [r for r in run.resources if r.type == component_type]
+    return run.children(component.urn)
+
+
+def child(run: engine.Run, component_type: str, type_: str, name: str) -> engine.Registered:
+    (found,) = [r for r in under(run, component_type) if r.type == type_ and r.name == name]
+    return found
+
+
+def arm_id(run: engine.Run, r: engine.Registered) -> str:
+    return r.outputs["id"] if "id" in r.outputs else fakes.arm_id(r.type, r.azure_name)
+
+
+@pytest.fixture(scope="module")
+def prod_preview(run_stack) -> engine.Run:
+    run = run_stack("prod", preview=True)
+    assert run.error is None, run.error
+    return run
+
+
+# --- what the prod preview must show --------------------------------------------------------------
+def test_prod_preview_shows_model_version_endpoints_traffic_and_scale_to_zero(prod_preview) -> None:
+    run = prod_preview
+    (version,) = run.of_type(f"{ML}:ModelVersion")
+    assert inputs(version)["version"] == "1" and inputs(version)["name"] == "diabetes-ridge"
+    assert len(run.of_type(f"{ML}:OnlineEndpoint")) == 1
+    slots = sorted(inputs(d)["deploymentName"] for d in run.of_type(f"{ML}:OnlineDeployment"))
+    assert slots == ["blue", "green"]
+    traffic = child(run, "mlscore:target:AmlOnline", DYNAMIC, "traffic")
+    assert inputs(traffic)["values"]["traffic"] == {"blue": 90, "green": 10}
+    (compute,) = run.of_type(f"{ML}:Compute")
+    assert inputs(compute)["properties"]["properties"]["scaleSettings"]["minNodeCount"] == 0
+    assert len(run.of_type(f"{ML}:BatchEndpoint")) == 1
+    assert len(run.of_type(f"{ML}:BatchDeployment")) == 1
+    assert run.outputs["model"]["version"] == "1"
+    # what Azure computes stays unknown in a preview, as in `pulumi preview`
+    assert run.outputs["endpoints"]["aml_online"]["scoring_uri"] is engine.COMPUTED
+
+
+def test_prod_preview_cli_prints_the_azure_ml_resources(prod_preview) -> None:
+    from preview.__main__ import render
+
+    text = render(prod_preview)
+    for needle in (
+        "machinelearningservices:ModelVersion",
+        "machinelearningservices:OnlineEndpoint",
+        "machinelearningservices:OnlineDeployment  blue",
+        "machinelearningservices:OnlineDeployment  green",
+        "values.traffic.blue: 90",
+        "values.traffic.green: 10",
+        "machinelearningservices:Compute",
+        "minNodeCount: 0",
+        "machinelearningservices:BatchEndpoint",
+        "machinelearningservices:BatchDeployment",
+    ):
+        assert needle in text, needle
+
+
+# --- model registration ---------------------------------------------------------------------------
+def test_model_files_go_to_a_private_container_of_the_workspace_storage(prod) -> None:
+    container = child(
+        prod, "mlscore:platform:AmlModel", "azure-native:storage:BlobContainer", "container"
+    )
+    i = inputs(container)
+    assert i["containerName"] == "aml-models" and i["publicAccess"] == "None"
+    (account,) = [
+        r for r in prod.of_type("azure-native:storage:StorageAccount") if r.name == "storage"
+    ]
+    assert i["accountName"] == account.azure_name
+    blobs = [
+        r for r in under(prod, "mlscore:platform:AmlModel") if r.type == "azure-native:storage:Blob"
+    ]
+    files = sorted(p.name for p in MODEL_DIR.iterdir())
+    assert sorted(inputs(b)["blobName"] for b in blobs) == [f"diabetes-ridge/1/{f}" for f in files]
+    for b in blobs:
+        i = inputs(b)
+        assert i["containerName"] == "aml-models" and i["type"] == "Block"
+        assert i["accountName"] == account.azure_name
+        source = b.inputs["source"]
+        assert type(source).__name__ == "FileAsset"
+        assert Path(source.path).parent == MODEL_DIR
+
+
+def test_identity_based_datastore_points_at_the_container(prod) -> None:
+    ds = child(prod, "mlscore:platform:AmlModel", f"{ML}:Datastore", "datastore")
+    i = inputs(ds)
+    p = i["properties"]
+    assert i["name"] == "mlscore_models"
+    assert p["datastoreType"] == "AzureBlob" and p["containerName"] == "aml-models"
+    assert p["credentials"] == {"credentialsType": "None"}
+    assert p["serviceDataAccessAuthIdentity"] == "WorkspaceSystemAssignedIdentity"
+    assert p["protocol"] == "https" and p["endpoint"] == "core.windows.net"
+    assert i["workspaceName"] == prod.outputs["workspace"]["name"]
+
+
+def test_model_version_points_at_the_uploaded_folder_and_waits_for_the_files(prod) -> None:
+    model = child(prod, "mlscore:platform:AmlModel", f"{ML}:ModelContainer", "model")
+    version = child(prod, "mlscore:platform:AmlModel", f"{ML}:ModelVersion", "version")
+    assert inputs(model)["name"] == "diabetes-ridge"
+    i = inputs(version)
+    ws = prod.outputs["workspace"]["name"]
+    rg = prod.outputs["resource_group"]
+    assert i["name"] == "diabetes-ridge" and i["version"] == "1"
+    assert i["properties"]["modelType"] == "custom_model"
+    assert i["properties"]["modelUri"] == (
+        f"azureml://subscriptions/{fakes.SUBSCRIPTION}/resourcegroups/{rg}/workspaces/{ws}"
+        "/datastores/mlscore_models/paths/diabetes-ridge/1/"
+    )
+    blobs = [
+        r.urn
+        for r in under(prod, "mlscore:platform:AmlModel")
+        if r.type == "azure-native:storage:Blob"
+    ]
+    assert set(blobs) <= set(version.dependencies)
+
+
+def test_model_version_comes_from_config_and_is_in_the_outputs(run_stack) -> None:
+    run = run_stack("dev", modelVersion="2")
+    assert run.error is None, run.error
+    (version,) = run.of_type(f"{ML}:ModelVersion")
+    assert inputs(version)["version"] == "2"
+    assert inputs(version)["properties"]["modelUri"].endswith("/paths/diabetes-ridge/2/")
+    names = {inputs(b)["blobName"] for b in run.of_type("azure-native:storage:Blob")}
+    assert "diabetes-ridge/2/model.joblib" in names
+    assert run.outputs["model"]["name"] == "diabetes-ridge"
+    assert run.outputs["model"]["version"] == "2"
+    assert run.outputs["model"]["id"] == arm_id(run, version)
+
+
+def test_model_is_registered_in_every_stack(each_stack) -> None:
+    assert len(each_stack.of_type(f"{ML}:ModelVersion")) == 1
+    assert set(each_stack.outputs["model"]) == {"name", "version", "id"}
+
+
+# --- online endpoint -----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def online(prod) -> dict[str, engine.Registered]:
+    t = "mlscore:target:AmlOnline"
+    return {
+        "endpoint": child(prod, t, f"{ML}:OnlineEndpoint", "endpoint"),
+        "env": child(prod, t, f"{ML}:EnvironmentContainer", "environment"),
+        "env_version": child(prod, t, f"{ML}:EnvironmentVersion", "environment-version"),
+        "blue": child(prod, t, f"{ML}:OnlineDeployment", "blue"),
+        "green": child(prod, t, f"{ML}:OnlineDeployment", "green"),
+        "traffic": child(prod, t, DYNAMIC, "traffic"),
+    }
+
+
+def test_online_endpoint_uses_key_auth_and_a_system_identity(prod, online) -> None:
+    i = inputs(online["endpoint"])
+    assert i["properties"]["authMode"] == "Key"
+    assert "kind" not in i  # portal-only metadata, left unset
+    assert i["identity"] == {"type": "SystemAssigned"}
+    assert i["properties"]["publicNetworkAccess"] == "Enabled"
+    assert i["workspaceName"] == prod.outputs["workspace"]["name"]
+    name = i["endpointName"]
+    assert 3 <= len(name) <= 32 and name.startswith("mlscore-prod-score")
+    # traffic is not declared on the endpoint (it would name deployments that do not exist yet)
+    assert "traffic" not in i["properties"] and "mirrorTraffic" not in i["properties"]
+
+
+def test_environment_is_the_scoring_image_with_its_routes_on_the_scoring_port(prod, online) -> None:
+    assert inputs(online["env"])["name"] == "mlscore-scoring"
+    i = inputs(online["env_version"])
+    assert i["name"] == "mlscore-scoring"
+    assert i["properties"]["image"] == prod.outputs["image"]
+    digest = prod.outputs["image"].rsplit("sha256:", 1)[1]
+    assert i["version"] == digest[:16]
+    assert i["properties"]["osType"] == "Linux"
+    assert i["properties"]["inferenceConfig"] == {
+        "livenessRoute": {"path": "/", "port": 5001},
+        "readinessRoute": {"path": "/ready", "port": 5001},
+        "scoringRoute": {"path": "/score", "port": 5001},
+    }
+
+
+@pytest.mark.parametrize("slot", ["blue", "green"])
+def test_deployments_run_the_image_and_the_registered_model(prod, online, slot) -> None:
+    d = inputs(online[slot])
+    p = d["properties"]
+    (version,) = prod.of_type(f"{ML}:ModelVersion")
+    assert d["deploymentName"] == slot
+    assert d["endpointName"] == inputs(online["endpoint"])["endpointName"]
+    assert d["sku"] == {"name": "Default", "capacity": 2}  # onlineInstanceCount in prod
+    assert p["endpointComputeType"] == "Managed"
+    assert p["instanceType"] == "Standard_DS3_v2"
+    assert p["model"] == arm_id(prod, version)
+    assert p["environmentId"] == arm_id(prod, online["env_version"])
+    assert p["appInsightsEnabled"] is True
+    assert p["scaleSettings"] == {"scaleType": "Default"}
+    assert p["requestSettings"]["requestTimeout"] == "PT60S"  # scoringTimeoutMs 60000
+    assert p["requestSettings"]["maxConcurrentRequestsPerInstance"] == 2  # scoringWorkers
+    for probe in (p["livenessProbe"], p["readinessProbe"]):
+        assert probe["timeout"] == "PT2S" and probe["failureThreshold"] == 30
+    env = p["environmentVariables"]
+    assert env["AZUREML_SERVER_PORT"] == "5001"
+    assert env["MODEL_NAME"] == "diabetes-ridge" and env["MODEL_VERSION"] == "1"
+    # Azure ML sets the model folder; the deployments run as the endpoint's identity, which
+    # signs in to Redis with Entra ID: no pull identity and no key in the plain environment
+    for key in ("AZUREML_MODEL_DIR", "AZURE_CLIENT_ID", "REDIS_PASSWORD"):
+        assert key not in env
+    assert not any("KEY" in k or "PASSWORD" in k for k in env)
+    redis = prod.one("azure-native:redis:Redis").outputs
+    assert env["REDIS_HOST"] == redis["hostName"] and env["REDIS_PORT"] == "6380"
+    assert env["REDIS_USE_ENTRA_ID"] == "true"
+    assert env["REDIS_USERNAME"] == online["endpoint"].outputs["identity"]["principalId"]
+
+
+def test_environment_versions_stay_in_azure_when_a_new_build_replaces_them(online) -> None:
+    assert online["env_version"].retain_on_delete is True
+    assert not any(r.retain_on_delete for k, r in online.items() if k != "env_version")
+
+
+def blue_pin(run: engine.Run, digest: str = "ab" * 32) -> str:
+    registry = run.outputs["registry"]["login_server"]
+    return f"{registry}/scoring@sha256:{digest}"
+
+
+def test_blue_keeps_a_pinned_build_while_green_runs_the_current_one(prod, run_stack) -> None:
+    pinned = blue_pin(prod)
+    run = run_stack("prod", onlineBlueImage=pinned)
+    assert run.error is None, run.error
+    t = "mlscore:target:AmlOnline"
+    env = child(run, t, f"{ML}:EnvironmentContainer", "environment")
+    current = child(run, t, f"{ML}:EnvironmentVersion", "environment-version")
+    blue = inputs(child(run, t, f"{ML}:OnlineDeployment", "blue"))["properties"]
+    green = inputs(child(run, t, f"{ML}:OnlineDeployment", "green"))["properties"]
+    assert green["environmentId"] == arm_id(run, current)
+    assert inputs(current)["properties"]["image"] == run.outputs["image"] != pinned
+    # blue names the pinned build's version, kept since that build was current
+    assert blue["environmentId"] == f"{arm_id(run, env)}/versions/{'ab' * 8}"
+    assert pinned in blue["description"]
+    versions = [r for r in under(run, t) if r.type == f"{ML}:EnvironmentVersion"]
+    assert versions == [current]  # no second resource for the pinned build
+
+
+def test_the_endpoint_identity_gets_redis_access_before_the_deployments(prod, online) -> None:
+    t = "mlscore:target:AmlOnline"
+    access = child(prod, t, "azure-native:redis:AccessPolicyAssignment", "redis-endpoint-access")
+    principal = online["endpoint"].outputs["identity"]["principalId"]
+    i = inputs(access)
+    assert i["objectId"] == principal and i["accessPolicyName"] == "Data Contributor"
+    assert i["cacheName"] == prod.one("azure-native:redis:Redis").azure_name
+    for slot in ("blue", "green"):
+        assert access.urn in online[slot].dependencies
+    out = engine.to_json(prod.outputs, show_secrets=True)["endpoints"]["aml_online"]
+    assert out["principal_id"] == principal
+
+
+def test_online_endpoint_on_an_existing_redis_only_names_its_principal(run_stack) -> None:
+    run = run_stack("prod", redisHost="cache.example.redis.azure.net", redisPort=10000)
+    assert run.error is None, run.error
+    assert run.of_type("azure-native:redis:AccessPolicyAssignment") == []
+    blue = inputs(child(run, "mlscore:target:AmlOnline", f"{ML}:OnlineDeployment", "blue"))
+    env = blue["properties"]["environmentVariables"]
+    assert env["REDIS_HOST"] == "cache.example.redis.azure.net"
+    assert env["REDIS_USE_ENTRA_ID"] == "true"
+    out = engine.to_json(run.outputs, show_secrets=True)["endpoints"]["aml_online"]
+    assert env["REDIS_USERNAME"] == out["principal_id"]  # what the cache's owner grants
+
+
+def test_traffic_and_mirror_are_set_after_both_deployments(prod, online) -> None:
+    t = inputs(online["traffic"])
+    assert t["resource_id"] == arm_id(prod, online["endpoint"])
+    assert t["api_version"] == "2025-12-01"
+    assert t["values"] == {"traffic": {"blue": 90, "green": 10}, "mirrorTraffic": {}}
+    assert t["on_delete"] == {"traffic": {"blue": 0, "green": 0}, "mirrorTraffic": {}}
+    assert arm_id(prod, online["blue"]) in t["after"]
+    assert arm_id(prod, online["green"]) in t["after"]
+    assert {online["blue"].urn, online["green"].urn} <= set(online["traffic"].dependencies)
+
+
+def test_mirror_to_green_while_blue_takes_all_live_traffic(run_stack) -> None:
+    run = run_stack("prod", onlineTrafficBlue=100, onlineTrafficGreen=0, onlineMirrorGreen=20)
+    assert run.error is None, run.error
+    t = inputs(child(run, "mlscore:target:AmlOnline", DYNAMIC, "traffic"))
+    assert t["values"] == {"traffic": {"blue": 100, "green": 0}, "mirrorTraffic": {"green": 20}}
+    out = run.outputs["endpoints"]["aml_online"]
+    assert out["traffic"] == {"blue": 100, "green": 0} and out["mirror_traffic"] == {"green": 20}
+
+
+def test_promoting_green_to_100_percent_is_a_config_change(run_stack) -> None:
+    run = run_stack("prod", onlineTrafficBlue=0, onlineTrafficGreen=100)
+    assert run.error is None, run.error
+    t = inputs(child(run, "mlscore:target:AmlOnline", DYNAMIC, "traffic"))
+    assert t["values"]["traffic"] == {"blue": 0, "green": 100}
+    assert len(run.of_type(f"{ML}:OnlineDeployment")) == 2  # blue stays until removed by hand
+
+
+def test_online_endpoint_contract_output_with_secret_keys(prod, online) -> None:
+    out = prod.outputs["endpoints"]["aml_online"]
+    name = inputs(online["endpoint"])["endpointName"]
+    host = f"https://{name}.westeurope.inference.ml.azure.com"
+    assert out["scoring_uri"] == f"{host}/score"
+    assert out["swagger_uri"] == f"{host}/swagger.json"
+    assert out["health_uri"] is None
+    assert out["auth"]["scheme"] == "aml-key"
+    assert out["auth"]["header"] == "Authorization: Bearer <key>"
+    assert isinstance(out["auth"]["key"], engine.Secret)
+    assert isinstance(out["secondary_key"], engine.Secret)
+    assert engine.reveal(out["auth"]["key"]) == fakes.fake_secret(f"aml-primary:{name}", 32)
+    assert engine.reveal(out["secondary_key"]) == fakes.fake_secret(f"aml-secondary:{name}", 32)
+    assert out["traffic"] == {"blue": 90, "green": 10}
+    assert out["deployments"]["green"] == {"instance_type": "Standard_DS3_v2", "instance_count": 2}
+    calls = [a for t, a in prod.calls if t == f"{ML}:listOnlineEndpointKeys"]
+    assert calls and all(a["endpointName"] == name for a in calls)
+    assert all(a["workspaceName"] == prod.outputs["workspace"]["name"] for a in calls)
+
+
+def test_online_endpoint_off_leaves_nothing(dev) -> None:
+    assert "aml_online" not in dev.outputs["endpoints"]
+    assert [r for r in dev.resources if r.type == "mlscore:target:AmlOnline"] == []
+    for t in ("OnlineEndpoint", "OnlineDeployment"):
+        assert dev.of_type(f"{ML}:{t}") == []
+    assert not [c for c in dev.calls if c[0] == f"{ML}:listOnlineEndpointKeys"]
+
+
+# --- batch ---------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def batch(prod) -> dict[str, engine.Registered]:
+    t = "mlscore:target:AmlBatch"
+    return {
+        "compute": child(prod, t, f"{ML}:Compute", "compute"),
+        "script": child(prod, t, "azure-native:storage:Blob", "script"),
+        "code": child(prod, t, f"{ML}:CodeContainer", "code"),
+        "code_version": child(prod, t, f"{ML}:CodeVersion", "code-version"),
+        "env_version": child(prod, t, f"{ML}:EnvironmentVersion", "environment-version"),
+        "endpoint": child(prod, t, f"{ML}:BatchEndpoint", "endpoint"),
+        "deployment": child(prod, t, f"{ML}:BatchDeployment", "deployment"),
+        "defaults": child(prod, t, DYNAMIC, "defaults"),
+    }
+
+
+def test_aml_compute_scales_to_zero_on_low_priority_vms(batch) -> None:
+    i = inputs(batch["compute"])
+    assert i["computeName"] == "batch-cpu" and 2 <= len(i["computeName"]) <= 16
+    p = i["properties"]
+    assert p["computeType"] == "AmlCompute" and p["disableLocalAuth"] is True
+    q = p["properties"]
+    assert q["vmSize"] == "Standard_DS3_v2" and q["vmPriority"] == "LowPriority"
+    assert q["scaleSettings"] == {
+        "minNodeCount": 0,
+        "maxNodeCount": 8,  # batchMaxNodes in prod
+        "nodeIdleTimeBeforeScaleDown": "PT120S",
+    }
+    assert q["remoteLoginPortPublicAccess"] == "Disabled" and q["osType"] == "Linux"
+
+
+def test_dedicated_vms_when_low_priority_is_off(run_stack) -> None:
+    run = run_stack("dev", batchLowPriority=False, batchMaxNodes=2)
+    assert run.error is None, run.error
+    (compute,) = run.of_type(f"{ML}:Compute")
+    q = inputs(compute)["properties"]["properties"]
+    assert q["vmPriority"] == "Dedicated" and q["scaleSettings"]["maxNodeCount"] == 2
+
+
+def test_batch_code_and_environment_are_versioned_by_content(prod, batch) -> None:
+    script = ROOT / "aml" / "batch" / "score.py"
+    digest = content_hash(script.read_bytes())
+    assert inputs(batch["script"])["blobName"] == f"code/batch/{digest}/score.py"
+    assert batch["script"].inputs["source"].path == str(script)
+    cv = inputs(batch["code_version"])
+    assert cv["version"] == digest and cv["name"] == inputs(batch["code"])["name"]
+    assert cv["properties"]["codeUri"].endswith(
+        f"/datastores/mlscore_models/paths/code/batch/{digest}/"
+    )
+    assert batch["script"].urn in batch["code_version"].dependencies
+    ev = inputs(batch["env_version"])
+    assert ev["properties"]["condaFile"] == (ROOT / "aml" / "batch" / "conda.yaml").read_text()
+    assert ev["properties"]["image"].startswith("mcr.microsoft.com/azureml/")
+
+
+def test_batch_deployment_of_the_registered_model_on_the_cluster(prod, batch) -> None:
+    (version,) = prod.of_type(f"{ML}:ModelVersion")
+    e = inputs(batch["endpoint"])
+    assert e["properties"]["authMode"] == "AADToken"
+    assert e["endpointName"].startswith("mlscore-prod-batch") and len(e["endpointName"]) <= 32
+    d = inputs(batch["deployment"])
+    p = d["properties"]
+    assert d["deploymentName"] == "score" and d["endpointName"] == e["endpointName"]
+    assert p["compute"] == arm_id(prod, batch["compute"])
+    assert p["model"] == {"referenceType": "Id", "assetId": arm_id(prod, version)}
+    assert p["codeConfiguration"] == {
+        "codeId": arm_id(prod, batch["code_version"]),
+        "scoringScript": "score.py",
+    }
+    assert p["environmentId"] == arm_id(prod, batch["env_version"])
+    assert p["resources"] == {"instanceCount": 1}
+    assert p["outputAction"] == "AppendRow" and p["outputFileName"] == "predictions.csv"
+    assert p["miniBatchSize"] == 10 and p["errorThreshold"] == -1
+    assert p["retrySettings"] == {"maxRetries": 3, "timeout": "PT5M"}
+    df = inputs(batch["defaults"])
+    assert df["values"] == {"defaults": {"deploymentName": "score"}}
+    assert df["resource_id"] == arm_id(prod, batch["endpoint"])
+    assert arm_id(prod, batch["deployment"]) in df["after"]
+
+
+def test_batch_output_has_the_invocation_uri_and_documents_inputs_and_outputs(prod, batch) -> None:
+    out = prod.outputs["batch"]
+    name = inputs(batch["endpoint"])["endpointName"]
+    assert out["invocation_uri"] == f"https://{name}.westeurope.inference.ml.azure.com/jobs"
+    assert out["endpoint_name"] == name and out["deployment"] == "score"
+    assert out["auth"] == {"scheme": "entra-token", "scope": "https://ml.azure.com/.default"}
+    assert "CSV" in out["input"] and "predictions.csv" in out["output"]
+    assert out["compute"]["min_nodes"] == 0 and out["compute"]["max_nodes"] == 8
+
+
+def test_batch_off_leaves_nothing(run_stack) -> None:
+    run = run_stack("dev", batchEnabled=False)
+    assert run.error is None, run.error
+    assert "batch" not in run.outputs
+    assert [r for r in run.resources if r.type == "mlscore:target:AmlBatch"] == []
+    for t in ("Compute", "BatchEndpoint", "BatchDeployment", "CodeVersion"):
+        assert run.of_type(f"{ML}:{t}") == []
+
+
+# --- validation ----------------------------------------------------------------------------------
+def problems(run_stack, **overrides: Any) -> list[str]:
+    run = run_stack("prod", preview=True, **overrides)
+    return [str(p) for p in run.problems]
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "scoring:latest",  # a tag, not a digest
+        "other.azurecr.io/scoring@sha256:" + "ab" * 32,  # another registry
+        "{registry}/scoring-functions@sha256:" + "ab" * 32,  # another repository
+        "{registry}/scoring@sha256:abc",  # not a whole digest
+    ],
+)
+def test_blue_can_only_keep_a_build_of_this_stack_by_digest(prod, run_stack, image) -> None:
+    image = image.format(registry=prod.outputs["registry"]["login_server"])
+    found = [p for p in problems(run_stack, onlineBlueImage=image) if "onlineBlueImage" in p]
+    assert len(found) == 1, found
+    assert "by its digest" in found[0] and "pulumi stack output image" in found[0]
+
+
+def test_traffic_80_30_is_refused_naming_both_keys(run_stack) -> None:
+    found = problems(run_stack, onlineTrafficBlue=80, onlineTrafficGreen=30)
+    (p,) = [p for p in found if "add up to 100" in p]
+    assert "mlscore:onlineTrafficBlue" in p and "mlscore:onlineTrafficGreen" in p
+    assert "80 + 30 = 110" in p
+
+
+@pytest.mark.parametrize(
+    ("overrides", "keys", "words"),
+    [
+        ({"onlineMirrorGreen": 60, "onlineTrafficGreen": 0, "onlineTrafficBlue": 100},
+         ("onlineMirrorGreen",), "between 0 and 50"),
+        ({"onlineMirrorGreen": 10}, ("onlineMirrorGreen", "onlineTrafficGreen"), "no live traffic"),
+        ({"onlineInstanceType": "Standard_D4s_v5"}, ("onlineInstanceType",), "managed online"),
+        ({"onlineInstanceType": "Standard_X9"}, ("onlineInstanceType",), "unknown VM size"),
+        ({"onlineInstanceCount": 0}, ("onlineInstanceCount",), "between 1 and 100"),
+        ({"onlineInstanceCount": 21}, ("onlineInstanceCount",), "quota"),
+        ({"batchMaxNodes": 0}, ("batchMaxNodes",), "between 1 and 1000"),
+        ({"batchInstanceCount": 9}, ("batchInstanceCount", "batchMaxNodes"), "more nodes"),
+        ({"modelPath": "aml/model/nope"}, ("modelPath",), "model files"),
+    ],
+)  # fmt: skip
+def test_bad_azure_ml_config_is_refused_with_the_key(run_stack, overrides, keys, words) -> None:
+    found = [p for p in problems(run_stack, **overrides) if words in p]
+    assert found, problems(run_stack, **overrides)
+    assert all(f"mlscore:{k}" in found[0] for k in keys)
+    assert "fix:" in found[0]
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"onlineTrafficBlue": 100, "onlineTrafficGreen": 0, "onlineMirrorGreen": 50},
+        {"onlineTrafficBlue": 0, "onlineTrafficGreen": 100},
+        {"onlineInstanceType": "Standard_F4s_v2", "onlineInstanceCount": 20},
+        {"batchInstanceCount": 8},
+    ],
+)
+def test_good_azure_ml_config_is_accepted(run_stack, overrides) -> None:
+    assert problems(run_stack, **overrides) == []
+
+
+# --- the traffic patch (GET, set, PUT, wait) against a fake ARM ----------------------------------
+class FakeResponse:
+    def __init__(self, status: int, body: Any = None, headers: dict[str, str] | None = None):
+        self.status_code = status
+        self._body = body
+        self.headers = headers or {}
+        self.content = b"" if body is None else json.dumps(body).encode()
+        self.text = self.content.decode()
+
+    def json(self) -> Any:
+        return self._body
+
+
+class FakeArm:
+    def __init__(self, final: str = "Succeeded", get_status: int = 200):
+        self.final = final
+        self.get_status = get_status
+        self.put_body: dict[str, Any] | None = None
+        self.polls = 0
+
+    def get(self, url: str, headers: dict[str, str], timeout: float) -> FakeResponse:
+        assert headers["Authorization"] == "Bearer t0ken"
+        if "operations" in url:
+            self.polls += 1
+            status = "InProgress" if self.polls == 1 else self.final
+            return FakeResponse(200, {"status": status}, {"Retry-After": "0"})
+        return FakeResponse(
+            self.get_status,
+            {
+                "id": "/x",
+                "name": "ep",
+                "location": "westeurope",
+                "identity": {"type": "SystemAssigned"},
+                "tags": {"a": "b"},
+                "kind": "Managed",
+                "properties": {
+                    "authMode": "Key",
+                    "traffic": {"blue": 100},
+                    "provisioningState": "Succeeded",
+                    "scoringUri": "https://ep/score",
+                    "swaggerUri": "https://ep/swagger.json",
+                },
+            },
+        )
+
+    def put(self, url: str, json: dict[str, Any], headers: dict[str, str], timeout: float):
+        assert url.startswith(arm_patch.ARM + "/subs/ep?api-version=2025-12-01")
+        self.put_body = json
+        return FakeResponse(202, {}, {"Azure-AsyncOperation": arm_patch.ARM + "/operations/1"})
+
+
+def test_patch_keeps_the_endpoint_and_sets_only_the_given_properties() -> None:
+    arm = FakeArm()
+    values = {"traffic": {"blue": 90, "green": 10}, "mirrorTraffic": {}}
+    arm_patch.apply_patch("/subs/ep", "2025-12-01", values, session=arm, token="t0ken")
+    assert arm.put_body == {
+        "location": "westeurope",
+        "identity": {"type": "SystemAssigned"},
+        "tags": {"a": "b"},
+        "kind": "Managed",
+        "properties": {
+            "authMode": "Key",
+            "traffic": {"blue": 90, "green": 10},
+            "mirrorTraffic": {},
+        },
+    }
+    assert arm.polls == 2  # waited through InProgress until Succeeded
+
+
+def test_patch_reports_a_failed_operation_and_a_missing_endpoint() -> None:
+    with pytest.raises(arm_patch.ArmPatchError, match="Failed"):
+        arm_patch.apply_patch(
+            "/subs/ep", "2025-12-01", {"traffic": {}}, session=FakeArm("Failed"), token="t0ken"
+        )
+    with pytest.raises(arm_patch.ArmPatchError, match="GET /subs/ep: 404"):
+        arm_patch.apply_patch(
+            "/subs/ep", "2025-12-01", {}, session=FakeArm(get_status=404), token="t0ken"
+        )
+
+
+# --- the batch scoring script, run for real on the committed model -------------------------------
+def test_batch_script_scores_csv_files_with_the_committed_model(tmp_path, monkeypatch) -> None:
+    import joblib  # scoring/requirements.txt, installed by .ci/run
+
+    spec = importlib.util.spec_from_file_location("aml_batch_score", ROOT / "aml/batch/score.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setenv("AZUREML_MODEL_DIR", str(ROOT / "aml" / "model"))
+    module.init()
+    a = tmp_path / "a.csv"
+    a.write_text("1,2,3,4,5,6,7,8,9,10\n10,9,8,7,6,5,4,3,2,1\n")
+    b = tmp_path / "b.csv"
+    b.write_text("0,0,0,0,0,0,0,0,0,0\n")
+    lines = module.run([str(a), str(b)])
+    assert [line.split(",")[:2] for line in lines] == [
+        ["a.csv", "0"],
+        ["a.csv", "1"],
+        ["b.csv", "0"],
+    ]
+    model = joblib.load(MODEL_DIR / "model.joblib")
+    expected = model.predict([[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]])[0]
+    assert float(lines[0].split(",")[2]) == pytest.approx(expected, abs=1e-5)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("1,2,3\n")
+    with pytest.raises(ValueError, match="3 columns"):
+        module.run([str(bad)])
