@@ -42,9 +42,10 @@ import pulumi_azure_native.authorization as authorization
 import pulumi_azure_native.containerservice as cs
 import yaml
 
-from components.config.settings import MIN_AKS_VCPUS, Settings
+from components.config.settings import Settings
 from components.config.sizes import SIZES
 from components.contract import ROLE_ACR_PULL, role_definition_id
+from components.targets.aks.settings import MIN_AKS_VCPUS
 
 # Azure built-in role: full access to Kubernetes objects through Azure RBAC for Kubernetes.
 ROLE_AKS_RBAC_CLUSTER_ADMIN = "b1ff04bb-8a4e-4dc4-8eb5-8693973ce19b"

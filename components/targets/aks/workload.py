@@ -45,7 +45,6 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.config.settings import aks_service_dns_label
 from components.contract import (
     AUTH_BEARER_KEY,
     LIVENESS_PATH,
@@ -55,6 +54,7 @@ from components.contract import (
     ScoringTarget,
 )
 from components.targets.aks.cluster import ACCELERATOR_LABEL, ACCELERATOR_TAINT_EFFECT
+from components.targets.aks.settings import aks_service_dns_label
 
 APP = "scoring"
 RUN_AS = 10001  # a high UID/GID that clashes with no host user

@@ -9,6 +9,8 @@ import yaml
 
 from components.config import settings as cfg
 from components.config.naming import RULES, Naming
+from components.config.reader import PROJECT_FILE
+from components.targets.aks.settings import planned_max_replicas
 from preview import engine
 from tests.infra.settings_helpers import keys_of, load, problems
 
@@ -42,7 +44,7 @@ def test_every_declared_key_is_read_and_every_read_key_is_declared() -> None:
 
 
 def test_schema_declares_type_default_and_description_for_every_key() -> None:
-    project = yaml.safe_load(cfg.PROJECT_FILE.read_text())
+    project = yaml.safe_load(PROJECT_FILE.read_text())
     for key, spec in project["config"].items():
         assert key.startswith("mlscore:"), key
         assert spec["type"] in {"string", "integer", "boolean", "array"}, key
@@ -136,10 +138,10 @@ def test_autoscale_boundaries_are_accepted() -> None:
 
 def test_replica_planning_with_the_seeds_numbers() -> None:
     # 20 requests/s, 10 s per request, 70 % utilisation, 1 concurrent request per container.
-    assert cfg.planned_max_replicas(20, 10, 0.7, 1) == 286
-    assert cfg.planned_max_replicas(20, 10, 0.7, 2) == 143
+    assert planned_max_replicas(20, 10, 0.7, 1) == 286
+    assert planned_max_replicas(20, 10, 0.7, 2) == 143
     with pytest.raises(ValueError):
-        cfg.planned_max_replicas(20, 10, 70, 1)
+        planned_max_replicas(20, 10, 70, 1)
 
 
 # --- Redis -------------------------------------------------------------------------------------

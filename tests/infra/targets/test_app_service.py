@@ -52,7 +52,7 @@ def test_linux_plan_sized_per_stack(run_stack, dev, prod, stack, sku, tier, capa
 
 
 def test_plan_tier_of_every_allowed_sku() -> None:
-    from components.config.settings import APP_SERVICE_SKUS
+    from components.targets.app_service.settings import APP_SERVICE_SKUS
 
     tiers = {sku: plan_tier(sku) for sku in APP_SERVICE_SKUS}
     assert tiers["B1"] == "Basic" and tiers["S2"] == "Standard"

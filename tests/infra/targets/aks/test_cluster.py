@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from components.config import settings as cfg
 from components.targets.aks import cluster as aks_mod
+from components.targets.aks.settings import aks_service_dns_label
 from preview import engine, fakes
 from tests.infra.settings_helpers import load, problems
 
@@ -115,7 +115,7 @@ def test_kubelogin_mode_rewrites_the_exec_plugin(login: str, client_id_kept: boo
 
 def test_aks_endpoint_is_in_the_shared_contract(dev: engine.Run) -> None:
     ep = dev.outputs["endpoints"]["aks"]
-    base = f"http://{cfg.aks_service_dns_label(load().naming)}.westeurope.cloudapp.azure.com"
+    base = f"http://{aks_service_dns_label(load().naming)}.westeurope.cloudapp.azure.com"
     assert ep["scoring_uri"] == base + "/score"
     assert ep["swagger_uri"] == base + "/swagger.json"
     assert ep["health_uri"] == base + "/ready"

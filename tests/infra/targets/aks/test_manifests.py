@@ -22,6 +22,7 @@ import pytest
 from components import PROJECT_ROOT
 from components.config import settings as cfg
 from components.targets.aks import cluster as aks_mod
+from components.targets.aks.settings import aks_service_dns_label
 from preview import engine, manifests
 
 ROOT = PROJECT_ROOT
@@ -195,7 +196,7 @@ def test_service_is_a_load_balancer_with_a_dns_label(docs: list[dict[str, Any]])
     assert svc["spec"]["ports"] == [
         {"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}
     ]
-    label = cfg.aks_service_dns_label(settings_of("dev").naming)
+    label = aks_service_dns_label(settings_of("dev").naming)
     annotations = svc["metadata"]["annotations"]
     assert annotations["service.beta.kubernetes.io/azure-dns-label-name"] == label
     assert (

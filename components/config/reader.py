@@ -1,0 +1,164 @@
+"""Reading stack config: the ``Pulumi.yaml`` schema, typed values, problems collected.
+
+The keys, their types and defaults are declared once, in ``Pulumi.yaml``'s ``config:`` block.
+:class:`Reader` reads the raw values through any ``key -> str | None`` lookup, converts them to
+their declared type and collects every problem as a :class:`ConfigProblem` (config key, bad
+value, fix) instead of raising the first; :class:`SettingsError` carries them all.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import pulumi
+import yaml
+
+from components import PROJECT_ROOT
+from components.config.sizes import SIZES
+
+PROJECT_FILE = PROJECT_ROOT / "Pulumi.yaml"
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    keys: tuple[str, ...]
+    value: str
+    problem: str
+    fix: str
+
+    def __str__(self) -> str:
+        keys = ", ".join(f"mlscore:{k}" for k in self.keys)
+        return f"{keys} = {self.value}: {self.problem}; fix: {self.fix}"
+
+
+class SettingsError(pulumi.RunError):
+    """Every problem found in the stack config, reported together (the CLI prints it without a
+    traceback, as a RunError)."""
+
+    def __init__(self, problems: list[ConfigProblem]):
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"{len(problems)} problem(s) in the stack config:\n{lines}")
+
+
+@dataclass(frozen=True)
+class KeySpec:
+    name: str
+    type: str
+    default: Any
+    description: str
+
+
+@cache
+def schema() -> dict[str, KeySpec]:
+    """The ``config:`` block of Pulumi.yaml, keyed by the bare key name (without ``mlscore:``)."""
+    project = yaml.safe_load(PROJECT_FILE.read_text())
+    specs: dict[str, KeySpec] = {}
+    for full_key, spec in project.get("config", {}).items():
+        _, _, name = full_key.partition(":")
+        specs[name] = KeySpec(name, spec["type"], spec.get("default"), spec.get("description", ""))
+    return specs
+
+
+def project_name() -> str:
+    return str(yaml.safe_load(PROJECT_FILE.read_text())["name"])
+
+
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off"}
+
+
+class Reader:
+    """Reads raw config strings, converts them to their declared type, and collects problems."""
+
+    def __init__(self, lookup: Callable[[str], str | None]):
+        self._lookup = lookup
+        self.problems: list[ConfigProblem] = []
+        self.values: dict[str, Any] = {}
+
+    def fail(self, keys: str | tuple[str, ...], value: object, problem: str, fix: str) -> None:
+        keys = (keys,) if isinstance(keys, str) else keys
+        self.problems.append(ConfigProblem(keys, _show(value), problem, fix))
+
+    def raw(self, key: str) -> tuple[KeySpec, Any]:
+        spec = schema().get(key)
+        if spec is None:  # a programming error, not a user one
+            raise KeyError(f"mlscore:{key} is read by the settings but not declared in Pulumi.yaml")
+        value = self._lookup(key)
+        return spec, (spec.default if value is None else value)
+
+    def str(self, key: str) -> str:
+        _, value = self.raw(key)
+        self.values[key] = str(value)
+        return str(value)
+
+    def int(self, key: str) -> int:
+        _, value = self.raw(key)
+        if isinstance(value, bool) or not re.fullmatch(r"-?\d+", str(value).strip()):
+            self.fail(key, value, "not a whole number", f"set mlscore:{key} to an integer")
+            return 0
+        self.values[key] = int(str(value).strip())
+        return self.values[key]
+
+    def float(self, key: str) -> float:
+        _, value = self.raw(key)
+        try:
+            number = float(str(value).strip())
+            if not math.isfinite(number):
+                raise ValueError
+        except ValueError:
+            self.fail(key, value, "not a number", f"set mlscore:{key} to a decimal such as 1.5")
+            return 0.0
+        self.values[key] = number
+        return number
+
+    def bool(self, key: str) -> bool:
+        _, value = self.raw(key)
+        text = str(value).strip().lower()
+        if isinstance(value, bool):
+            return value
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+        self.fail(key, value, "not a boolean", f"set mlscore:{key} to true or false")
+        return False
+
+    def choice(self, key: str, options: tuple[str, ...]) -> str:
+        value = self.str(key)
+        if value not in options:
+            self.fail(key, value, "not a supported value", f"use one of {', '.join(options)}")
+        return value
+
+    def int_range(self, key: str, low: int, high: int, why: str = "") -> int:
+        value = self.int(key)
+        if key in self.values and not low <= value <= high:
+            reason = f"must be between {low} and {high}" + (f" ({why})" if why else "")
+            self.fail(key, value, reason, f"set mlscore:{key} to a value in {low}-{high}")
+        return value
+
+    def vm_size(self, key: str) -> str:
+        value = self.str(key)
+        if value not in SIZES:
+            self.fail(
+                key,
+                value,
+                "unknown VM size, so its vCPUs cannot be checked",
+                "pick a size listed in components/config/sizes.py (e.g. Standard_D4s_v5), or add "
+                "the size with its vCPU count to SIZES there",
+            )
+        return value
+
+    def matches(self, key: str, value: str, pattern: str, problem: str, fix: str) -> None:
+        """Fail ``key`` unless ``value`` matches ``pattern`` whole."""
+        if not re.fullmatch(pattern, value):
+            self.fail(key, value, problem, fix)
+
+
+def _show(value: object) -> str:
+    return repr(value) if isinstance(value, str) else str(value)
