@@ -129,8 +129,7 @@ class _Mocks(pulumi.runtime.Mocks):
             inputs.setdefault("name", name)
         if not args.custom:
             return None, inputs
-        computed = fakes.COMPUTED.get(args.typ)
-        fake = computed(name, fakes.unwrap(inputs)) if computed else {}
+        fake = fakes.computed(args.typ, name, fakes.unwrap(inputs))
         if self.preview:  # what Azure computes is unknown until apply, as in `pulumi preview`
             return None, _merge_unknown(inputs, fake)
         return fakes.arm_id(args.typ, name), {**inputs, **fake}
@@ -308,8 +307,8 @@ def run(stack: str, overrides: Mapping[str, Any] | None = None, *, preview: bool
 
     try:
         # A deploy-mode run (tests) would exchange a real Entra token for the registry push; the
-        # fake Azure answers that too. A preview never asks (see components/providers/acr_token.py).
-        with patch("components.providers.acr_token.exchange_refresh_token", fake_exchange):
+        # fake Azure answers that too. A preview never asks (see components/platform/acr_token.py).
+        with patch("components.platform.acr_token.exchange_refresh_token", fake_exchange):
             _sync_await(run_pulumi_func(program))
         root = pulumi.runtime.get_root_resource()
         raw = dict(getattr(root, "outputs", {}) or {})

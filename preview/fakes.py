@@ -3,7 +3,10 @@
 Only used by the mock engine. In ``preview`` mode the engine leaves computed outputs unknown, as
 a real ``pulumi preview`` does; in ``deploy`` mode (tests) it fills them in with the values below
 so that wiring (URIs built from the right hosts, IDs passed to the right places) can be asserted.
-Add a line here when a component reads a computed output or calls a provider function.
+What can be derived from a resource's inputs is derived for every type (:func:`computed`): the
+ARM ID from the type token, and the principals Azure creates for a managed identity (system- or
+user-assigned). Add a line to ``COMPUTED`` only for what is specific to one type (a host name, an
+endpoint URI), and to ``CALLS`` when a component calls a provider function.
 """
 
 from __future__ import annotations
@@ -107,27 +110,36 @@ SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 Outputs = Callable[[str, dict[str, Any]], dict[str, Any]]
 
 
-def user_assigned(inputs: dict[str, Any]) -> dict[str, Any]:
-    """``identity`` as Azure returns it: the input list of identity IDs becomes a map of ID ->
-    {clientId, principalId} (the SDK's output type is a map and refuses a list)."""
+def identity_outputs(name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    """``identity`` as Azure returns it, for any resource type that has one.
+
+    System-assigned: Azure creates a principal (``principalId``, ``tenantId``). User-assigned:
+    the input list of identity IDs becomes a map of ID -> {clientId, principalId} (the SDK's
+    output type is a map and refuses a list).
+    """
     identity = inputs.get("identity")
-    if not isinstance(identity, dict) or not isinstance(
-        identity.get("userAssignedIdentities"), list
-    ):
+    if not isinstance(identity, dict):
         return {}
-    ids = identity["userAssignedIdentities"]
-    return {
-        "identity": {
-            **identity,
-            "userAssignedIdentities": {
-                str(i): {
-                    "clientId": fake_uuid(f"client:{i}"),
-                    "principalId": fake_uuid(f"principal:{i}"),
-                }
-                for i in ids
-            },
+    kind = str(identity.get("type", ""))
+    out = dict(identity)
+    if "SystemAssigned" in kind:
+        out |= {"principalId": fake_uuid(f"principal:{name}"), "tenantId": TENANT}
+    ids = identity.get("userAssignedIdentities")
+    if isinstance(ids, list):
+        out["userAssignedIdentities"] = {
+            str(i): {
+                "clientId": fake_uuid(f"client:{i}"),
+                "principalId": fake_uuid(f"principal:{i}"),
+            }
+            for i in ids
         }
-    }
+    return {"identity": out} if out != identity else {}
+
+
+def computed(type_: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    """What Azure computes for a resource: the derived outputs, then the type's own."""
+    own = COMPUTED.get(type_)
+    return {**identity_outputs(name, inputs), **(own(name, inputs) if own else {})}
 
 
 # type token -> (azure name, inputs) -> computed outputs
@@ -154,8 +166,6 @@ COMPUTED: dict[str, Outputs] = {
     "azure-native:operationalinsights:Workspace": lambda n, i: {"customerId": fake_uuid(n)},
     # Azure ML endpoints: Azure computes the scoring (batch: invocation) and swagger URIs.
     "azure-native:machinelearningservices:OnlineEndpoint": lambda n, i: {
-        # system-assigned: Azure creates the principal
-        "identity": {**i.get("identity", {}), "principalId": fake_uuid(f"principal:{n}")},
         "properties": {
             **i.get("properties", {}),
             "scoringUri": f"https://{n}.{i.get('location')}.inference.ml.azure.com/score",
@@ -192,10 +202,7 @@ COMPUTED: dict[str, Outputs] = {
             for kind in ("blob", "queue", "table", "file", "dfs", "web")
         }
     },
-    "azure-native:web:WebApp": lambda n, i: {
-        **user_assigned(i),
-        "defaultHostName": f"{n}.azurewebsites.net",
-    },
+    "azure-native:web:WebApp": lambda n, i: {"defaultHostName": f"{n}.azurewebsites.net"},
     "azure-native:servicebus:Namespace": lambda n, i: {
         "serviceBusEndpoint": f"https://{n}.servicebus.windows.net:443/"
     },
@@ -206,7 +213,6 @@ COMPUTED: dict[str, Outputs] = {
     },
     # With a DNS label reuse policy other than Unsecure, Azure puts a hash in the FQDN.
     "azure-native:containerinstance:ContainerGroup": lambda n, i: {
-        **user_assigned(i),
         "ipAddress": {
             **i.get("ipAddress", {}),
             "ip": "20.0.0.10",

@@ -16,7 +16,7 @@ import pulumi
 import pulumi_docker as docker
 
 from components import PROJECT_ROOT
-from components.providers.acr_token import ACR_TOKEN_USER, registry_password
+from components.platform.acr_token import ACR_TOKEN_USER, registry_password
 
 SCORING_DIR = PROJECT_ROOT / "scoring"
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from components.providers import acr_token
+from components.platform import acr_token
 
 
 class FakeCredential:
