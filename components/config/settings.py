@@ -15,8 +15,10 @@ import pulumi
 
 from components.config.naming import RULES, Naming, stable_suffix
 from components.config.reader import ConfigProblem, Reader, SettingsError, schema
+from components.platform import cache_settings
 from components.platform import settings as platform
-from components.platform.settings import ModelSettings, RedisSettings, ScoringSettings
+from components.platform.cache_settings import RedisSettings
+from components.platform.settings import ModelSettings, ScoringSettings
 from components.targets.aci import settings as aci
 from components.targets.aci.settings import AciSettings
 from components.targets.aks import settings as aks
@@ -85,7 +87,7 @@ def load(lookup: Callable[[str], str | None], *, project: str, stack: str) -> Se
         model=platform.read_model(r),
         scoring=scoring,
         registry_sku=r.choice("registrySku", platform.REGISTRY_SKUS),
-        redis=platform.read_redis(r),
+        redis=cache_settings.read_redis(r),
         app_service=app_service.read(r),
         functions=functions.read(r),
         aci=aci.read(r),

@@ -45,8 +45,8 @@ def _layer(module: str) -> str:
     parts = module.split(".")
     if len(parts) >= 4 and parts[1] == "targets" and parts[3] == "settings":
         return "settings"  # a target's settings section
-    if module == "components.platform.settings":
-        return "settings"
+    if len(parts) == 3 and parts[1] == "platform" and parts[2].endswith("settings"):
+        return "settings"  # a platform part's settings
     return parts[1] if len(parts) > 1 else "root"
 
 
