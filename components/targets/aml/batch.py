@@ -33,9 +33,9 @@ import pulumi_azure_native.storage as storage
 from components import PROJECT_ROOT
 from components.config.settings import Settings
 from components.providers.arm_patch import ArmPropertiesPatch
+from components.targets.aml.common import API_VERSION, workspace_scope
 from components.targets.aml.model import AmlModel
 
-API_VERSION = "2025-12-01"
 AML_DIR = PROJECT_ROOT / "aml" / "batch"
 BASE_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest"
 COMPUTE_NAME = "batch-cpu"  # 2-16 characters, unique within the workspace
@@ -66,17 +66,58 @@ def content_hash(*parts: bytes) -> str:
     return digest.hexdigest()[:12]
 
 
+def batch_outputs(
+    settings: Settings, invocation_uri: pulumi.Output[str], endpoint_name: pulumi.Output[str]
+) -> dict[str, Any]:
+    """The ``batch`` stack output: where to invoke, how to authenticate, what goes in and out."""
+    b = settings.batch
+    return {
+        "invocation_uri": invocation_uri,
+        "endpoint_name": endpoint_name,
+        "deployment": DEPLOYMENT_NAME,
+        "auth": {"scheme": "entra-token", "scope": ENTRA_SCOPE},
+        "input": "uri_folder of CSV files: 10 numeric columns per row, no header",
+        "output": f"{OUTPUT_FILE}: <file name>,<row index>,<prediction> per input row",
+        "compute": {
+            "name": COMPUTE_NAME,
+            "vm_size": b.vm_size,
+            "min_nodes": 0,
+            "max_nodes": b.max_nodes,
+            "low_priority": b.low_priority,
+        },
+    }
+
+
 class AmlBatch(pulumi.ComponentResource):
     def __init__(self, name: str, args: AmlBatchArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("mlscore:target:AmlBatch", name, None, opts)
         s = args.settings
         child = pulumi.ResourceOptions(parent=self)
-        common: dict[str, Any] = {
-            "workspace_name": args.workspace_name,
-            "resource_group_name": args.resource_group_name,
-        }
+        scope = workspace_scope(args.workspace_name, args.resource_group_name)
 
-        self.compute = ml.Compute(
+        self.compute = self._compute(s, scope, child)
+        # Scoring script: uploaded to <container>/code/batch/<hash>/ and registered as code.
+        script = args.code_dir / "score.py"
+        code_hash = content_hash(script.read_bytes())
+        code_path = f"code/batch/{code_hash}"
+        self.script_blob = self._script_blob(args, script, code_path, child)
+        self.code = self._code(s, scope, child)
+        self.code_version = self._code_version(args, code_hash, code_path, scope)
+        conda_text = (args.code_dir / "conda.yaml").read_text()
+        self.environment = self._environment(s, scope, child)
+        self.environment_version = self._environment_version(s, conda_text, scope, child)
+        self.endpoint = self._endpoint(s, scope, child)
+        self.deployment = self._deployment(args, scope, child)
+        self.defaults = self._defaults(child)
+
+        self.invocation_uri = self.endpoint.properties.apply(lambda p: p.scoring_uri or "")
+        self.outputs: dict[str, Any] = batch_outputs(s, self.invocation_uri, self.endpoint.name)
+        self.register_outputs(self.outputs)
+
+    def _compute(
+        self, s: Settings, scope: dict[str, Any], child: pulumi.ResourceOptions
+    ) -> ml.Compute:
+        return ml.Compute(
             "compute",
             compute_name=COMPUTE_NAME,
             location=s.location,
@@ -104,15 +145,13 @@ class AmlBatch(pulumi.ComponentResource):
             ),
             tags=dict(s.tags),
             opts=child,
-            **common,
+            **scope,
         )
 
-        # Scoring script: uploaded to <container>/code/batch/<hash>/ and registered as code.
-        script = args.code_dir / "score.py"
-        conda = args.code_dir / "conda.yaml"
-        code_hash = content_hash(script.read_bytes())
-        code_path = f"code/batch/{code_hash}"
-        self.script_blob = storage.Blob(
+    def _script_blob(
+        self, args: AmlBatchArgs, script: Path, code_path: str, child: pulumi.ResourceOptions
+    ) -> storage.Blob:
+        return storage.Blob(
             "script",
             blob_name=f"{code_path}/score.py",
             container_name=args.model.container.name,
@@ -123,31 +162,40 @@ class AmlBatch(pulumi.ComponentResource):
             content_type="text/x-python",
             opts=child,
         )
-        self.code = ml.CodeContainer(
+
+    def _code(
+        self, s: Settings, scope: dict[str, Any], child: pulumi.ResourceOptions
+    ) -> ml.CodeContainer:
+        return ml.CodeContainer(
             "code",
             name="mlscore-batch-score",
             properties=ml.CodeContainerPropertiesArgs(
                 description="Batch scoring script (aml/batch/score.py).", tags=dict(s.tags)
             ),
             opts=child,
-            **common,
+            **scope,
         )
-        self.code_version = ml.CodeVersion(
+
+    def _code_version(
+        self, args: AmlBatchArgs, code_hash: str, code_path: str, scope: dict[str, Any]
+    ) -> ml.CodeVersion:
+        return ml.CodeVersion(
             "code-version",
             name=self.code.name,
             version=code_hash,
             properties=ml.CodeVersionPropertiesArgs(
                 code_uri=args.model.uri(f"{code_path}/"),
                 description=f"aml/batch/score.py, sha256 {code_hash}",
-                tags=dict(s.tags),
+                tags=dict(args.settings.tags),
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.script_blob]),
-            **common,
+            **scope,
         )
 
-        conda_text = conda.read_text()
-        env_hash = content_hash(conda_text.encode(), BASE_IMAGE.encode())
-        self.environment = ml.EnvironmentContainer(
+    def _environment(
+        self, s: Settings, scope: dict[str, Any], child: pulumi.ResourceOptions
+    ) -> ml.EnvironmentContainer:
+        return ml.EnvironmentContainer(
             "environment",
             name="mlscore-batch",
             properties=ml.EnvironmentContainerPropertiesArgs(
@@ -155,12 +203,16 @@ class AmlBatch(pulumi.ComponentResource):
                 tags=dict(s.tags),
             ),
             opts=child,
-            **common,
+            **scope,
         )
-        self.environment_version = ml.EnvironmentVersion(
+
+    def _environment_version(
+        self, s: Settings, conda_text: str, scope: dict[str, Any], child: pulumi.ResourceOptions
+    ) -> ml.EnvironmentVersion:
+        return ml.EnvironmentVersion(
             "environment-version",
             name=self.environment.name,
-            version=env_hash,
+            version=content_hash(conda_text.encode(), BASE_IMAGE.encode()),
             properties=ml.EnvironmentVersionPropertiesArgs(
                 image=BASE_IMAGE,
                 conda_file=conda_text,
@@ -170,10 +222,13 @@ class AmlBatch(pulumi.ComponentResource):
                 tags=dict(s.tags),
             ),
             opts=child,
-            **common,
+            **scope,
         )
 
-        self.endpoint = ml.BatchEndpoint(
+    def _endpoint(
+        self, s: Settings, scope: dict[str, Any], child: pulumi.ResourceOptions
+    ) -> ml.BatchEndpoint:
+        return ml.BatchEndpoint(
             "endpoint",
             endpoint_name=batch_endpoint_name(s),
             location=s.location,
@@ -183,9 +238,14 @@ class AmlBatch(pulumi.ComponentResource):
             ),
             tags=dict(s.tags),
             opts=child,
-            **common,
+            **scope,
         )
-        self.deployment = ml.BatchDeployment(
+
+    def _deployment(
+        self, args: AmlBatchArgs, scope: dict[str, Any], child: pulumi.ResourceOptions
+    ) -> ml.BatchDeployment:
+        s = args.settings
+        return ml.BatchDeployment(
             "deployment",
             deployment_name=DEPLOYMENT_NAME,
             endpoint_name=self.endpoint.name,
@@ -211,10 +271,12 @@ class AmlBatch(pulumi.ComponentResource):
             ),
             tags=dict(s.tags),
             opts=child,
-            **common,
+            **scope,
         )
+
+    def _defaults(self, child: pulumi.ResourceOptions) -> ArmPropertiesPatch:
         # The endpoint's default deployment can only name a deployment that exists.
-        self.defaults = ArmPropertiesPatch(
+        return ArmPropertiesPatch(
             "defaults",
             resource_id=self.endpoint.id,
             api_version=API_VERSION,
@@ -222,21 +284,3 @@ class AmlBatch(pulumi.ComponentResource):
             after=[self.deployment.id],
             opts=child,
         )
-
-        self.invocation_uri = self.endpoint.properties.apply(lambda p: p.scoring_uri or "")
-        self.outputs: dict[str, Any] = {
-            "invocation_uri": self.invocation_uri,
-            "endpoint_name": self.endpoint.name,
-            "deployment": DEPLOYMENT_NAME,
-            "auth": {"scheme": "entra-token", "scope": ENTRA_SCOPE},
-            "input": "uri_folder of CSV files: 10 numeric columns per row, no header",
-            "output": f"{OUTPUT_FILE}: <file name>,<row index>,<prediction> per input row",
-            "compute": {
-                "name": COMPUTE_NAME,
-                "vm_size": s.batch.vm_size,
-                "min_nodes": 0,
-                "max_nodes": s.batch.max_nodes,
-                "low_priority": s.batch.low_priority,
-            },
-        }
-        self.register_outputs(self.outputs)

@@ -84,8 +84,30 @@ class AmlModel(pulumi.ComponentResource):
         self.subscription_id = args.subscription_id
         self.resource_group_name = args.resource_group_name
         self.workspace_name = args.workspace_name
+        prefix = f"{s.model.name}/{s.model.version}"
+        files = model_files(model_dir)
 
-        self.container = storage.BlobContainer(
+        self.container = self._blob_container(args, child)
+        self.datastore = self._datastore(args, child)
+        self.blobs: list[storage.Blob] = self._upload(args, files, prefix, child)
+        self.container_registration = self._model_container(args, child)
+        self.model_uri = self.uri(f"{prefix}/")
+        self.model_version = self._model_version(args, model_dir, files)
+        # ARM ID of the model version: what deployments reference.
+        self.id = self.model_version.id
+        self.register_outputs(
+            {
+                "name": self.model_name,
+                "version": self.version,
+                "id": self.id,
+                "model_uri": self.model_uri,
+            }
+        )
+
+    def _blob_container(
+        self, args: AmlModelArgs, child: pulumi.ResourceOptions
+    ) -> storage.BlobContainer:
+        return storage.BlobContainer(
             "container",
             container_name=MODEL_CONTAINER,
             account_name=args.storage_account_name,
@@ -93,7 +115,9 @@ class AmlModel(pulumi.ComponentResource):
             public_access=storage.PublicAccess.NONE,
             opts=child,
         )
-        self.datastore = ml.Datastore(
+
+    def _datastore(self, args: AmlModelArgs, child: pulumi.ResourceOptions) -> ml.Datastore:
+        return ml.Datastore(
             "datastore",
             name=DATASTORE,
             workspace_name=args.workspace_name,
@@ -110,29 +134,39 @@ class AmlModel(pulumi.ComponentResource):
                     ml.ServiceDataAccessAuthIdentity.WORKSPACE_SYSTEM_ASSIGNED_IDENTITY
                 ),
                 description="Model files and Azure ML code uploaded by the mlscore program.",
-                tags=dict(s.tags),
+                tags=dict(args.settings.tags),
             ),
             opts=child,
         )
 
-        prefix = f"{s.model.name}/{s.model.version}"
-        self.blobs: list[storage.Blob] = []
-        for rel, path in model_files(model_dir):
-            self.blobs.append(
-                storage.Blob(
-                    f"model-{rel}",
-                    blob_name=f"{prefix}/{rel}",
-                    container_name=self.container.name,
-                    account_name=args.storage_account_name,
-                    resource_group_name=args.resource_group_name,
-                    source=pulumi.FileAsset(str(path)),
-                    type=storage.BlobType.BLOCK,
-                    content_type=mimetypes.guess_type(path.name)[0] or "application/octet-stream",
-                    opts=child,
-                )
+    def _upload(
+        self,
+        args: AmlModelArgs,
+        files: list[tuple[str, Path]],
+        prefix: str,
+        child: pulumi.ResourceOptions,
+    ) -> list[storage.Blob]:
+        """One block blob per model file, under ``<prefix>/`` of the model container."""
+        return [
+            storage.Blob(
+                f"model-{rel}",
+                blob_name=f"{prefix}/{rel}",
+                container_name=self.container.name,
+                account_name=args.storage_account_name,
+                resource_group_name=args.resource_group_name,
+                source=pulumi.FileAsset(str(path)),
+                type=storage.BlobType.BLOCK,
+                content_type=mimetypes.guess_type(path.name)[0] or "application/octet-stream",
+                opts=child,
             )
+            for rel, path in files
+        ]
 
-        self.container_registration = ml.ModelContainer(
+    def _model_container(
+        self, args: AmlModelArgs, child: pulumi.ResourceOptions
+    ) -> ml.ModelContainer:
+        s = args.settings
+        return ml.ModelContainer(
             "model",
             name=s.model.name,
             workspace_name=args.workspace_name,
@@ -143,14 +177,12 @@ class AmlModel(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        self.model_uri = datastore_uri(
-            args.subscription_id,
-            args.resource_group_name,
-            args.workspace_name,
-            self.datastore.name,
-            f"{prefix}/",
-        )
-        self.model_version = ml.ModelVersion(
+
+    def _model_version(
+        self, args: AmlModelArgs, model_dir: Path, files: list[tuple[str, Path]]
+    ) -> ml.ModelVersion:
+        s = args.settings
+        return ml.ModelVersion(
             "version",
             name=self.container_registration.name,
             version=s.model.version,
@@ -161,21 +193,11 @@ class AmlModel(pulumi.ComponentResource):
                 model_type="custom_model",
                 description=f"{s.model.name} version {s.model.version}, files from "
                 f"{model_dir.name} ({len(self.blobs)} files).",
-                properties={"files": ",".join(rel for rel, _ in model_files(model_dir))},
+                properties={"files": ",".join(rel for rel, _ in files)},
                 tags=dict(s.tags),
             ),
             # The files must be in the datastore before the version that points at them.
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(self.blobs)),
-        )
-        # ARM ID of the model version: what deployments reference.
-        self.id = self.model_version.id
-        self.register_outputs(
-            {
-                "name": self.model_name,
-                "version": self.version,
-                "id": self.id,
-                "model_uri": self.model_uri,
-            }
         )
 
     def uri(self, path: str) -> pulumi.Output[str]:

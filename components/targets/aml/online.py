@@ -45,6 +45,7 @@ from typing import Any
 
 import pulumi
 import pulumi_azure_native.machinelearningservices as ml
+import pulumi_azure_native.redis as redis
 
 from components.contract import (
     AUTH_AML_KEY,
@@ -57,8 +58,8 @@ from components.contract import (
 )
 from components.platform.cache import PredictionCache
 from components.providers.arm_patch import ArmPropertiesPatch
+from components.targets.aml.common import API_VERSION, workspace_scope
 
-API_VERSION = "2025-12-01"  # the Microsoft.MachineLearningServices API of azure-native v3
 DEPLOYMENTS = ("blue", "green")
 ENVIRONMENT = "mlscore-scoring"
 MAX_REQUEST_TIMEOUT_MS = 180_000  # managed online endpoints cut requests at 180 s
@@ -102,29 +103,98 @@ def mirror_traffic(deployment: ScoringDeployment) -> dict[str, int]:
     return {"green": o.mirror_green} if o.mirror_green else {}
 
 
+def public_access(deployment: ScoringDeployment) -> str:
+    return "Enabled" if deployment.settings.public_network_access else "Disabled"
+
+
+def probe_settings() -> ml.ProbeSettingsArgs:
+    return ml.ProbeSettingsArgs(
+        initial_delay="PT10S",
+        period="PT10S",
+        timeout="PT2S",
+        failure_threshold=30,
+        success_threshold=1,
+    )
+
+
+def request_settings(deployment: ScoringDeployment) -> ml.OnlineRequestSettingsArgs:
+    scoring = deployment.settings.scoring
+    timeout_s = -(-min(scoring.timeout_ms, MAX_REQUEST_TIMEOUT_MS) // 1000)
+    return ml.OnlineRequestSettingsArgs(
+        request_timeout=f"PT{timeout_s}S",
+        max_concurrent_requests_per_instance=scoring.workers,
+        max_queue_wait="PT0.5S",
+    )
+
+
+def deployment_description(deployment: ScoringDeployment, slot: str) -> str:
+    s = deployment.settings
+    blue_image = s.online.blue_image
+    return f"{slot}: {s.model.name} {s.model.version}" + (
+        f", pinned to {blue_image}" if slot == "blue" and blue_image else ""
+    )
+
+
+def declared_hash(deployment: ScoringDeployment) -> str:
+    """Hash of the endpoint's own declared configuration: when it changes (a PUT without
+    traffic), the traffic is applied again."""
+    s = deployment.settings
+    declared = json.dumps(
+        {
+            "auth": "Key",
+            "public": public_access(deployment),
+            "tags": dict(s.tags),
+            "stack": s.stack,
+        },
+        sort_keys=True,
+    )
+    return hashlib.sha256(declared.encode()).hexdigest()[:16]
+
+
 class AmlOnline(ScoringTarget):
     def __init__(self, name: str, args: AmlOnlineArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("mlscore:target:AmlOnline", name, None, opts)
         d = args.deployment
-        s = d.settings
         child = pulumi.ResourceOptions(parent=self)
-        port = s.scoring.port
-        common: dict[str, Any] = {
-            "workspace_name": args.workspace_name,
-            "resource_group_name": d.resource_group_name,
-        }
+        scope = workspace_scope(args.workspace_name, d.resource_group_name)
 
-        self.environment = ml.EnvironmentContainer(
+        self.environment = self._environment(d, scope, child)
+        self.environment_version = self._environment_version(d, scope)
+        self.online_endpoint = self._endpoint(d, scope, child)
+        # Redis with Entra ID as the endpoint's own identity, granted a data access policy here
+        # (a key could only be a plain environment variable, readable in the workspace).
+        self.principal_id: pulumi.Output[str] = self.online_endpoint.identity.apply(
+            lambda i: i.principal_id if i else ""
+        )
+        self.cache_access = self._cache_access(args)
+        self.deployments: dict[str, ml.OnlineDeployment] = self._deployments(args, scope)
+        live = traffic(d)
+        mirror = mirror_traffic(d)
+        self.traffic = self._traffic(d, live, mirror, child)
+
+        self.primary_key, self.secondary_key = self._keys(args)
+        endpoint = self._contract(d, live, mirror)
+        self._finish(endpoint, endpoint_name=self.online_endpoint.name, traffic=live)
+
+    def _environment(
+        self, d: ScoringDeployment, scope: dict[str, Any], child: pulumi.ResourceOptions
+    ) -> ml.EnvironmentContainer:
+        return ml.EnvironmentContainer(
             "environment",
             name=ENVIRONMENT,
             properties=ml.EnvironmentContainerPropertiesArgs(
                 description="The mlscore scoring image (scoring/) as a custom container.",
-                tags=dict(s.tags),
+                tags=dict(d.settings.tags),
             ),
             opts=child,
-            **common,
+            **scope,
         )
-        self.environment_version = ml.EnvironmentVersion(
+
+    def _environment_version(
+        self, d: ScoringDeployment, scope: dict[str, Any]
+    ) -> ml.EnvironmentVersion:
+        port = d.settings.scoring.port
+        return ml.EnvironmentVersion(
             "environment-version",
             name=self.environment.name,
             version=pulumi.Output.from_input(d.image).apply(image_version),
@@ -138,32 +208,29 @@ class AmlOnline(ScoringTarget):
                     scoring_route=ml.RouteArgs(path=SCORE_PATH, port=port),
                 ),
                 description="Scoring host image by digest; routes on the scoring port.",
-                tags=dict(s.tags),
+                tags=dict(d.settings.tags),
             ),
             # Kept in Azure when a new build replaces it, so blue can stay on it (onlineBlueImage);
             # a version is a few lines of metadata, the image itself lives in the registry.
             opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
-            **common,
+            **scope,
         )
-        # Green runs the current build. Blue runs it too, unless it is pinned to an earlier one:
-        # that build's environment version, created when it was current and kept since.
-        blue_image = s.online.blue_image
-        environment_ids: dict[str, pulumi.Input[str]] = {
-            "green": self.environment_version.id,
-            "blue": pulumi.Output.concat(
+
+    def _environment_id(self, d: ScoringDeployment, slot: str) -> pulumi.Input[str]:
+        """Green runs the current build. Blue runs it too, unless it is pinned to an earlier one:
+        that build's environment version, created when it was current and kept since."""
+        blue_image = d.settings.online.blue_image
+        if slot == "blue" and blue_image:
+            return pulumi.Output.concat(
                 self.environment.id, "/versions/", image_version(blue_image)
             )
-            if blue_image
-            else self.environment_version.id,
-        }
+        return self.environment_version.id
 
-        public = "Enabled" if s.public_network_access else "Disabled"
-        endpoint_properties = ml.OnlineEndpointPropertiesArgs(
-            auth_mode=ml.EndpointAuthMode.KEY,
-            public_network_access=public,
-            description=f"{s.model.name} scoring (blue/green) for stack {s.stack}.",
-        )
-        self.online_endpoint = ml.OnlineEndpoint(
+    def _endpoint(
+        self, d: ScoringDeployment, scope: dict[str, Any], child: pulumi.ResourceOptions
+    ) -> ml.OnlineEndpoint:
+        s = d.settings
+        return ml.OnlineEndpoint(
             "endpoint",
             endpoint_name=endpoint_name(d),
             location=d.location,
@@ -172,103 +239,111 @@ class AmlOnline(ScoringTarget):
             identity=ml.ManagedServiceIdentityArgs(
                 type=ml.ManagedServiceIdentityType.SYSTEM_ASSIGNED
             ),
-            properties=endpoint_properties,
+            properties=ml.OnlineEndpointPropertiesArgs(
+                auth_mode=ml.EndpointAuthMode.KEY,
+                public_network_access=public_access(d),
+                description=f"{s.model.name} scoring (blue/green) for stack {s.stack}.",
+            ),
             tags=dict(s.tags),
             opts=child,
-            **common,
+            **scope,
         )
 
-        probe = ml.ProbeSettingsArgs(
-            initial_delay="PT10S",
-            period="PT10S",
-            timeout="PT2S",
-            failure_threshold=30,
-            success_threshold=1,
+    def _cache_access(self, args: AmlOnlineArgs) -> redis.AccessPolicyAssignment | None:
+        if args.cache is None:
+            return None
+        return args.cache.grant_data_access(
+            "redis-endpoint-access",
+            "aml-online-endpoint",
+            self.principal_id,
+            endpoint_name(args.deployment),
+            parent=self,
         )
-        timeout_s = -(-min(s.scoring.timeout_ms, MAX_REQUEST_TIMEOUT_MS) // 1000)
-        # Redis with Entra ID as the endpoint's own identity, granted a data access policy here
-        # (a key could only be a plain environment variable, readable in the workspace).
-        self.principal_id: pulumi.Output[str] = self.online_endpoint.identity.apply(
-            lambda i: i.principal_id if i else ""
-        )
-        self.cache_access = (
-            args.cache.grant_data_access(
-                "redis-endpoint-access",
-                "aml-online-endpoint",
-                self.principal_id,
-                endpoint_name(d),
-                parent=self,
-            )
-            if args.cache is not None
-            else None
-        )
+
+    def _deployments(
+        self, args: AmlOnlineArgs, scope: dict[str, Any]
+    ) -> dict[str, ml.OnlineDeployment]:
+        """Blue and green, after the endpoint identity's access to the cache."""
+        d = args.deployment
         cache_env, _ = d.cache_env(signs_in_as=self.principal_id)
         env = {**deployment_env(d), **cache_env}
-        deployment_opts = pulumi.ResourceOptions(
+        opts = pulumi.ResourceOptions(
             parent=self, depends_on=[self.cache_access] if self.cache_access else []
         )
-        self.deployments: dict[str, ml.OnlineDeployment] = {}
-        for slot in DEPLOYMENTS:
-            self.deployments[slot] = ml.OnlineDeployment(
-                slot,
-                deployment_name=slot,
-                endpoint_name=self.online_endpoint.name,
-                location=d.location,
-                sku=ml.SkuArgs(name="Default", capacity=s.online.instance_count),
-                properties=ml.ManagedOnlineDeploymentArgs(
-                    endpoint_compute_type="Managed",
-                    instance_type=s.online.instance_type,
-                    model=args.model_id,
-                    environment_id=environment_ids[slot],
-                    environment_variables={**env, "AZUREML_DEPLOYMENT": slot},
-                    app_insights_enabled=True,
-                    egress_public_network_access=public,
-                    liveness_probe=probe,
-                    readiness_probe=probe,
-                    request_settings=ml.OnlineRequestSettingsArgs(
-                        request_timeout=f"PT{timeout_s}S",
-                        max_concurrent_requests_per_instance=s.scoring.workers,
-                        max_queue_wait="PT0.5S",
-                    ),
-                    scale_settings=ml.DefaultScaleSettingsArgs(scale_type="Default"),
-                    description=f"{slot}: {s.model.name} {s.model.version}"
-                    + (f", pinned to {blue_image}" if slot == "blue" and blue_image else ""),
-                ),
-                tags=dict(s.tags),
-                opts=deployment_opts,
-                **common,
-            )
+        return {slot: self._deployment(args, slot, env, scope, opts) for slot in DEPLOYMENTS}
 
-        live = traffic(d)
-        mirror = mirror_traffic(d)
-        # A change of the endpoint's own declared configuration (a PUT without traffic) applies
-        # the traffic again.
-        declared = json.dumps(
-            {"auth": "Key", "public": public, "tags": dict(s.tags), "stack": s.stack},
-            sort_keys=True,
+    def _deployment(
+        self,
+        args: AmlOnlineArgs,
+        slot: str,
+        env: dict[str, pulumi.Input[str]],
+        scope: dict[str, Any],
+        opts: pulumi.ResourceOptions,
+    ) -> ml.OnlineDeployment:
+        d = args.deployment
+        s = d.settings
+        probe = probe_settings()
+        return ml.OnlineDeployment(
+            slot,
+            deployment_name=slot,
+            endpoint_name=self.online_endpoint.name,
+            location=d.location,
+            sku=ml.SkuArgs(name="Default", capacity=s.online.instance_count),
+            properties=ml.ManagedOnlineDeploymentArgs(
+                endpoint_compute_type="Managed",
+                instance_type=s.online.instance_type,
+                model=args.model_id,
+                environment_id=self._environment_id(d, slot),
+                environment_variables={**env, "AZUREML_DEPLOYMENT": slot},
+                app_insights_enabled=True,
+                egress_public_network_access=public_access(d),
+                liveness_probe=probe,
+                readiness_probe=probe,
+                request_settings=request_settings(d),
+                scale_settings=ml.DefaultScaleSettingsArgs(scale_type="Default"),
+                description=deployment_description(d, slot),
+            ),
+            tags=dict(s.tags),
+            opts=opts,
+            **scope,
         )
-        self.traffic = ArmPropertiesPatch(
+
+    def _traffic(
+        self,
+        d: ScoringDeployment,
+        live: dict[str, int],
+        mirror: dict[str, int],
+        child: pulumi.ResourceOptions,
+    ) -> ArmPropertiesPatch:
+        """Live and mirrored traffic, set once both deployments exist."""
+        return ArmPropertiesPatch(
             "traffic",
             resource_id=self.online_endpoint.id,
             api_version=API_VERSION,
             values={"traffic": live, "mirrorTraffic": mirror},
             on_delete={"traffic": dict.fromkeys(DEPLOYMENTS, 0), "mirrorTraffic": {}},
-            after=[
-                *(dep.id for dep in self.deployments.values()),
-                hashlib.sha256(declared.encode()).hexdigest()[:16],
-            ],
+            after=[*(dep.id for dep in self.deployments.values()), declared_hash(d)],
             opts=child,
         )
 
+    def _keys(self, args: AmlOnlineArgs) -> tuple[pulumi.Output[str], pulumi.Output[str]]:
+        """The endpoint's primary and secondary keys (``listOnlineEndpointKeys``), as secrets."""
         keys = ml.list_online_endpoint_keys_output(
             endpoint_name=self.online_endpoint.name,
-            resource_group_name=d.resource_group_name,
+            resource_group_name=args.deployment.resource_group_name,
             workspace_name=args.workspace_name,
         )
-        self.primary_key = pulumi.Output.secret(keys.apply(lambda k: k.primary_key or ""))
-        self.secondary_key = pulumi.Output.secret(keys.apply(lambda k: k.secondary_key or ""))
+        return (
+            pulumi.Output.secret(keys.apply(lambda k: k.primary_key or "")),
+            pulumi.Output.secret(keys.apply(lambda k: k.secondary_key or "")),
+        )
+
+    def _contract(
+        self, d: ScoringDeployment, live: dict[str, int], mirror: dict[str, int]
+    ) -> Endpoint:
+        s = d.settings
         props = self.online_endpoint.properties
-        endpoint = Endpoint(
+        return Endpoint(
             scoring_uri=props.apply(lambda p: p.scoring_uri or ""),
             swagger_uri=props.apply(lambda p: p.swagger_uri or ""),
             health_uri=None,  # Azure ML probes the containers itself; no public health route
@@ -291,4 +366,3 @@ class AmlOnline(ScoringTarget):
                 "principal_id": self.principal_id,
             },
         )
-        self._finish(endpoint, endpoint_name=self.online_endpoint.name, traffic=live)

@@ -1,43 +1,18 @@
-"""Azure ML under mocks with the real stack files: registered model, managed online endpoint with
-blue/green traffic, batch scoring on AmlCompute; the settings rules; the ARM traffic patch; the
-batch scoring script run for real on the committed model."""
+"""The Azure ML managed online endpoint under mocks with the real stack files: blue/green
+deployments of the scoring image, traffic and mirroring, the Redis access of the endpoint's
+identity, the contract output; the prod preview of all Azure ML resources; the settings rules;
+the ARM traffic patch against a fake ARM."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from components import PROJECT_ROOT
 from components.providers import arm_patch
-from components.targets.aml.batch import content_hash
 from preview import engine, fakes
-
-ROOT = PROJECT_ROOT
-ML = "azure-native:machinelearningservices"
-DYNAMIC = "pulumi-python:dynamic:Resource"
-MODEL_DIR = ROOT / "aml" / "model" / "diabetes-ridge" / "1"
-
-
-def inputs(r: engine.Registered) -> dict[str, Any]:
-    return engine.reveal(r.inputs)
-
-
-def under(run: engine.Run, component_type: str) -> list[engine.Registered]:
-    (component,) = [r for r in run.resources if r.type == component_type]
-    return run.children(component.urn)
-
-
-def child(run: engine.Run, component_type: str, type_: str, name: str) -> engine.Registered:
-    (found,) = [r for r in under(run, component_type) if r.type == type_ and r.name == name]
-    return found
-
-
-def arm_id(run: engine.Run, r: engine.Registered) -> str:
-    return r.outputs["id"] if "id" in r.outputs else fakes.arm_id(r.type, r.azure_name)
+from tests.infra.targets.aml.helpers import DYNAMIC, ML, arm_id, child, inputs, under
 
 
 @pytest.fixture(scope="module")
@@ -83,82 +58,6 @@ def test_prod_preview_cli_prints_the_azure_ml_resources(prod_preview) -> None:
         "machinelearningservices:BatchDeployment",
     ):
         assert needle in text, needle
-
-
-# --- model registration ---------------------------------------------------------------------------
-def test_model_files_go_to_a_private_container_of_the_workspace_storage(prod) -> None:
-    container = child(
-        prod, "mlscore:platform:AmlModel", "azure-native:storage:BlobContainer", "container"
-    )
-    i = inputs(container)
-    assert i["containerName"] == "aml-models" and i["publicAccess"] == "None"
-    (account,) = [
-        r for r in prod.of_type("azure-native:storage:StorageAccount") if r.name == "storage"
-    ]
-    assert i["accountName"] == account.azure_name
-    blobs = [
-        r for r in under(prod, "mlscore:platform:AmlModel") if r.type == "azure-native:storage:Blob"
-    ]
-    files = sorted(p.name for p in MODEL_DIR.iterdir())
-    assert sorted(inputs(b)["blobName"] for b in blobs) == [f"diabetes-ridge/1/{f}" for f in files]
-    for b in blobs:
-        i = inputs(b)
-        assert i["containerName"] == "aml-models" and i["type"] == "Block"
-        assert i["accountName"] == account.azure_name
-        source = b.inputs["source"]
-        assert type(source).__name__ == "FileAsset"
-        assert Path(source.path).parent == MODEL_DIR
-
-
-def test_identity_based_datastore_points_at_the_container(prod) -> None:
-    ds = child(prod, "mlscore:platform:AmlModel", f"{ML}:Datastore", "datastore")
-    i = inputs(ds)
-    p = i["properties"]
-    assert i["name"] == "mlscore_models"
-    assert p["datastoreType"] == "AzureBlob" and p["containerName"] == "aml-models"
-    assert p["credentials"] == {"credentialsType": "None"}
-    assert p["serviceDataAccessAuthIdentity"] == "WorkspaceSystemAssignedIdentity"
-    assert p["protocol"] == "https" and p["endpoint"] == "core.windows.net"
-    assert i["workspaceName"] == prod.outputs["workspace"]["name"]
-
-
-def test_model_version_points_at_the_uploaded_folder_and_waits_for_the_files(prod) -> None:
-    model = child(prod, "mlscore:platform:AmlModel", f"{ML}:ModelContainer", "model")
-    version = child(prod, "mlscore:platform:AmlModel", f"{ML}:ModelVersion", "version")
-    assert inputs(model)["name"] == "diabetes-ridge"
-    i = inputs(version)
-    ws = prod.outputs["workspace"]["name"]
-    rg = prod.outputs["resource_group"]
-    assert i["name"] == "diabetes-ridge" and i["version"] == "1"
-    assert i["properties"]["modelType"] == "custom_model"
-    assert i["properties"]["modelUri"] == (
-        f"azureml://subscriptions/{fakes.SUBSCRIPTION}/resourcegroups/{rg}/workspaces/{ws}"
-        "/datastores/mlscore_models/paths/diabetes-ridge/1/"
-    )
-    blobs = [
-        r.urn
-        for r in under(prod, "mlscore:platform:AmlModel")
-        if r.type == "azure-native:storage:Blob"
-    ]
-    assert set(blobs) <= set(version.dependencies)
-
-
-def test_model_version_comes_from_config_and_is_in_the_outputs(run_stack) -> None:
-    run = run_stack("dev", modelVersion="2")
-    assert run.error is None, run.error
-    (version,) = run.of_type(f"{ML}:ModelVersion")
-    assert inputs(version)["version"] == "2"
-    assert inputs(version)["properties"]["modelUri"].endswith("/paths/diabetes-ridge/2/")
-    names = {inputs(b)["blobName"] for b in run.of_type("azure-native:storage:Blob")}
-    assert "diabetes-ridge/2/model.joblib" in names
-    assert run.outputs["model"]["name"] == "diabetes-ridge"
-    assert run.outputs["model"]["version"] == "2"
-    assert run.outputs["model"]["id"] == arm_id(run, version)
-
-
-def test_model_is_registered_in_every_stack(each_stack) -> None:
-    assert len(each_stack.of_type(f"{ML}:ModelVersion")) == 1
-    assert set(each_stack.outputs["model"]) == {"name", "version", "id"}
 
 
 # --- online endpoint -----------------------------------------------------------------------------
@@ -344,105 +243,6 @@ def test_online_endpoint_off_leaves_nothing(dev) -> None:
     assert not [c for c in dev.calls if c[0] == f"{ML}:listOnlineEndpointKeys"]
 
 
-# --- batch ---------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def batch(prod) -> dict[str, engine.Registered]:
-    t = "mlscore:target:AmlBatch"
-    return {
-        "compute": child(prod, t, f"{ML}:Compute", "compute"),
-        "script": child(prod, t, "azure-native:storage:Blob", "script"),
-        "code": child(prod, t, f"{ML}:CodeContainer", "code"),
-        "code_version": child(prod, t, f"{ML}:CodeVersion", "code-version"),
-        "env_version": child(prod, t, f"{ML}:EnvironmentVersion", "environment-version"),
-        "endpoint": child(prod, t, f"{ML}:BatchEndpoint", "endpoint"),
-        "deployment": child(prod, t, f"{ML}:BatchDeployment", "deployment"),
-        "defaults": child(prod, t, DYNAMIC, "defaults"),
-    }
-
-
-def test_aml_compute_scales_to_zero_on_low_priority_vms(batch) -> None:
-    i = inputs(batch["compute"])
-    assert i["computeName"] == "batch-cpu" and 2 <= len(i["computeName"]) <= 16
-    p = i["properties"]
-    assert p["computeType"] == "AmlCompute" and p["disableLocalAuth"] is True
-    q = p["properties"]
-    assert q["vmSize"] == "Standard_DS3_v2" and q["vmPriority"] == "LowPriority"
-    assert q["scaleSettings"] == {
-        "minNodeCount": 0,
-        "maxNodeCount": 8,  # batchMaxNodes in prod
-        "nodeIdleTimeBeforeScaleDown": "PT120S",
-    }
-    assert q["remoteLoginPortPublicAccess"] == "Disabled" and q["osType"] == "Linux"
-
-
-def test_dedicated_vms_when_low_priority_is_off(run_stack) -> None:
-    run = run_stack("dev", batchLowPriority=False, batchMaxNodes=2)
-    assert run.error is None, run.error
-    (compute,) = run.of_type(f"{ML}:Compute")
-    q = inputs(compute)["properties"]["properties"]
-    assert q["vmPriority"] == "Dedicated" and q["scaleSettings"]["maxNodeCount"] == 2
-
-
-def test_batch_code_and_environment_are_versioned_by_content(prod, batch) -> None:
-    script = ROOT / "aml" / "batch" / "score.py"
-    digest = content_hash(script.read_bytes())
-    assert inputs(batch["script"])["blobName"] == f"code/batch/{digest}/score.py"
-    assert batch["script"].inputs["source"].path == str(script)
-    cv = inputs(batch["code_version"])
-    assert cv["version"] == digest and cv["name"] == inputs(batch["code"])["name"]
-    assert cv["properties"]["codeUri"].endswith(
-        f"/datastores/mlscore_models/paths/code/batch/{digest}/"
-    )
-    assert batch["script"].urn in batch["code_version"].dependencies
-    ev = inputs(batch["env_version"])
-    assert ev["properties"]["condaFile"] == (ROOT / "aml" / "batch" / "conda.yaml").read_text()
-    assert ev["properties"]["image"].startswith("mcr.microsoft.com/azureml/")
-
-
-def test_batch_deployment_of_the_registered_model_on_the_cluster(prod, batch) -> None:
-    (version,) = prod.of_type(f"{ML}:ModelVersion")
-    e = inputs(batch["endpoint"])
-    assert e["properties"]["authMode"] == "AADToken"
-    assert e["endpointName"].startswith("mlscore-prod-batch") and len(e["endpointName"]) <= 32
-    d = inputs(batch["deployment"])
-    p = d["properties"]
-    assert d["deploymentName"] == "score" and d["endpointName"] == e["endpointName"]
-    assert p["compute"] == arm_id(prod, batch["compute"])
-    assert p["model"] == {"referenceType": "Id", "assetId": arm_id(prod, version)}
-    assert p["codeConfiguration"] == {
-        "codeId": arm_id(prod, batch["code_version"]),
-        "scoringScript": "score.py",
-    }
-    assert p["environmentId"] == arm_id(prod, batch["env_version"])
-    assert p["resources"] == {"instanceCount": 1}
-    assert p["outputAction"] == "AppendRow" and p["outputFileName"] == "predictions.csv"
-    assert p["miniBatchSize"] == 10 and p["errorThreshold"] == -1
-    assert p["retrySettings"] == {"maxRetries": 3, "timeout": "PT5M"}
-    df = inputs(batch["defaults"])
-    assert df["values"] == {"defaults": {"deploymentName": "score"}}
-    assert df["resource_id"] == arm_id(prod, batch["endpoint"])
-    assert arm_id(prod, batch["deployment"]) in df["after"]
-
-
-def test_batch_output_has_the_invocation_uri_and_documents_inputs_and_outputs(prod, batch) -> None:
-    out = prod.outputs["batch"]
-    name = inputs(batch["endpoint"])["endpointName"]
-    assert out["invocation_uri"] == f"https://{name}.westeurope.inference.ml.azure.com/jobs"
-    assert out["endpoint_name"] == name and out["deployment"] == "score"
-    assert out["auth"] == {"scheme": "entra-token", "scope": "https://ml.azure.com/.default"}
-    assert "CSV" in out["input"] and "predictions.csv" in out["output"]
-    assert out["compute"]["min_nodes"] == 0 and out["compute"]["max_nodes"] == 8
-
-
-def test_batch_off_leaves_nothing(run_stack) -> None:
-    run = run_stack("dev", batchEnabled=False)
-    assert run.error is None, run.error
-    assert "batch" not in run.outputs
-    assert [r for r in run.resources if r.type == "mlscore:target:AmlBatch"] == []
-    for t in ("Compute", "BatchEndpoint", "BatchDeployment", "CodeVersion"):
-        assert run.of_type(f"{ML}:{t}") == []
-
-
 # --- validation ----------------------------------------------------------------------------------
 def problems(run_stack, **overrides: Any) -> list[str]:
     run = run_stack("prod", preview=True, **overrides)
@@ -585,32 +385,3 @@ def test_patch_reports_a_failed_operation_and_a_missing_endpoint() -> None:
         arm_patch.apply_patch(
             "/subs/ep", "2025-12-01", {}, session=FakeArm(get_status=404), token="t0ken"
         )
-
-
-# --- the batch scoring script, run for real on the committed model -------------------------------
-def test_batch_script_scores_csv_files_with_the_committed_model(tmp_path, monkeypatch) -> None:
-    import joblib  # scoring/requirements.txt, installed by .ci/run
-
-    spec = importlib.util.spec_from_file_location("aml_batch_score", ROOT / "aml/batch/score.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    monkeypatch.setenv("AZUREML_MODEL_DIR", str(ROOT / "aml" / "model"))
-    module.init()
-    a = tmp_path / "a.csv"
-    a.write_text("1,2,3,4,5,6,7,8,9,10\n10,9,8,7,6,5,4,3,2,1\n")
-    b = tmp_path / "b.csv"
-    b.write_text("0,0,0,0,0,0,0,0,0,0\n")
-    lines = module.run([str(a), str(b)])
-    assert [line.split(",")[:2] for line in lines] == [
-        ["a.csv", "0"],
-        ["a.csv", "1"],
-        ["b.csv", "0"],
-    ]
-    model = joblib.load(MODEL_DIR / "model.joblib")
-    expected = model.predict([[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]])[0]
-    assert float(lines[0].split(",")[2]) == pytest.approx(expected, abs=1e-5)
-    bad = tmp_path / "bad.csv"
-    bad.write_text("1,2,3\n")
-    with pytest.raises(ValueError, match="3 columns"):
-        module.run([str(bad)])
