@@ -34,6 +34,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -191,7 +192,7 @@ def reference_python(explicit: str | None) -> str:
     return str(python)
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument("--connections", type=int, default=8)
@@ -204,183 +205,158 @@ def main() -> int:
         help="a python with azureml-inference-server-http "
         "(default: .local/bench-reference-venv, created on first use)",
     )
-    args = parser.parse_args()
-    for tool in ("wrk", "redis-server"):
-        if shutil.which(tool) is None:
-            sys.exit(f"{tool} is not installed: apt-get install -y {tool}")
+    return parser.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="scoring-bench-"))
-    sys.path.insert(0, str(REPO))
-    from scoring.sample_model.train import train
 
-    models = work / "models"
-    train(models)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "SCORING_"))}
-    env["PYTHONPATH"] = str(REPO)
-    py = sys.executable
-    ref_py = reference_python(args.reference_python)
+Maker = Callable[[int], Server]  # a server on the given port, not started yet
 
-    def ours(entry: Path, port: int, extra: dict[str, str] | None = None) -> Server:
+
+def _entry_flags(entry: Path, models: Path, port: int) -> list[str]:
+    """The command-line flags both servers take (azmlinfsrv's)."""
+    flags = ["--entry_script", str(entry), "--model_dir", str(models), "--port", str(port)]
+    return [*flags, "--worker_count", "1"]
+
+
+class Setup:
+    """The trained sample model, the environment and the Pythons of the servers under test."""
+
+    def __init__(self, reference_python_path: str | None) -> None:
+        self.work = Path(tempfile.mkdtemp(prefix="scoring-bench-"))
+        sys.path.insert(0, str(REPO))
+        from scoring.sample_model.train import train
+
+        self.models = self.work / "models"
+        train(self.models)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "SCORING_"))}
+        env["PYTHONPATH"] = str(REPO)
+        self.env = env
+        self.py = sys.executable
+        self.ref_py = reference_python(reference_python_path)
+
+    def ours(self, entry: Path, port: int, extra: dict[str, str] | None = None) -> Server:
+        cmd = [self.py, "-m", "scoring", *_entry_flags(entry, self.models, port)]
         return Server(
             "scoring",
-            [
-                py,
-                "-m",
-                "scoring",
-                "--entry_script",
-                str(entry),
-                "--model_dir",
-                str(models),
-                "--port",
-                str(port),
-                "--worker_count",
-                "1",
-                "--host",
-                "127.0.0.1",
-            ],
-            {**env, **(extra or {})},
+            [*cmd, "--host", "127.0.0.1"],
+            {**self.env, **(extra or {})},
             port,
-            work,
+            self.work,
         )
 
-    def reference(port: int, entry: Path = SCORE_PY) -> Server:
+    def reference(self, port: int, entry: Path = SCORE_PY) -> Server:
+        cmd = [self.ref_py, str(BENCH / "azmlinfsrv_loopback.py")]
         return Server(
-            "azmlinfsrv",
-            [
-                ref_py,
-                str(BENCH / "azmlinfsrv_loopback.py"),
-                "--entry_script",
-                str(entry),
-                "--model_dir",
-                str(models),
-                "--port",
-                str(port),
-                "--worker_count",
-                "1",
-            ],
-            env,
-            port,
-            work,
+            "azmlinfsrv", [*cmd, *_entry_flags(entry, self.models, port)], self.env, port, self.work
         )
 
-    def baseline(port: int) -> Server:
+    def baseline(self, port: int) -> Server:
+        uvicorn = [self.py, "-m", "uvicorn", "constant_app:app", "--host", "127.0.0.1"]
+        options = ["--loop", "asyncio", "--http", "httptools", "--no-access-log"]
         return Server(
             "uvicorn-constant",
-            [
-                py,
-                "-m",
-                "uvicorn",
-                "constant_app:app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--loop",
-                "asyncio",
-                "--http",
-                "httptools",
-                "--no-access-log",
-                "--log-level",
-                "warning",
-            ],
-            {**env, "PYTHONPATH": str(BENCH)},
+            [*uvicorn, "--port", str(port), *options, "--log-level", "warning"],
+            {**self.env, "PYTHONPATH": str(BENCH)},
             port,
             BENCH,
         )
 
-    makers = {
-        "azmlinfsrv": reference,
-        "scoring": lambda p: ours(SCORE_PY, p),
-        "uvicorn-constant": baseline,
-    }
-    # The same two servers with a run() that costs next to nothing: the servers' own overhead.
-    trivial = BENCH / "trivial.py"
-    overhead_makers = {
-        "azmlinfsrv-trivial-run": lambda p: reference(p, trivial),
-        "scoring-trivial-run": lambda p: ours(trivial, p),
-    }
-    results: dict[str, dict[str, float]] = {}
+
+def cold_start(make: Maker) -> float:
+    """Seconds from spawn to the first 200 of a fresh server, which is then stopped."""
+    server = make(free_port())
+    try:
+        return server.start()
+    finally:
+        server.stop()
+
+
+def warm_up(server: Server, connections: int) -> None:
+    server.start()
+    wrk(server.port, 2, connections)
+
+
+def cold_starts(makers: dict[str, Maker], runs: int) -> dict[str, list[float]]:
     colds: dict[str, list[float]] = {name: [] for name in makers}
-    for _ in range(args.cold_runs):  # interleaved, so drift on a shared machine hits all alike
+    for _ in range(runs):  # interleaved, so drift on a shared machine hits all alike
         for name, make in makers.items():
-            server = make(free_port())
-            try:
-                colds[name].append(server.start())
-            finally:
-                server.stop()
-    # Throughput: all servers up at once (idle while not measured), measured in interleaved
-    # rounds; each figure is the median over the rounds.
-    servers = {name: make(free_port()) for name, make in {**makers, **overhead_makers}.items()}
+            colds[name].append(cold_start(make))
+    return colds
+
+
+def throughput_rounds(
+    makers: dict[str, Maker], args: argparse.Namespace
+) -> dict[str, list[dict[str, float]]]:
+    """All servers up at once (idle while not measured), measured in interleaved rounds."""
+    servers = {name: make(free_port()) for name, make in makers.items()}
     rounds: dict[str, list[dict[str, float]]] = {name: [] for name in servers}
     try:
         for server in servers.values():
-            server.start()
-            wrk(server.port, 2, args.connections)  # warm-up
+            warm_up(server, args.connections)
         for _ in range(args.rounds):
             for name, server in servers.items():
                 rounds[name].append(wrk(server.port, args.duration, args.connections))
     finally:
         for server in servers.values():
             server.stop()
+    return rounds
+
+
+def medians(
+    rounds: dict[str, list[dict[str, float]]], colds: dict[str, list[float]]
+) -> dict[str, dict[str, float]]:
+    """Each figure is the median over the rounds."""
+    results: dict[str, dict[str, float]] = {}
     for name, runs in rounds.items():
         results[name] = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
         if name in colds:
             results[name]["cold_start_s"] = statistics.median(colds[name])
         print(f"{name}: {results[name]}", flush=True)
+    return results
 
-    # The entry script's own import + init() + first run(), without a server, in each venv.
-    results["scoring"]["script_alone_s"] = script_alone(py, SCORE_PY, models, env, args.cold_runs)
-    results["azmlinfsrv"]["script_alone_s"] = script_alone(
-        ref_py, SCORE_PY, models, env, args.cold_runs
-    )
+
+def add_script_alone(results: dict[str, dict[str, float]], setup: Setup, runs: int) -> None:
+    """The entry script's own import + init() + first run(), without a server, in each venv."""
+    for name, python in (("scoring", setup.py), ("azmlinfsrv", setup.ref_py)):
+        results[name]["script_alone_s"] = script_alone(
+            python, SCORE_PY, setup.models, setup.env, runs
+        )
     for name in ("scoring", "azmlinfsrv"):
         print(f"{name}: score.py alone {results[name]['script_alone_s']:.2f}s", flush=True)
 
-    # cold start with a light entry script (no scikit-learn import): the servers' own overhead
+
+def add_light_cold_starts(results: dict[str, dict[str, float]], setup: Setup, runs: int) -> None:
+    """Cold start with a light entry script (no scikit-learn import): the servers' overhead."""
     light = BENCH / "model20ms.py"
     for name, make in (
-        ("azmlinfsrv", lambda p: reference(p, light)),
-        ("scoring", lambda p: ours(light, p)),
+        ("azmlinfsrv", lambda p: setup.reference(p, light)),
+        ("scoring", lambda p: setup.ours(light, p)),
     ):
-        light_colds = []
-        for _ in range(args.cold_runs):
-            server = make(free_port())
-            try:
-                light_colds.append(server.start())
-            finally:
-                server.stop()
+        light_colds = [cold_start(make) for _ in range(runs)]
         results[name]["cold_start_light_script_s"] = statistics.median(light_colds)
         print(f"{name}: cold start, light script {results[name]['cold_start_light_script_s']:.2f}s")
 
-    # cache scenario: 20 ms model, same host, without and with Redis
-    redis_port = free_port()
-    redis = subprocess.Popen(
-        [
-            "redis-server",
-            "--port",
-            str(redis_port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ],
+
+def start_redis(port: int) -> subprocess.Popen[bytes]:
+    options = ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    return subprocess.Popen(
+        ["redis-server", *options],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+
+
+def add_cache_scenario(
+    results: dict[str, dict[str, float]], setup: Setup, args: argparse.Namespace
+) -> None:
+    """A 20 ms model, same host, without and with Redis."""
+    redis_port = free_port()
+    redis = start_redis(redis_port)
+    cached = {"REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(redis_port), "REDIS_SSL": "false"}
     try:
-        for name, extra in (
-            ("scoring-20ms-uncached", {}),
-            (
-                "scoring-20ms-cached",
-                {"REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(redis_port), "REDIS_SSL": "false"},
-            ),
-        ):
-            server = ours(BENCH / "model20ms.py", free_port(), extra)
+        for name, extra in (("scoring-20ms-uncached", {}), ("scoring-20ms-cached", cached)):
+            server = setup.ours(BENCH / "model20ms.py", free_port(), extra)
             try:
-                server.start()
-                wrk(server.port, 2, args.connections)
+                warm_up(server, args.connections)
                 results[name] = wrk(server.port, args.duration, args.connections)
             finally:
                 server.stop()
@@ -389,8 +365,10 @@ def main() -> int:
         redis.kill()
         redis.wait(5)
 
+
+def compute_ratios(results: dict[str, dict[str, float]]) -> dict[str, float]:
     ref, us = results["azmlinfsrv"], results["scoring"]
-    ratios = {
+    return {
         "rps_vs_reference": us["rps"] / ref["rps"],
         "p99_vs_reference": us["p99_ms"] / ref["p99_ms"],
         "cold_start_vs_reference": us["cold_start_s"] / ref["cold_start_s"],
@@ -408,14 +386,9 @@ def main() -> int:
         "cache_hit_speedup_20ms_model": results["scoring-20ms-cached"]["rps"]
         / results["scoring-20ms-uncached"]["rps"],
     }
-    goals = {
-        "rps_vs_reference": (">=", 3.0),
-        "p99_vs_reference": ("<=", 0.5),
-        "cold_start_vs_reference": ("<=", 0.6),
-        "cold_start_beyond_script_vs_reference": ("<=", 0.6),
-        "cold_start_light_script_vs_reference": ("<=", 0.6),
-        "cache_hit_speedup_20ms_model": (">=", 20.0),
-    }
+
+
+def print_table(results: dict[str, dict[str, float]]) -> None:
     print()
     print(
         f"{'server':24} {'req/s':>10} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} "
@@ -427,6 +400,17 @@ def main() -> int:
             f"{name:24} {r['rps']:>10.0f} {r['p50_ms']:>8.2f} {r['p90_ms']:>8.2f} "
             f"{r['p99_ms']:>8.2f} {cold:>7} {r['non_2xx'] + r['socket_errors']:>6.0f}"
         )
+
+
+def print_ratios(ratios: dict[str, float]) -> None:
+    goals = {
+        "rps_vs_reference": (">=", 3.0),
+        "p99_vs_reference": ("<=", 0.5),
+        "cold_start_vs_reference": ("<=", 0.6),
+        "cold_start_beyond_script_vs_reference": ("<=", 0.6),
+        "cold_start_light_script_vs_reference": ("<=", 0.6),
+        "cache_hit_speedup_20ms_model": (">=", 20.0),
+    }
     print()
     for key, value in ratios.items():
         goal = goals.get(key)
@@ -436,37 +420,70 @@ def main() -> int:
             verdict = f"  (goal {goal[0]} {goal[1]}: {'met' if ok else 'NOT met'})"
         print(f"{key:32} {value:8.2f}{verdict}")
 
+
+def write_results(
+    args: argparse.Namespace,
+    results: dict[str, dict[str, float]],
+    rounds: dict[str, list[dict[str, float]]],
+    ratios: dict[str, float],
+) -> Path:
     out_dir = BENCH / "results"
     out_dir.mkdir(exist_ok=True)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    report = {
+        "when": stamp,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "settings": {
+            "duration_s": args.duration,
+            "connections": args.connections,
+            "wrk_threads": 1,
+            "rounds": args.rounds,
+            "cold_runs": args.cold_runs,
+            "workers": 1,
+        },
+        "results": results,
+        "rps_rounds": {name: [r["rps"] for r in runs] for name, runs in rounds.items()},
+        "ratios": ratios,
+    }
     out = out_dir / f"{stamp}.json"
-    out.write_text(
-        json.dumps(
-            {
-                "when": stamp,
-                "machine": {
-                    "cpus": os.cpu_count(),
-                    "python": platform.python_version(),
-                    "platform": platform.platform(),
-                },
-                "settings": {
-                    "duration_s": args.duration,
-                    "connections": args.connections,
-                    "wrk_threads": 1,
-                    "rounds": args.rounds,
-                    "cold_runs": args.cold_runs,
-                    "workers": 1,
-                },
-                "results": results,
-                "rps_rounds": {name: [r["rps"] for r in runs] for name, runs in rounds.items()},
-                "ratios": ratios,
-            },
-            indent=2,
-        )
-        + "\n"
-    )
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    return out
+
+
+def main() -> int:
+    args = parse_args()
+    for tool in ("wrk", "redis-server"):
+        if shutil.which(tool) is None:
+            sys.exit(f"{tool} is not installed: apt-get install -y {tool}")
+    setup = Setup(args.reference_python)
+    makers: dict[str, Maker] = {
+        "azmlinfsrv": setup.reference,
+        "scoring": lambda p: setup.ours(SCORE_PY, p),
+        "uvicorn-constant": setup.baseline,
+    }
+    # The same two servers with a run() that costs next to nothing: the servers' own overhead.
+    trivial = BENCH / "trivial.py"
+    overhead_makers: dict[str, Maker] = {
+        "azmlinfsrv-trivial-run": lambda p: setup.reference(p, trivial),
+        "scoring-trivial-run": lambda p: setup.ours(trivial, p),
+    }
+    colds = cold_starts(makers, args.cold_runs)
+    rounds = throughput_rounds({**makers, **overhead_makers}, args)
+    results = medians(rounds, colds)
+    add_script_alone(results, setup, args.cold_runs)
+    add_light_cold_starts(results, setup, args.cold_runs)
+    add_cache_scenario(results, setup, args)
+
+    ratios = compute_ratios(results)
+    print_table(results)
+    print_ratios(ratios)
+    out = write_results(args, results, rounds, ratios)
     print(f"\nwrote {out.relative_to(REPO)}")
-    shutil.rmtree(work, ignore_errors=True)
+    shutil.rmtree(setup.work, ignore_errors=True)
     return 0
 
 
