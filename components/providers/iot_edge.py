@@ -32,198 +32,31 @@ adopts the existing device (idempotent), 412 on update re-reads the etag and ret
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import json
-import re
 import time
-import urllib.parse
 from typing import Any
 
 import pulumi
 import pulumi.dynamic as dynamic
-import requests
 
-IOTHUB_API_VERSION = "2021-04-12"
-ARM_API_VERSION = "2023-07-01"
-ARM_ENDPOINT = "https://management.azure.com"
-ARM_SCOPE = "https://management.azure.com/.default"
-SAS_LIFETIME_SECONDS = 3600
-RETRY_STATUSES = (429, 500, 502, 503, 504)
-
-
-class IotHubError(RuntimeError):
-    """A call to IoT Hub or ARM failed; the message says what to check."""
-
-
-# ---------------------------------------------------------------------------------------------
-# HTTP plumbing
-# ---------------------------------------------------------------------------------------------
-def sas_token(host_name: str, policy_name: str, key: str, *, now: float | None = None) -> str:
-    """``SharedAccessSignature sr=..&sig=..&se=..&skn=..`` for the hub, valid for an hour."""
-    resource = urllib.parse.quote(host_name.lower(), safe="")
-    expiry = int((now if now is not None else time.time()) + SAS_LIFETIME_SECONDS)
-    to_sign = f"{resource}\n{expiry}".encode()
-    digest = hmac.new(base64.b64decode(key), to_sign, hashlib.sha256).digest()
-    signature = urllib.parse.quote(base64.b64encode(digest).decode(), safe="")
-    return f"SharedAccessSignature sr={resource}&sig={signature}&se={expiry}&skn={policy_name}"
+from components.providers.iot_hub_api import (
+    ARM_API_VERSION,
+    ARM_ENDPOINT,
+    IotHubError,
+    RestClient,
+    arm_token,
+    content_sha256,
+    hub_client,
+    quote_id,
+    resolve_secrets,
+)
 
 
-class _Http:
-    """Requests with retries on 429/5xx and readable errors on 401/403/404."""
-
-    def __init__(
-        self,
-        base_url: str,
-        what: str,
-        auth: Any,
-        api_version: str,
-        *,
-        attempts: int = 6,
-        backoff: float = 1.0,
-        timeout: float = 60.0,
-    ):
-        self.base_url = base_url.rstrip("/")
-        self.what = what
-        self.auth = auth  # () -> Authorization header value
-        self.api_version = api_version
-        self.attempts = attempts
-        self.backoff = backoff
-        self.timeout = timeout
-
-    def call(
-        self,
-        method: str,
-        path: str,
-        *,
-        body: Any = None,
-        headers: dict[str, str] | None = None,
-        ok: tuple[int, ...] = (200,),
-        passthrough: tuple[int, ...] = (),
-        url: str | None = None,
-    ) -> requests.Response:
-        target = url or f"{self.base_url}{path}"
-        params = None if url else {"api-version": self.api_version}
-        for attempt in range(self.attempts):
-            all_headers = {"Authorization": self.auth(), "Accept": "application/json"}
-            if body is not None:
-                all_headers["Content-Type"] = "application/json; charset=utf-8"
-            all_headers |= headers or {}
-            try:
-                response = requests.request(
-                    method,
-                    target,
-                    params=params,
-                    data=None if body is None else json.dumps(body),
-                    headers=all_headers,
-                    timeout=self.timeout,
-                )
-            except requests.ConnectionError as exc:
-                if attempt < self.attempts - 1:
-                    time.sleep(self._delay(attempt, None))
-                    continue
-                raise IotHubError(f"{self.what}: cannot reach {self.base_url}: {exc}") from exc
-            status = response.status_code
-            if status in ok or status in passthrough:
-                return response
-            if status in RETRY_STATUSES and attempt < self.attempts - 1:
-                time.sleep(self._delay(attempt, response.headers.get("Retry-After")))
-                continue
-            raise IotHubError(self._explain(method, path, response))
-        raise IotHubError(f"{self.what}: {method} {path} kept failing")  # pragma: no cover
-
-    def _delay(self, attempt: int, retry_after: str | None) -> float:
-        if retry_after and retry_after.isdigit():
-            return min(float(retry_after), 60.0)
-        return min(self.backoff * 2**attempt, 30.0)
-
-    def _explain(self, method: str, path: str, response: requests.Response) -> str:
-        status = response.status_code
-        detail = _error_detail(response)
-        head = f"{self.what}: {method} {path} answered {status}"
-        if status == 401:
-            return (
-                f"{head} (unauthorized: {detail}). The credential was refused: check that the "
-                "shared access policy exists on the hub with its current key (or that your Azure "
-                "login is valid), and that the clock of this machine is right."
-            )
-        if status == 403:
-            return (
-                f"{head} (forbidden: {detail}). The credential lacks a permission: the policy "
-                "needs RegistryRead, RegistryWrite and ServiceConnect (ARM: Contributor on the "
-                "registry); local authentication must not be disabled on the hub."
-            )
-        if status == 404:
-            return f"{head} (not found: {detail}). Check the hub host name and the device ID."
-        if status in RETRY_STATUSES:
-            return f"{head} after {self.attempts} attempts ({detail}); try again later."
-        return f"{head}: {detail}"
+def _device_client(props: dict[str, Any]) -> RestClient:
+    return hub_client(props, f"IoT Hub {props['host_name']}, device {props['device_id']}")
 
 
-def _error_detail(response: requests.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:300] or response.reason or ""
-    if isinstance(body, dict):
-        error = body.get("error")
-        if isinstance(error, dict):
-            return f"{error.get('code', '')} {error.get('message', '')}".strip()
-        for key in ("Message", "message", "ExceptionMessage"):
-            if key in body:
-                return str(body[key])[:300]
-    return json.dumps(body)[:300]
-
-
-def _hub(props: dict[str, Any], what: str) -> _Http:
-    host = props["host_name"]
-    policy, key = props["policy_name"], props["policy_key"]
-    return _Http(
-        props.get("endpoint") or f"https://{host}",
-        what,
-        lambda: sas_token(host, policy, key),
-        IOTHUB_API_VERSION,
-    )
-
-
-def _quote(device_id: str) -> str:
-    return urllib.parse.quote(device_id, safe="")
-
-
-def secret_ref(name: str) -> str:
-    """A placeholder for a secret in ``modules_content``; the provider puts the value of
-    ``secrets[name]`` in its place just before the call. The manifest stays readable in previews
-    and in the state; only the ``secrets`` input is secret."""
-    return "{{secret:" + name + "}}"
-
-
-_SECRET_REF = re.compile(r"\{\{secret:([A-Za-z0-9_.-]+)\}\}")
-
-
-def resolve_secrets(value: Any, secrets: dict[str, Any]) -> Any:
-    """``value`` with every :func:`secret_ref` placeholder replaced by its secret (and whole
-    numbers, which Pulumi hands over as doubles, as integers again)."""
-    if isinstance(value, dict):
-        return {k: resolve_secrets(v, secrets) for k, v in value.items()}
-    if isinstance(value, list):
-        return [resolve_secrets(v, secrets) for v in value]
-    if isinstance(value, float) and value.is_integer():
-        return int(value)  # Pulumi passes numbers as doubles; the manifest's are integers
-    if isinstance(value, str):
-        match = _SECRET_REF.fullmatch(value)
-        if match:
-            if match.group(1) not in secrets:
-                raise IotHubError(
-                    f"modules_content refers to secret {match.group(1)!r}, which the deployment's "
-                    f"secrets input does not have (it has {sorted(secrets)})"
-                )
-            return secrets[match.group(1)]
-    return value
-
-
-def content_sha256(value: Any) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
+def _deployment_client(props: dict[str, Any]) -> RestClient:
+    return hub_client(props, f"IoT Hub {props['host_name']}, deployment to {props['device_id']}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -267,8 +100,8 @@ class EdgeDeviceProvider(dynamic.ResourceProvider):
             ),
         }
 
-    def _put(self, http: _Http, props: dict[str, Any], etag: str | None) -> dict[str, Any]:
-        path = f"/devices/{_quote(props['device_id'])}"
+    def _put(self, http: RestClient, props: dict[str, Any], etag: str | None) -> dict[str, Any]:
+        path = f"/devices/{quote_id(props['device_id'])}"
         keys = None
         if etag:  # an update keeps the keys the device already uses
             current = http.call("GET", path).json()
@@ -295,7 +128,7 @@ class EdgeDeviceProvider(dynamic.ResourceProvider):
         return response.json()
 
     def create(self, props: dict[str, Any]) -> dynamic.CreateResult:
-        http = _hub(props, f"IoT Hub {props['host_name']}, device {props['device_id']}")
+        http = _device_client(props)
         device = self._put(http, props, None)
         return dynamic.CreateResult(
             id_=f"{props['host_name']}/devices/{props['device_id']}",
@@ -314,13 +147,13 @@ class EdgeDeviceProvider(dynamic.ResourceProvider):
         )
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.UpdateResult:
-        http = _hub(news, f"IoT Hub {news['host_name']}, device {news['device_id']}")
+        http = _device_client(news)
         device = self._put(http, news, olds.get("etag") or "*")
         return dynamic.UpdateResult(outs=self._outs(news, device))
 
     def read(self, id_: str, props: dict[str, Any]) -> dynamic.ReadResult:
-        http = _hub(props, f"IoT Hub {props['host_name']}, device {props['device_id']}")
-        response = http.call("GET", f"/devices/{_quote(props['device_id'])}", passthrough=(404,))
+        http = _device_client(props)
+        response = http.call("GET", f"/devices/{quote_id(props['device_id'])}", passthrough=(404,))
         if response.status_code == 404:
             return dynamic.ReadResult(None, {})  # gone: Pulumi drops it from the state
         device = response.json()
@@ -329,10 +162,10 @@ class EdgeDeviceProvider(dynamic.ResourceProvider):
         return dynamic.ReadResult(id_, outs)
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
-        http = _hub(props, f"IoT Hub {props['host_name']}, device {props['device_id']}")
+        http = _device_client(props)
         http.call(
             "DELETE",
-            f"/devices/{_quote(props['device_id'])}",
+            f"/devices/{quote_id(props['device_id'])}",
             headers={"If-Match": "*"},
             ok=(200, 204),
             passthrough=(404,),  # already gone: nothing to do
@@ -352,10 +185,10 @@ class EdgeDeploymentProvider(dynamic.ResourceProvider):
     """
 
     def _apply(self, props: dict[str, Any], content: dict[str, Any]) -> None:
-        http = _hub(props, f"IoT Hub {props['host_name']}, deployment to {props['device_id']}")
+        http = _deployment_client(props)
         http.call(
             "POST",
-            f"/devices/{_quote(props['device_id'])}/applyConfigurationContent",
+            f"/devices/{quote_id(props['device_id'])}/applyConfigurationContent",
             body={"modulesContent": resolve_secrets(content, props.get("secrets") or {})},
             ok=(200, 204),
         )
@@ -394,9 +227,9 @@ class EdgeDeploymentProvider(dynamic.ResourceProvider):
         )
 
     def read(self, id_: str, props: dict[str, Any]) -> dynamic.ReadResult:
-        http = _hub(props, f"IoT Hub {props['host_name']}, deployment to {props['device_id']}")
+        http = _deployment_client(props)
         response = http.call(
-            "GET", f"/twins/{_quote(props['device_id'])}/modules/$edgeAgent", passthrough=(404,)
+            "GET", f"/twins/{quote_id(props['device_id'])}/modules/$edgeAgent", passthrough=(404,)
         )
         if response.status_code == 404:
             return dynamic.ReadResult(None, {})
@@ -414,10 +247,10 @@ class EdgeDeploymentProvider(dynamic.ResourceProvider):
         return dynamic.ReadResult(id_, outs)
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
-        http = _hub(props, f"IoT Hub {props['host_name']}, deployment to {props['device_id']}")
+        http = _deployment_client(props)
         http.call(
             "POST",
-            f"/devices/{_quote(props['device_id'])}/applyConfigurationContent",
+            f"/devices/{quote_id(props['device_id'])}/applyConfigurationContent",
             body={"modulesContent": props["removal_content"]},
             ok=(200, 204),
             passthrough=(404,),  # the device is gone, and its deployment with it
@@ -427,12 +260,6 @@ class EdgeDeploymentProvider(dynamic.ResourceProvider):
 # ---------------------------------------------------------------------------------------------
 # The password of a repository-scoped registry token
 # ---------------------------------------------------------------------------------------------
-def _arm_token() -> str:
-    from azure.identity import DefaultAzureCredential
-
-    return "Bearer " + DefaultAzureCredential().get_token(ARM_SCOPE).token
-
-
 class RegistryTokenPasswordProvider(dynamic.ResourceProvider):
     """``generateCredentials`` for one password (password1 or password2) of an ACR token.
 
@@ -441,10 +268,10 @@ class RegistryTokenPasswordProvider(dynamic.ResourceProvider):
     """
 
     def create(self, props: dict[str, Any]) -> dynamic.CreateResult:
-        http = _Http(
+        http = RestClient(
             props.get("endpoint") or ARM_ENDPOINT,
             f"container registry token {props['token_id'].rsplit('/', 1)[-1]}",
-            _arm_token,
+            arm_token,
             ARM_API_VERSION,
         )
         body: dict[str, Any] = {"tokenId": props["token_id"], "name": props["password_name"]}

@@ -55,7 +55,7 @@ ALLOWED = {
     "settings": {"root", "config"},
     "config": {"root", "config", "settings"},
     "contract": {"root", "config", "settings"},
-    "providers": {"root", "config"},
+    "providers": {"root", "config", "providers"},
     "platform": {"root", "config", "settings", "contract", "providers", "platform"},
     "targets": {"root", "config", "settings", "contract", "providers", "platform", "targets"},
 }

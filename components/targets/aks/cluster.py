@@ -59,7 +59,7 @@ SYSTEM_POOL = "system"
 USER_POOL = "scoring"
 SYSTEM_TAINT = "CriticalAddonsOnly=true:NoSchedule"
 # The accelerator pool is tainted so that only pods that tolerate it land there, and labelled so
-# that the accelerator Deployment can select it (see aks_workload.py).
+# that the accelerator Deployment can select it (see workload.py).
 ACCELERATOR_LABEL = "mlscore.io/accelerator"
 ACCELERATOR_TAINT_EFFECT = "NoSchedule"
 
@@ -169,16 +169,7 @@ class AksCluster(pulumi.ComponentResource):
         self.accelerator_pool: cs.AgentPool | None = None
 
         if s.aks.existing_cluster_id:
-            rg_name, cluster_name = parse_cluster_id(s.aks.existing_cluster_id)
-            found = cs.get_managed_cluster_output(
-                resource_group_name=rg_name, resource_name=cluster_name, opts=child_invoke(self)
-            )
-            resource_group_name: pulumi.Input[str] = rg_name
-            self.name = pulumi.Output.from_input(cluster_name)
-            self.id = found.id
-            self.fqdn = found.fqdn.apply(lambda f: f or "")
-            kubelet_object_id = found.identity_profile.apply(_kubelet_object_id)
-            found.agent_pool_profiles.apply(lambda pools: _warn_if_small(cluster_name, pools))
+            resource_group_name, kubelet_object_id = self._attach(s.aks.existing_cluster_id)
             grants: list[pulumi.Resource] = []
         else:
             resource_group_name = args.resource_group_name
@@ -187,85 +178,16 @@ class AksCluster(pulumi.ComponentResource):
             self.id = cluster.id
             self.fqdn = cluster.fqdn.apply(lambda f: f or "")
             kubelet_object_id = cluster.identity_profile.apply(_kubelet_object_id)
-            # The deployer applies the workload through Azure RBAC for Kubernetes.
-            grants = [
-                authorization.RoleAssignment(
-                    "deployer-cluster-admin",
-                    principal_id=args.deployer_object_id,
-                    principal_type=s.deployer_principal_type,
-                    role_definition_id=role_definition_id(
-                        args.subscription_id, ROLE_AKS_RBAC_CLUSTER_ADMIN
-                    ),
-                    scope=cluster.id,
-                    opts=child,
-                )
-            ]
-            self.user_pool = cs.AgentPool(
-                "user-pool",
-                agent_pool_name=USER_POOL,
-                resource_group_name=resource_group_name,
-                resource_name_=cluster.name,
-                mode=cs.AgentPoolMode.USER,
-                vm_size=s.aks.vm_size,
-                os_type=cs.OSType.LINUX,
-                os_sku=cs.OSSKU.AZURE_LINUX3,
-                type=cs.AgentPoolType.VIRTUAL_MACHINE_SCALE_SETS,
-                enable_auto_scaling=True,
-                count=s.aks.node_count,
-                min_count=s.aks.node_count,
-                max_count=s.aks.max_node_count,
-                orchestrator_version=s.aks.kubernetes_version or None,
-                upgrade_settings=cs.AgentPoolUpgradeSettingsArgs(max_surge="33%"),
-                node_labels={"mlscore.io/pool": USER_POOL},
-                tags=dict(s.tags),
-                opts=pulumi.ResourceOptions(parent=self, ignore_changes=["count"]),
-            )
+            grants = [self._deployer_grant(args, cluster, child)]
+            self.user_pool = self._user_pool(s, resource_group_name, cluster)
 
-        # The kubelet pulls the scoring image with its managed identity: AcrPull, no secret.
-        self.acr_pull = authorization.RoleAssignment(
-            "kubelet-acrpull",
-            principal_id=kubelet_object_id,
-            principal_type="ServicePrincipal",
-            role_definition_id=role_definition_id(args.subscription_id, ROLE_ACR_PULL),
-            scope=args.registry_id,
-            opts=child,
-        )
+        self.acr_pull = self._kubelet_acr_pull(args, kubelet_object_id, child)
         self.grants = (self.acr_pull, *grants)
-
         if s.accelerator.enabled:
-            acc = s.accelerator
-            self.accelerator_pool = cs.AgentPool(
-                "accelerator-pool",
-                agent_pool_name=accelerator_pool_name(acc.kind),
-                resource_group_name=resource_group_name,
-                resource_name_=self.name,
-                mode=cs.AgentPoolMode.USER,
-                vm_size=acc.vm_size,
-                os_type=cs.OSType.LINUX,
-                os_sku=cs.OSSKU.UBUNTU,
-                type=cs.AgentPoolType.VIRTUAL_MACHINE_SCALE_SETS,
-                count=acc.node_count,
-                enable_auto_scaling=False,
-                node_labels={ACCELERATOR_LABEL: acc.kind},
-                node_taints=[accelerator_taint(acc.kind)],
-                # AKS installs the NVIDIA driver on GPU sizes; the device plugin that advertises
-                # nvidia.com/gpu is deployed by aks_workload.py.
-                gpu_profile=cs.GPUProfileArgs(driver=cs.GPUDriver.INSTALL)
-                if acc.kind == "gpu"
-                else None,
-                orchestrator_version=s.aks.kubernetes_version or None,
-                tags=dict(s.tags),
-                opts=child,
-            )
+            self.accelerator_pool = self._accelerator_pool(s, resource_group_name, child)
 
         self.resource_group_name = pulumi.Output.from_input(resource_group_name)
-        credentials = cs.list_managed_cluster_user_credentials_output(
-            resource_group_name=resource_group_name,
-            resource_name=self.name,
-            opts=child_invoke(self),
-        )
-        login = s.aks.kubelogin_mode
-        self.kubeconfig = pulumi.Output.secret(credentials.apply(lambda r: _kubeconfig(r, login)))
+        self.kubeconfig = self._user_kubeconfig(resource_group_name, s.aks.kubelogin_mode)
         self.register_outputs(
             {
                 "name": self.name,
@@ -274,6 +196,115 @@ class AksCluster(pulumi.ComponentResource):
                 "kubeconfig": self.kubeconfig,
             }
         )
+
+    def _attach(self, cluster_id: str) -> tuple[str, pulumi.Output[str]]:
+        """An existing cluster: looked up, its size checked. (resource group, kubelet object ID)"""
+        rg_name, cluster_name = parse_cluster_id(cluster_id)
+        found = cs.get_managed_cluster_output(
+            resource_group_name=rg_name, resource_name=cluster_name, opts=child_invoke(self)
+        )
+        self.name = pulumi.Output.from_input(cluster_name)
+        self.id = found.id
+        self.fqdn = found.fqdn.apply(lambda f: f or "")
+        kubelet_object_id = found.identity_profile.apply(_kubelet_object_id)
+        found.agent_pool_profiles.apply(lambda pools: _warn_if_small(cluster_name, pools))
+        return rg_name, kubelet_object_id
+
+    def _deployer_grant(
+        self, args: AksClusterArgs, cluster: cs.ManagedCluster, child: pulumi.ResourceOptions
+    ) -> authorization.RoleAssignment:
+        # The deployer applies the workload through Azure RBAC for Kubernetes.
+        return authorization.RoleAssignment(
+            "deployer-cluster-admin",
+            principal_id=args.deployer_object_id,
+            principal_type=args.settings.deployer_principal_type,
+            role_definition_id=role_definition_id(
+                args.subscription_id, ROLE_AKS_RBAC_CLUSTER_ADMIN
+            ),
+            scope=cluster.id,
+            opts=child,
+        )
+
+    def _user_pool(
+        self, s: Settings, resource_group_name: pulumi.Input[str], cluster: cs.ManagedCluster
+    ) -> cs.AgentPool:
+        """The pool of the scoring pods, autoscaled between aksNodeCount and aksMaxNodeCount."""
+        return cs.AgentPool(
+            "user-pool",
+            agent_pool_name=USER_POOL,
+            resource_group_name=resource_group_name,
+            resource_name_=cluster.name,
+            mode=cs.AgentPoolMode.USER,
+            vm_size=s.aks.vm_size,
+            os_type=cs.OSType.LINUX,
+            os_sku=cs.OSSKU.AZURE_LINUX3,
+            type=cs.AgentPoolType.VIRTUAL_MACHINE_SCALE_SETS,
+            enable_auto_scaling=True,
+            count=s.aks.node_count,
+            min_count=s.aks.node_count,
+            max_count=s.aks.max_node_count,
+            orchestrator_version=s.aks.kubernetes_version or None,
+            upgrade_settings=cs.AgentPoolUpgradeSettingsArgs(max_surge="33%"),
+            node_labels={"mlscore.io/pool": USER_POOL},
+            tags=dict(s.tags),
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["count"]),
+        )
+
+    def _kubelet_acr_pull(
+        self,
+        args: AksClusterArgs,
+        kubelet_object_id: pulumi.Input[str],
+        child: pulumi.ResourceOptions,
+    ) -> authorization.RoleAssignment:
+        # The kubelet pulls the scoring image with its managed identity: AcrPull, no secret.
+        return authorization.RoleAssignment(
+            "kubelet-acrpull",
+            principal_id=kubelet_object_id,
+            principal_type="ServicePrincipal",
+            role_definition_id=role_definition_id(args.subscription_id, ROLE_ACR_PULL),
+            scope=args.registry_id,
+            opts=child,
+        )
+
+    def _accelerator_pool(
+        self, s: Settings, resource_group_name: pulumi.Input[str], child: pulumi.ResourceOptions
+    ) -> cs.AgentPool:
+        """The tainted, labelled GPU or FPGA pool, of a fixed size."""
+        acc = s.accelerator
+        return cs.AgentPool(
+            "accelerator-pool",
+            agent_pool_name=accelerator_pool_name(acc.kind),
+            resource_group_name=resource_group_name,
+            resource_name_=self.name,
+            mode=cs.AgentPoolMode.USER,
+            vm_size=acc.vm_size,
+            os_type=cs.OSType.LINUX,
+            os_sku=cs.OSSKU.UBUNTU,
+            type=cs.AgentPoolType.VIRTUAL_MACHINE_SCALE_SETS,
+            count=acc.node_count,
+            enable_auto_scaling=False,
+            node_labels={ACCELERATOR_LABEL: acc.kind},
+            node_taints=[accelerator_taint(acc.kind)],
+            # AKS installs the NVIDIA driver on GPU sizes; the device plugin that advertises
+            # nvidia.com/gpu is deployed by device_plugins.py.
+            gpu_profile=cs.GPUProfileArgs(driver=cs.GPUDriver.INSTALL)
+            if acc.kind == "gpu"
+            else None,
+            orchestrator_version=s.aks.kubernetes_version or None,
+            tags=dict(s.tags),
+            opts=child,
+        )
+
+    def _user_kubeconfig(
+        self, resource_group_name: pulumi.Input[str], login: str
+    ) -> pulumi.Output[str]:
+        """The Entra ID kubeconfig of the cluster user, set to sign in as ``login`` (secret)."""
+        credentials = cs.list_managed_cluster_user_credentials_output(
+            resource_group_name=resource_group_name,
+            resource_name=self.name,
+            opts=child_invoke(self),
+        )
+        return pulumi.Output.secret(credentials.apply(lambda r: _kubeconfig(r, login)))
 
     def _create(self, args: AksClusterArgs, child: pulumi.ResourceOptions) -> cs.ManagedCluster:
         s = args.settings
@@ -294,37 +325,9 @@ class AksCluster(pulumi.ComponentResource):
             ),
             disable_local_accounts=True,
             # AKS needs one system pool at creation: inline, tainted for system pods only.
-            agent_pool_profiles=[
-                cs.ManagedClusterAgentPoolProfileArgs(
-                    name=SYSTEM_POOL,
-                    mode=cs.AgentPoolMode.SYSTEM,
-                    vm_size=s.aks.system_vm_size,
-                    count=s.aks.system_node_count,
-                    os_type=cs.OSType.LINUX,
-                    os_sku=cs.OSSKU.AZURE_LINUX3,
-                    type=cs.AgentPoolType.VIRTUAL_MACHINE_SCALE_SETS,
-                    node_taints=[SYSTEM_TAINT],
-                    upgrade_settings=cs.AgentPoolUpgradeSettingsArgs(max_surge="33%"),
-                )
-            ],
-            network_profile=cs.ContainerServiceNetworkProfileArgs(
-                network_plugin=cs.NetworkPlugin.AZURE,
-                network_plugin_mode=cs.NetworkPluginMode.OVERLAY,
-                network_dataplane=cs.NetworkDataplane.CILIUM,
-                network_policy=cs.NetworkPolicy.CILIUM,
-                load_balancer_sku=cs.LoadBalancerSku.STANDARD,
-                pod_cidr="10.244.0.0/16",
-            ),
-            addon_profiles={
-                "omsagent": cs.ManagedClusterAddonProfileArgs(
-                    enabled=True,
-                    config={
-                        "logAnalyticsWorkspaceResourceID": args.log_analytics_workspace_id,
-                        "useAADAuth": "true",
-                    },
-                ),
-                "azurepolicy": cs.ManagedClusterAddonProfileArgs(enabled=True),
-            },
+            agent_pool_profiles=[_system_pool(s)],
+            network_profile=_network_profile(),
+            addon_profiles=_addon_profiles(args.log_analytics_workspace_id),
             auto_upgrade_profile=cs.ManagedClusterAutoUpgradeProfileArgs(
                 upgrade_channel=cs.UpgradeChannel.PATCH,
                 node_os_upgrade_channel=cs.NodeOSUpgradeChannel.NODE_IMAGE,
@@ -341,6 +344,48 @@ class AksCluster(pulumi.ComponentResource):
             tags=dict(s.tags),
             opts=child,
         )
+
+
+def _system_pool(s: Settings) -> cs.ManagedClusterAgentPoolProfileArgs:
+    return cs.ManagedClusterAgentPoolProfileArgs(
+        name=SYSTEM_POOL,
+        mode=cs.AgentPoolMode.SYSTEM,
+        vm_size=s.aks.system_vm_size,
+        count=s.aks.system_node_count,
+        os_type=cs.OSType.LINUX,
+        os_sku=cs.OSSKU.AZURE_LINUX3,
+        type=cs.AgentPoolType.VIRTUAL_MACHINE_SCALE_SETS,
+        node_taints=[SYSTEM_TAINT],
+        upgrade_settings=cs.AgentPoolUpgradeSettingsArgs(max_surge="33%"),
+    )
+
+
+def _network_profile() -> cs.ContainerServiceNetworkProfileArgs:
+    """Azure CNI overlay; Cilium is both the dataplane and the network policy engine."""
+    return cs.ContainerServiceNetworkProfileArgs(
+        network_plugin=cs.NetworkPlugin.AZURE,
+        network_plugin_mode=cs.NetworkPluginMode.OVERLAY,
+        network_dataplane=cs.NetworkDataplane.CILIUM,
+        network_policy=cs.NetworkPolicy.CILIUM,
+        load_balancer_sku=cs.LoadBalancerSku.STANDARD,
+        pod_cidr="10.244.0.0/16",
+    )
+
+
+def _addon_profiles(
+    log_analytics_workspace_id: pulumi.Input[str],
+) -> dict[str, cs.ManagedClusterAddonProfileArgs]:
+    """Container Insights to the workspace with its managed identity, and Azure Policy."""
+    return {
+        "omsagent": cs.ManagedClusterAddonProfileArgs(
+            enabled=True,
+            config={
+                "logAnalyticsWorkspaceResourceID": log_analytics_workspace_id,
+                "useAADAuth": "true",
+            },
+        ),
+        "azurepolicy": cs.ManagedClusterAddonProfileArgs(enabled=True),
+    }
 
 
 def child_invoke(parent: pulumi.Resource) -> pulumi.InvokeOutputOptions:

@@ -47,19 +47,28 @@ import pulumi_kubernetes as k8s
 
 from components.contract import (
     AUTH_BEARER_KEY,
-    LIVENESS_PATH,
-    READINESS_PATH,
     Endpoint,
     ScoringDeployment,
     ScoringTarget,
+    SecretRef,
 )
-from components.targets.aks.cluster import ACCELERATOR_LABEL, ACCELERATOR_TAINT_EFFECT
-from components.targets.aks.settings import aks_service_dns_label
-
-APP = "scoring"
-RUN_AS = 10001  # a high UID/GID that clashes with no host user
-NVIDIA_DEVICE_PLUGIN_IMAGE = "nvcr.io/nvidia/k8s-device-plugin:v0.17.0"
-CHECKOV_SKIP = "checkov.io/skip"
+from components.targets.aks.device_plugins import nvidia_device_plugin
+from components.targets.aks.manifests import (
+    APP,
+    SCORING_SKIPS,
+    as_manifest,
+    deployment_spec,
+    hpa_spec,
+    labels,
+    namespace_metadata,
+    network_policy_spec,
+    pdb_spec,
+    pod_spec,
+    service_annotations,
+    service_spec,
+    skips,
+)
+from components.targets.aks.settings import AutoscaleSettings, aks_service_dns_label
 
 
 @dataclass(frozen=True)
@@ -73,177 +82,6 @@ class AksScoringArgs:
     accelerator_pool: pulumi.Resource | None = None
 
 
-def _manifest(value: Mapping[str, Any]) -> Any:
-    """A spec in manifest form (camelCase dicts), as the SDK accepts it; typed loosely because
-    the SDK's TypedDicts do not accept dicts assembled by helpers."""
-    return value
-
-
-def _labels(component: str) -> dict[str, str]:
-    return {
-        "app.kubernetes.io/name": APP,
-        "app.kubernetes.io/component": component,
-        "app.kubernetes.io/part-of": "mlscore",
-        "app.kubernetes.io/managed-by": "pulumi",
-    }
-
-
-def _selector(component: str) -> dict[str, str]:
-    return {"app.kubernetes.io/name": APP, "app.kubernetes.io/component": component}
-
-
-def _skips(*checks: tuple[str, str]) -> dict[str, str]:
-    """checkov skip annotations: ``CKV_K8S_n: reason`` pairs, each with its justification."""
-    return {CHECKOV_SKIP + str(i + 1): f"{cid}={why}" for i, (cid, why) in enumerate(checks)}
-
-
-# Each checkov skip carries its justification in the manifest itself.
-_SCORING_SKIPS = (
-    (
-        "CKV_K8S_35",
-        "the scoring host reads SCORING_AUTH_KEYS and REDIS_PASSWORD from its environment "
-        "(the contract of every target); the values come from a Kubernetes Secret, never plain",
-    ),
-)
-
-
-def pod_spec(
-    d: ScoringDeployment,
-    component: str,
-    secret_name: pulumi.Input[str],
-    *,
-    accelerator: str | None = None,
-) -> dict[str, Any]:
-    """The scoring pod: the same container in every variant, only scheduling differs."""
-    s = d.settings
-    port = s.scoring.port
-    # AKS pods do not run as the pull identity (no workload identity): the cache's key, if any.
-    cache_env, cache_key = d.cache_env(signs_in_as=None)
-    env: list[dict[str, Any]] = [
-        {"name": k, "value": v} for k, v in {**d.runtime_env(), **cache_env}.items()
-    ]
-    env.append(
-        {
-            "name": "SCORING_AUTH_KEYS",
-            "valueFrom": {"secretKeyRef": {"name": secret_name, "key": "SCORING_AUTH_KEYS"}},
-        }
-    )
-    if cache_key is not None:
-        env.append(
-            {
-                "name": "REDIS_PASSWORD",
-                "valueFrom": {"secretKeyRef": {"name": secret_name, "key": "REDIS_PASSWORD"}},
-            }
-        )
-    cpu, memory = s.aks.cpu_millicores, s.aks.memory_mib
-    limits: dict[str, str] = {"cpu": f"{2 * cpu}m", "memory": f"{memory}Mi"}
-    if accelerator == "gpu":
-        limits["nvidia.com/gpu"] = "1"
-    probe = {"port": "http", "scheme": "HTTP"}
-    spec: dict[str, Any] = {
-        "serviceAccountName": APP,
-        "automountServiceAccountToken": False,
-        "enableServiceLinks": False,
-        "terminationGracePeriodSeconds": 30,
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": RUN_AS,
-            "runAsGroup": RUN_AS,
-            "fsGroup": RUN_AS,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
-        "containers": [
-            {
-                "name": APP,
-                "image": d.image,
-                # Always: the kubelet re-checks the pull right (AcrPull) for every new pod; with
-                # a digest it never pulls different bytes.
-                "imagePullPolicy": "Always",
-                "ports": [{"name": "http", "containerPort": port, "protocol": "TCP"}],
-                "env": env,
-                "resources": {
-                    "requests": {"cpu": f"{cpu}m", "memory": f"{memory}Mi"},
-                    "limits": limits,
-                },
-                # init() may load a large model: the startup probe gives it up to 5 minutes
-                # before liveness takes over.
-                "startupProbe": {
-                    "httpGet": {"path": LIVENESS_PATH, **probe},
-                    "periodSeconds": 10,
-                    "failureThreshold": 30,
-                },
-                "livenessProbe": {
-                    "httpGet": {"path": LIVENESS_PATH, **probe},
-                    "periodSeconds": 15,
-                    "timeoutSeconds": 5,
-                    "failureThreshold": 3,
-                },
-                "readinessProbe": {
-                    "httpGet": {"path": READINESS_PATH, **probe},
-                    "periodSeconds": 5,
-                    "timeoutSeconds": 3,
-                    "failureThreshold": 2,
-                },
-                "securityContext": {
-                    "allowPrivilegeEscalation": False,
-                    "readOnlyRootFilesystem": True,
-                    "privileged": False,
-                    "runAsNonRoot": True,
-                    "runAsUser": RUN_AS,
-                    "capabilities": {"drop": ["ALL"]},
-                },
-                "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
-            }
-        ],
-        "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}}],
-        "topologySpreadConstraints": [
-            {
-                "maxSkew": 1,
-                "topologyKey": "kubernetes.io/hostname",
-                # ScheduleAnyway: more replicas than nodes still schedule (the HPA may go far
-                # past the node count); the scheduler only prefers the spread.
-                "whenUnsatisfiable": "ScheduleAnyway",
-                "labelSelector": {"matchLabels": _selector(component)},
-            }
-        ],
-        "nodeSelector": {"kubernetes.io/os": "linux"},
-    }
-    if accelerator is not None:
-        spec["nodeSelector"] = {**spec["nodeSelector"], ACCELERATOR_LABEL: accelerator}
-        spec["tolerations"] = [
-            {
-                "key": ACCELERATOR_LABEL,
-                "operator": "Equal",
-                "value": accelerator,
-                "effect": ACCELERATOR_TAINT_EFFECT,
-            }
-        ]
-        if accelerator == "gpu":  # AKS also taints GPU nodes it labels this way on some images
-            spec["tolerations"].append(
-                {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
-            )
-    return spec
-
-
-def hpa_behavior() -> dict[str, Any]:
-    """The seeds' scaling rhythm: up at once, down after about a minute."""
-    return {
-        "scaleUp": {
-            "stabilizationWindowSeconds": 0,
-            "selectPolicy": "Max",
-            "policies": [
-                {"type": "Percent", "value": 100, "periodSeconds": 15},
-                {"type": "Pods", "value": 4, "periodSeconds": 15},
-            ],
-        },
-        "scaleDown": {
-            "stabilizationWindowSeconds": 60,
-            "selectPolicy": "Max",
-            "policies": [{"type": "Percent", "value": 100, "periodSeconds": 15}],
-        },
-    }
-
-
 class AksScoring(ScoringTarget):
     """The scoring workload in the cluster; ``endpoint`` (and ``accelerator_endpoint``)."""
 
@@ -253,56 +91,17 @@ class AksScoring(ScoringTarget):
         super().__init__("mlscore:targets:AksScoring", name, None, opts)
         d = args.deployment
         s = d.settings
-        self.provider = k8s.Provider(
-            "aks",
-            kubeconfig=args.kubeconfig,
-            delete_unreachable=True,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.after)),
-        )
+        self.provider = self._kubernetes_provider(args)
         k8s_opts = pulumi.ResourceOptions(parent=self, provider=self.provider)
         namespace_name = f"{s.naming.prefix}-scoring"
-
         self.namespace = k8s.core.v1.Namespace(
-            "namespace",
-            metadata={
-                "name": namespace_name,
-                "labels": {
-                    "app.kubernetes.io/part-of": "mlscore",
-                    # Pod Security admission: the strictest profile, enforced.
-                    "pod-security.kubernetes.io/enforce": "restricted",
-                    "pod-security.kubernetes.io/audit": "restricted",
-                    "pod-security.kubernetes.io/warn": "restricted",
-                },
-            },
-            opts=k8s_opts,
+            "namespace", metadata=as_manifest(namespace_metadata(namespace_name)), opts=k8s_opts
         )
         ns = self.namespace.metadata.apply(lambda m: m.name or namespace_name)
-
-        secret_data: dict[str, pulumi.Input[str]] = {
-            "SCORING_AUTH_KEYS": pulumi.Output.concat(
-                d.scoring_keys[0].value, ",", d.scoring_keys[1].value
-            )
-        }
         _, cache_key = d.cache_env(signs_in_as=None)
-        if cache_key is not None:
-            secret_data["REDIS_PASSWORD"] = cache_key.value
-        # egress to Redis only when the pods use it
-        redis_port = d.cache.port if d.cache is not None and cache_key is not None else None
-        self.secret = k8s.core.v1.Secret(
-            "scoring-secrets",
-            metadata={"name": f"{APP}-secrets", "namespace": ns, "labels": _labels("cpu")},
-            type="Opaque",
-            string_data={k: pulumi.Output.secret(v) for k, v in secret_data.items()},
-            opts=k8s_opts,
-        )
+        self.secret = self._secret(d, cache_key, ns, k8s_opts)
         secret_name = self.secret.metadata.apply(lambda m: m.name or f"{APP}-secrets")
-
-        self.service_account = k8s.core.v1.ServiceAccount(
-            "service-account",
-            metadata={"name": APP, "namespace": ns, "labels": _labels("cpu")},
-            automount_service_account_token=False,
-            opts=k8s_opts,
-        )
+        self.service_account = self._service_account(ns, k8s_opts)
 
         autoscale = s.aks.autoscale
         self.deployment = self._deployment(
@@ -318,95 +117,14 @@ class AksScoring(ScoringTarget):
         label = aks_service_dns_label(s.naming)
         self.service = self._service("service", APP, ns, label, "cpu", k8s_opts)
         self._pdb("pdb", APP, ns, "cpu", k8s_opts)
-
         if autoscale.enabled:
-            self.hpa = k8s.autoscaling.v2.HorizontalPodAutoscaler(
-                "hpa",
-                metadata={"name": APP, "namespace": ns, "labels": _labels("cpu")},
-                spec=_manifest(
-                    {
-                        "scaleTargetRef": {
-                            "apiVersion": "apps/v1",
-                            "kind": "Deployment",
-                            "name": APP,
-                        },
-                        "minReplicas": autoscale.min_replicas,
-                        "maxReplicas": autoscale.effective_max_replicas,
-                        "metrics": [
-                            {
-                                "type": "Resource",
-                                "resource": {
-                                    "name": "cpu",
-                                    "target": {
-                                        "type": "Utilization",
-                                        "averageUtilization": autoscale.target_utilization,
-                                    },
-                                },
-                            }
-                        ],
-                        "behavior": hpa_behavior(),
-                    }
-                ),
-                opts=pulumi.ResourceOptions(
-                    parent=self, provider=self.provider, depends_on=[self.deployment]
-                ),
-            )
-
-        self.network_policy = k8s.networking.v1.NetworkPolicy(
-            "network-policy",
-            metadata={"name": APP, "namespace": ns, "labels": _labels("cpu")},
-            spec=_manifest(network_policy_spec(s.scoring.port, redis_port)),
-            opts=k8s_opts,
-        )
-
-        base = pulumi.Output.concat("http://", label, ".", s.location, ".cloudapp.azure.com")
-        self.endpoint = Endpoint.for_host(
-            base,
-            AUTH_BEARER_KEY,
-            key=d.scoring_keys[0].value,
-            cluster=args.cluster_name,
-            namespace=ns,
-            ip=_ingress_ip(self.service),
-        )
+            self.hpa = self._hpa(ns, autoscale)
+        self.network_policy = self._network_policy(d, cache_key, ns, k8s_opts)
+        self.endpoint = self._endpoint(args, ns, label, self.service)
 
         self.accelerator_endpoint = None
-        acc = s.accelerator
-        if acc.enabled:
-            acc_name = f"{APP}-{acc.kind}"
-            after: list[pulumi.Resource] = [self.service_account]
-            if args.accelerator_pool is not None:
-                after.append(args.accelerator_pool)
-            if acc.kind == "gpu":
-                after.append(self._nvidia_device_plugin(k8s_opts))
-            self.accelerator_deployment = self._deployment(
-                "accelerator-deployment",
-                acc_name,
-                ns,
-                pod_spec(d, acc.kind, secret_name, accelerator=acc.kind),
-                acc.kind,
-                # One pod per accelerator node: the pool has a fixed size, no HPA.
-                replicas=acc.node_count,
-                after=after,
-                opts=k8s_opts,
-            )
-            acc_label = f"{label}-{acc.kind}"
-            self.accelerator_service = self._service(
-                "accelerator-service", acc_name, ns, acc_label, acc.kind, k8s_opts
-            )
-            self._pdb("accelerator-pdb", acc_name, ns, acc.kind, k8s_opts)
-            acc_base = pulumi.Output.concat(
-                "http://", acc_label, ".", s.location, ".cloudapp.azure.com"
-            )
-            self.accelerator_endpoint = Endpoint.for_host(
-                acc_base,
-                AUTH_BEARER_KEY,
-                key=d.scoring_keys[0].value,
-                cluster=args.cluster_name,
-                namespace=ns,
-                accelerator=acc.kind,
-                vm_size=acc.vm_size,
-                ip=_ingress_ip(self.accelerator_service),
-            )
+        if s.accelerator.enabled:
+            self.accelerator_endpoint = self._accelerator(args, ns, secret_name, label, k8s_opts)
 
         outputs: dict[str, Any] = {"namespace": ns}
         if self.accelerator_endpoint is not None:
@@ -414,6 +132,141 @@ class AksScoring(ScoringTarget):
         self._finish(self.endpoint, **outputs)
 
     # --- helpers --------------------------------------------------------------------------------
+    def _kubernetes_provider(self, args: AksScoringArgs) -> k8s.Provider:
+        """The cluster's API through its Entra kubeconfig, once the deployer may use it."""
+        return k8s.Provider(
+            "aks",
+            kubeconfig=args.kubeconfig,
+            delete_unreachable=True,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.after)),
+        )
+
+    def _service_account(
+        self, ns: pulumi.Input[str], opts: pulumi.ResourceOptions
+    ) -> k8s.core.v1.ServiceAccount:
+        return k8s.core.v1.ServiceAccount(
+            "service-account",
+            metadata={"name": APP, "namespace": ns, "labels": labels("cpu")},
+            automount_service_account_token=False,
+            opts=opts,
+        )
+
+    def _network_policy(
+        self,
+        d: ScoringDeployment,
+        cache_key: SecretRef | None,
+        ns: pulumi.Input[str],
+        opts: pulumi.ResourceOptions,
+    ) -> k8s.networking.v1.NetworkPolicy:
+        # egress to Redis only when the pods use it
+        redis_port = d.cache.port if d.cache is not None and cache_key is not None else None
+        return k8s.networking.v1.NetworkPolicy(
+            "network-policy",
+            metadata={"name": APP, "namespace": ns, "labels": labels("cpu")},
+            spec=as_manifest(network_policy_spec(d.settings.scoring.port, redis_port)),
+            opts=opts,
+        )
+
+    def _secret(
+        self,
+        d: ScoringDeployment,
+        cache_key: SecretRef | None,
+        ns: pulumi.Input[str],
+        opts: pulumi.ResourceOptions,
+    ) -> k8s.core.v1.Secret:
+        """The scoring keys, and the Redis password when the pods sign in with it."""
+        secret_data: dict[str, pulumi.Input[str]] = {
+            "SCORING_AUTH_KEYS": pulumi.Output.concat(
+                d.scoring_keys[0].value, ",", d.scoring_keys[1].value
+            )
+        }
+        if cache_key is not None:
+            secret_data["REDIS_PASSWORD"] = cache_key.value
+        return k8s.core.v1.Secret(
+            "scoring-secrets",
+            metadata={"name": f"{APP}-secrets", "namespace": ns, "labels": labels("cpu")},
+            type="Opaque",
+            string_data={k: pulumi.Output.secret(v) for k, v in secret_data.items()},
+            opts=opts,
+        )
+
+    def _hpa(
+        self, ns: pulumi.Input[str], autoscale: AutoscaleSettings
+    ) -> k8s.autoscaling.v2.HorizontalPodAutoscaler:
+        return k8s.autoscaling.v2.HorizontalPodAutoscaler(
+            "hpa",
+            metadata={"name": APP, "namespace": ns, "labels": labels("cpu")},
+            spec=as_manifest(hpa_spec(autoscale)),
+            opts=pulumi.ResourceOptions(
+                parent=self, provider=self.provider, depends_on=[self.deployment]
+            ),
+        )
+
+    def _endpoint(
+        self,
+        args: AksScoringArgs,
+        ns: pulumi.Input[str],
+        dns_label: str,
+        service: k8s.core.v1.Service,
+        **extra: Any,
+    ) -> Endpoint:
+        """``http://<label>.<region>.cloudapp.azure.com``, known before the IP is."""
+        d = args.deployment
+        base = pulumi.Output.concat(
+            "http://", dns_label, ".", d.settings.location, ".cloudapp.azure.com"
+        )
+        return Endpoint.for_host(
+            base,
+            AUTH_BEARER_KEY,
+            key=d.scoring_keys[0].value,
+            cluster=args.cluster_name,
+            namespace=ns,
+            **extra,
+            ip=_ingress_ip(service),
+        )
+
+    def _accelerator(
+        self,
+        args: AksScoringArgs,
+        ns: pulumi.Input[str],
+        secret_name: pulumi.Input[str],
+        label: str,
+        opts: pulumi.ResourceOptions,
+    ) -> Endpoint:
+        """The accelerator Deployment (and for GPU the device plugin), its Service and PDB."""
+        d = args.deployment
+        acc = d.settings.accelerator
+        acc_name = f"{APP}-{acc.kind}"
+        after: list[pulumi.Resource] = [self.service_account]
+        if args.accelerator_pool is not None:
+            after.append(args.accelerator_pool)
+        if acc.kind == "gpu":
+            after.append(nvidia_device_plugin(opts))
+        self.accelerator_deployment = self._deployment(
+            "accelerator-deployment",
+            acc_name,
+            ns,
+            pod_spec(d, acc.kind, secret_name, accelerator=acc.kind),
+            acc.kind,
+            # One pod per accelerator node: the pool has a fixed size, no HPA.
+            replicas=acc.node_count,
+            after=after,
+            opts=opts,
+        )
+        acc_label = f"{label}-{acc.kind}"
+        self.accelerator_service = self._service(
+            "accelerator-service", acc_name, ns, acc_label, acc.kind, opts
+        )
+        self._pdb("accelerator-pdb", acc_name, ns, acc.kind, opts)
+        return self._endpoint(
+            args,
+            ns,
+            acc_label,
+            self.accelerator_service,
+            accelerator=acc.kind,
+            vm_size=acc.vm_size,
+        )
+
     def _deployment(
         self,
         logical: str,
@@ -426,32 +279,15 @@ class AksScoring(ScoringTarget):
         after: Sequence[pulumi.Resource],
         opts: pulumi.ResourceOptions,
     ) -> k8s.apps.v1.Deployment:
-        skips = _SCORING_SKIPS
-        deployment_spec: dict[str, Any] = {
-            "selector": {"matchLabels": _selector(component)},
-            "revisionHistoryLimit": 5,
-            "progressDeadlineSeconds": 600,
-            "strategy": {
-                "type": "RollingUpdate",
-                # Never below the current capacity during a rollout: one extra pod at a time.
-                "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
-            },
-            "template": {
-                "metadata": {"labels": _labels(component)},
-                "spec": dict(spec),
-            },
-        }
-        if replicas is not None:  # with an HPA the replica count is the HPA's alone
-            deployment_spec["replicas"] = replicas
         return k8s.apps.v1.Deployment(
             logical,
             metadata={
                 "name": name,
                 "namespace": ns,
-                "labels": _labels(component),
-                "annotations": _skips(*skips),
+                "labels": labels(component),
+                "annotations": skips(*SCORING_SKIPS),
             },
-            spec=_manifest(deployment_spec),
+            spec=as_manifest(deployment_spec(spec, component, replicas)),
             opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=list(after))),
         )
 
@@ -469,27 +305,10 @@ class AksScoring(ScoringTarget):
             metadata={
                 "name": name,
                 "namespace": ns,
-                "labels": _labels(component),
-                "annotations": {
-                    # <label>.<region>.cloudapp.azure.com on the Service's public IP.
-                    "service.beta.kubernetes.io/azure-dns-label-name": dns_label,
-                    # Azure LB health probe on the readiness path, not a bare TCP connect.
-                    "service.beta.kubernetes.io/azure-load-balancer-health-probe-request-path": (
-                        READINESS_PATH
-                    ),
-                },
+                "labels": labels(component),
+                "annotations": service_annotations(dns_label),
             },
-            spec=_manifest(
-                {
-                    "type": "LoadBalancer",
-                    # Local: no second hop between nodes, and the client IP reaches the pod.
-                    "externalTrafficPolicy": "Local",
-                    "selector": _selector(component),
-                    "ports": [
-                        {"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}
-                    ],
-                }
-            ),
+            spec=as_manifest(service_spec(component)),
             opts=opts,
         )
 
@@ -503,146 +322,10 @@ class AksScoring(ScoringTarget):
     ) -> k8s.policy.v1.PodDisruptionBudget:
         return k8s.policy.v1.PodDisruptionBudget(
             logical,
-            metadata={"name": name, "namespace": ns, "labels": _labels(component)},
-            spec=_manifest(
-                {
-                    # maxUnavailable, not minAvailable: at one replica minAvailable 1 would block
-                    # every node drain (AKS upgrades would stall); this allows one pod at a time.
-                    "maxUnavailable": 1,
-                    "selector": {"matchLabels": _selector(component)},
-                    "unhealthyPodEvictionPolicy": "AlwaysAllow",
-                }
-            ),
+            metadata={"name": name, "namespace": ns, "labels": labels(component)},
+            spec=as_manifest(pdb_spec(component)),
             opts=opts,
         )
-
-    def _nvidia_device_plugin(self, opts: pulumi.ResourceOptions) -> k8s.apps.v1.DaemonSet:
-        """NVIDIA's device plugin: advertises ``nvidia.com/gpu`` on the accelerator nodes."""
-        labels = {"app.kubernetes.io/name": "nvidia-device-plugin"}
-        # It talks to the kubelet over a host Unix socket only: no network in or out.
-        k8s.networking.v1.NetworkPolicy(
-            "nvidia-device-plugin-network-policy",
-            metadata={"name": "nvidia-device-plugin", "namespace": "kube-system", "labels": labels},
-            spec=_manifest(
-                {"podSelector": {"matchLabels": labels}, "policyTypes": ["Ingress", "Egress"]}
-            ),
-            opts=opts,
-        )
-        return k8s.apps.v1.DaemonSet(
-            "nvidia-device-plugin",
-            metadata={
-                "name": "nvidia-device-plugin",
-                "namespace": "kube-system",
-                "labels": labels,
-                "annotations": _skips(
-                    (
-                        "CKV_K8S_43",
-                        "NVIDIA publishes the plugin by tag; pinned to a release tag, the digest "
-                        "is not known offline",
-                    ),
-                    (
-                        "CKV_K8S_8",
-                        "the device plugin is a kubelet gRPC registration; it has no HTTP "
-                        "endpoint to probe and the kubelet restarts it when it exits",
-                    ),
-                    ("CKV_K8S_9", "same as CKV_K8S_8: no endpoint for a readiness probe"),
-                    (
-                        "CKV_K8S_40",
-                        "the plugin runs as root to write its socket to the kubelet's "
-                        "device-plugins directory (a host path owned by root)",
-                    ),
-                    ("CKV_K8S_23", "same as CKV_K8S_40: root is needed for the kubelet socket"),
-                ),
-            },
-            spec=_manifest(
-                {
-                    "selector": {"matchLabels": labels},
-                    "updateStrategy": {"type": "RollingUpdate"},
-                    "template": {
-                        "metadata": {"labels": labels},
-                        "spec": {
-                            "priorityClassName": "system-node-critical",
-                            "automountServiceAccountToken": False,
-                            "nodeSelector": {ACCELERATOR_LABEL: "gpu"},
-                            "tolerations": [
-                                {
-                                    "key": ACCELERATOR_LABEL,
-                                    "operator": "Exists",
-                                    "effect": "NoSchedule",
-                                },
-                                {
-                                    "key": "nvidia.com/gpu",
-                                    "operator": "Exists",
-                                    "effect": "NoSchedule",
-                                },
-                                {"key": "CriticalAddonsOnly", "operator": "Exists"},
-                            ],
-                            "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
-                            "containers": [
-                                {
-                                    "name": "nvidia-device-plugin",
-                                    "image": NVIDIA_DEVICE_PLUGIN_IMAGE,
-                                    "imagePullPolicy": "Always",
-                                    "env": [{"name": "FAIL_ON_INIT_ERROR", "value": "false"}],
-                                    "resources": {
-                                        "requests": {"cpu": "10m", "memory": "32Mi"},
-                                        "limits": {"cpu": "100m", "memory": "128Mi"},
-                                    },
-                                    "securityContext": {
-                                        "allowPrivilegeEscalation": False,
-                                        "readOnlyRootFilesystem": True,
-                                        "capabilities": {"drop": ["ALL"]},
-                                    },
-                                    "volumeMounts": [
-                                        {
-                                            "name": "device-plugin",
-                                            "mountPath": "/var/lib/kubelet/device-plugins",
-                                        }
-                                    ],
-                                }
-                            ],
-                            "volumes": [
-                                {
-                                    "name": "device-plugin",
-                                    "hostPath": {
-                                        "path": "/var/lib/kubelet/device-plugins",
-                                        "type": "Directory",
-                                    },
-                                }
-                            ],
-                        },
-                    },
-                }
-            ),
-            opts=opts,
-        )
-
-
-def network_policy_spec(port: int, redis_port: int | None) -> dict[str, Any]:
-    """Scoring pods: ingress only on the scoring port; egress only to DNS, Redis and HTTPS
-    (Entra ID tokens, Application Insights)."""
-    egress: list[dict[str, Any]] = [
-        {
-            "to": [
-                {
-                    "namespaceSelector": {
-                        "matchLabels": {"kubernetes.io/metadata.name": "kube-system"}
-                    },
-                    "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
-                }
-            ],
-            "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
-        },
-        {"ports": [{"protocol": "TCP", "port": 443}]},
-    ]
-    if redis_port is not None:
-        egress.append({"ports": [{"protocol": "TCP", "port": redis_port}]})
-    return {
-        "podSelector": {"matchLabels": {"app.kubernetes.io/name": APP}},
-        "policyTypes": ["Ingress", "Egress"],
-        "ingress": [{"ports": [{"protocol": "TCP", "port": port}]}],
-        "egress": egress,
-    }
 
 
 def _ingress_ip(service: k8s.core.v1.Service) -> pulumi.Output[str]:

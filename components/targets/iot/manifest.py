@@ -165,8 +165,16 @@ def build_modules_content(
 ) -> dict[str, Any]:
     """``modulesContent`` for ``applyConfigurationContent`` (or an at-scale deployment)."""
     _check(spec, require_modules=require_modules)
+    return {
+        "$edgeAgent": {"properties.desired": _edge_agent(spec)},
+        "$edgeHub": {"properties.desired": _edge_hub(spec)},
+    }
+
+
+def _edge_agent(spec: EdgeManifestSpec) -> dict[str, Any]:
+    """``$edgeAgent``: the registries, the runtime's own modules and the deployment's."""
     version = spec.runtime_version
-    edge_agent = {
+    return {
         "schemaVersion": SCHEMA_VERSION,
         "runtime": {
             "type": "docker",
@@ -206,21 +214,21 @@ def build_modules_content(
             for m in spec.modules
         },
     }
+
+
+def _edge_hub(spec: EdgeManifestSpec) -> dict[str, Any]:
+    """``$edgeHub``: the routes (by default every module's outputs upstream) and their TTL."""
     ttl = spec.store_and_forward_ttl_seconds
     routes = (
         spec.routes if spec.routes is not None else default_routes([m.name for m in spec.modules])
     )
-    edge_hub = {
+    return {
         "schemaVersion": SCHEMA_VERSION,
         "routes": {
             name: {"route": route, "priority": 0, "timeToLiveSecs": ttl}
             for name, route in routes.items()
         },
         "storeAndForwardConfiguration": {"timeToLiveSecs": ttl},
-    }
-    return {
-        "$edgeAgent": {"properties.desired": edge_agent},
-        "$edgeHub": {"properties.desired": edge_hub},
     }
 
 

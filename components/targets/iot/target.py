@@ -47,12 +47,8 @@ import pulumi_azure_native.containerregistry as acr
 import pulumi_azure_native.iothub as iothub
 
 from components.contract import AUTH_BEARER_KEY, Endpoint, ScoringDeployment
-from components.providers.iot_edge import (
-    EdgeDeployment,
-    EdgeDevice,
-    RegistryTokenPassword,
-    secret_ref,
-)
+from components.providers.iot_edge import EdgeDeployment, EdgeDevice, RegistryTokenPassword
+from components.providers.iot_hub_api import secret_ref
 from components.targets.iot.manifest import (
     EdgeManifestSpec,
     EdgeModule,
@@ -91,17 +87,55 @@ class IotEdgeTarget(pulumi.ComponentResource):
     ):
         super().__init__("mlscore:target:IotEdge", name, None, opts)
         d = args.deployment
-        s = d.settings
-        iot = s.iot
+        iot = d.settings.iot
         child = pulumi.ResourceOptions(parent=self)
 
-        # --- the hub ---------------------------------------------------------------------------
-        self.hub = iothub.IotHubResource(
+        self.hub = self._hub(d, child)
+        self.host_name: pulumi.Output[str] = self.hub.properties.apply(
+            lambda p: p.host_name if p and p.host_name else ""
+        )
+        policy_key = self._policy_key(d)
+
+        self.scope_map = self._scope_map(args, child)
+        self.token = self._token(args, child)
+        self.token_password = RegistryTokenPassword(
+            "edge-pull-token-password",
+            registry_id=args.registry_id,
+            token_id=self.token.id,
+            password_name="password1",
+            opts=child,
+        )
+
+        self.device = EdgeDevice(
+            "edge-device",
+            host_name=self.host_name,
+            device_id=iot.device_id,
+            policy_name=DEPLOYER_POLICY,
+            policy_key=policy_key,
+            opts=child,
+        )
+        self.deployment = self._edge_deployment(d, policy_key, child)
+
+        self.connection_string = pulumi.Output.secret(self.device.connection_string)
+        self.summary = self._summary(d)
+        self.endpoint = self._endpoint(d)
+        self.register_outputs(
+            {
+                "summary": self.summary,
+                "endpoint": self.endpoint.to_output() if self.endpoint else None,
+            }
+        )
+
+    # --- the hub -------------------------------------------------------------------------------
+    def _hub(self, d: ScoringDeployment, child: pulumi.ResourceOptions) -> iothub.IotHubResource:
+        """TLS 1.2 at least; SAS on for the hub, the device and the modules (see above)."""
+        s = d.settings
+        return iothub.IotHubResource(
             "hub",
             resource_name_=s.naming.iot_hub(),
             resource_group_name=d.resource_group_name,
             location=s.location,
-            sku=iothub.IotHubSkuInfoArgs(name=iot.hub_sku, capacity=iot.hub_capacity),
+            sku=iothub.IotHubSkuInfoArgs(name=s.iot.hub_sku, capacity=s.iot.hub_capacity),
             properties=iothub.IotHubPropertiesArgs(
                 min_tls_version="1.2",
                 disable_local_auth=False,
@@ -117,10 +151,10 @@ class IotEdgeTarget(pulumi.ComponentResource):
             tags=dict(s.tags),
             opts=child,
         )
-        self.host_name: pulumi.Output[str] = self.hub.properties.apply(
-            lambda p: p.host_name if p and p.host_name else ""
-        )
-        policy_key = pulumi.Output.secret(
+
+    def _policy_key(self, d: ScoringDeployment) -> pulumi.Output[str]:
+        """The key of the deployer policy, read at deploy time (secret)."""
+        return pulumi.Output.secret(
             iothub.list_iot_hub_resource_keys_for_key_name_output(
                 key_name=DEPLOYER_POLICY,
                 resource_group_name=d.resource_group_name,
@@ -128,9 +162,12 @@ class IotEdgeTarget(pulumi.ComponentResource):
             ).apply(lambda k: k.primary_key or "")
         )
 
-        # --- pull-only registry token -----------------------------------------------------------
+    # --- pull-only registry token ---------------------------------------------------------------
+    def _scope_map(self, args: IotEdgeTargetArgs, child: pulumi.ResourceOptions) -> acr.ScopeMap:
+        d = args.deployment
+        s = d.settings
         repository = s.scoring.image_repository
-        self.scope_map = acr.ScopeMap(
+        return acr.ScopeMap(
             "edge-pull-scope",
             scope_map_name=s.naming.dashed("edge-pull"),
             registry_name=args.registry_name,
@@ -139,38 +176,28 @@ class IotEdgeTarget(pulumi.ComponentResource):
             description=f"IoT Edge devices pull {repository} (read-only)",
             opts=child,
         )
-        self.token = acr.Token(
+
+    def _token(self, args: IotEdgeTargetArgs, child: pulumi.ResourceOptions) -> acr.Token:
+        d = args.deployment
+        return acr.Token(
             "edge-pull-token",
-            token_name=s.naming.dashed("edge"),
+            token_name=d.settings.naming.dashed("edge"),
             registry_name=args.registry_name,
             resource_group_name=d.resource_group_name,
             scope_map_id=self.scope_map.id,
             status="enabled",
             opts=child,
         )
-        self.token_password = RegistryTokenPassword(
-            "edge-pull-token-password",
-            registry_id=args.registry_id,
-            token_id=self.token.id,
-            password_name="password1",
-            opts=child,
-        )
-        registry_password = pulumi.Output.secret(self.token_password.password)
 
-        # --- the device and its deployment ------------------------------------------------------
-        self.device = EdgeDevice(
-            "edge-device",
-            host_name=self.host_name,
-            device_id=iot.device_id,
-            policy_name=DEPLOYER_POLICY,
-            policy_key=policy_key,
-            opts=child,
-        )
-        primary, secondary = d.scoring_keys
+    # --- the deployment -------------------------------------------------------------------------
+    def _modules_content(self, d: ScoringDeployment) -> dict[str, Any]:
+        """The manifest with the scoring module; its secrets as :func:`secret_ref` placeholders."""
+        s = d.settings
+        iot = s.iot
         env: dict[str, Any] = {
             k: v for k, v in d.runtime_env().items() if k not in CLOUD_ONLY_ENV
         } | {"SCORING_AUTH_KEYS": secret_ref("scoring_auth_keys")}
-        modules_content = build_modules_content(
+        return build_modules_content(
             EdgeManifestSpec(
                 modules=(
                     EdgeModule(
@@ -191,15 +218,21 @@ class IotEdgeTarget(pulumi.ComponentResource):
                 store_and_forward_ttl_seconds=iot.store_forward_ttl_seconds,
             )
         )
-        self.deployment = EdgeDeployment(
+
+    def _edge_deployment(
+        self, d: ScoringDeployment, policy_key: pulumi.Output[str], child: pulumi.ResourceOptions
+    ) -> EdgeDeployment:
+        iot = d.settings.iot
+        primary, secondary = d.scoring_keys
+        return EdgeDeployment(
             "edge-deployment",
             host_name=self.host_name,
             device_id=self.device.device_id,
             policy_name=DEPLOYER_POLICY,
             policy_key=policy_key,
-            modules_content=modules_content,
+            modules_content=self._modules_content(d),
             secrets={
-                "registry_password": registry_password,
+                "registry_password": pulumi.Output.secret(self.token_password.password),
                 "scoring_auth_keys": pulumi.Output.concat(primary.value, ",", secondary.value),
             },
             removal_content=runtime_only_modules_content(
@@ -208,33 +241,29 @@ class IotEdgeTarget(pulumi.ComponentResource):
             opts=child,
         )
 
-        # --- outputs ----------------------------------------------------------------------------
-        self.connection_string = pulumi.Output.secret(self.device.connection_string)
-        self.summary: dict[str, Any] = {
+    # --- outputs --------------------------------------------------------------------------------
+    def _summary(self, d: ScoringDeployment) -> dict[str, Any]:
+        return {
             "hub_name": self.hub.name,
             "hostname": self.host_name,
             "device_id": self.device.device_id,
             "deployment_id": self.deployment.id,
             "module": SCORING_MODULE,
-            "edge_runtime_version": iot.edge_runtime_version,
+            "edge_runtime_version": d.settings.iot.edge_runtime_version,
             "registry_token": self.token.name,
             # what the device's /etc/aziot/config.toml needs ([provisioning] connection_string)
             "device_connection_string": self.connection_string,
         }
-        self.endpoint = (
-            Endpoint.for_host(
-                f"http://{iot.device_host}:{iot.edge_host_port}",
-                AUTH_BEARER_KEY,
-                primary.value,
-                tls=False,
-                network="the device's local network",
-            )
-            if iot.device_host
-            else None
-        )
-        self.register_outputs(
-            {
-                "summary": self.summary,
-                "endpoint": self.endpoint.to_output() if self.endpoint else None,
-            }
+
+    def _endpoint(self, d: ScoringDeployment) -> Endpoint | None:
+        """Plain HTTP on the device's network, when ``iotEdgeDeviceHost`` names the device."""
+        iot = d.settings.iot
+        if not iot.device_host:
+            return None
+        return Endpoint.for_host(
+            f"http://{iot.device_host}:{iot.edge_host_port}",
+            AUTH_BEARER_KEY,
+            d.scoring_keys[0].value,
+            tls=False,
+            network="the device's local network",
         )

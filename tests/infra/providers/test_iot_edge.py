@@ -17,14 +17,11 @@ import pytest
 
 from components import PROJECT_ROOT
 from components.providers.iot_edge import (
-    IOTHUB_API_VERSION,
     EdgeDeploymentProvider,
     EdgeDeviceProvider,
-    IotHubError,
     RegistryTokenPasswordProvider,
-    sas_token,
-    secret_ref,
 )
+from components.providers.iot_hub_api import IOTHUB_API_VERSION, IotHubError, sas_token, secret_ref
 from components.targets.iot.manifest import (
     EdgeManifestSpec,
     EdgeModule,

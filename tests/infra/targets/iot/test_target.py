@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from components.providers.iot_edge import EdgeDeploymentProvider, secret_ref
+from components.providers.iot_edge import EdgeDeploymentProvider
+from components.providers.iot_hub_api import secret_ref
 from preview import engine, fakes
 
 HUB = "azure-native:iothub:IotHubResource"
