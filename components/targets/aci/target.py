@@ -42,76 +42,11 @@ class AciTarget(ScoringTarget):
     def __init__(self, name: str, args: AciTargetArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("mlscore:target:Aci", name, None, opts)
         d = args.deployment
-        s = d.settings
-        port = s.scoring.port
-        primary, secondary = d.scoring_keys
+        port = d.settings.scoring.port
 
-        cache_env, cache_key = d.cache_env(signs_in_as=d.identity.principal_id)
-        env = [
-            aci.EnvironmentVariableArgs(name=k, value=v)
-            for k, v in sorted({**d.runtime_env(), **cache_env}.items())
-        ]
-        secure: dict[str, pulumi.Input[str]] = {
-            "SCORING_AUTH_KEYS": pulumi.Output.concat(primary.value, ",", secondary.value),
-            "APPLICATIONINSIGHTS_CONNECTION_STRING": d.app_insights_connection_string,
-        }
-        if cache_key is not None:
-            secure["REDIS_PASSWORD"] = cache_key.value
-        env += [
-            aci.EnvironmentVariableArgs(name=k, secure_value=pulumi.Output.secret(v))
-            for k, v in sorted(secure.items())
-        ]
-
-        def probe(path: str, initial_delay: int) -> aci.ContainerProbeArgs:
-            return aci.ContainerProbeArgs(
-                http_get=aci.ContainerHttpGetArgs(path=path, port=port, scheme=aci.Scheme.HTTP),
-                initial_delay_seconds=initial_delay,
-                period_seconds=10,
-                timeout_seconds=5,
-                failure_threshold=3,
-            )
-
-        self.group = aci.ContainerGroup(
-            "aci",
-            container_group_name=s.naming.dashed("aci"),
-            resource_group_name=d.resource_group_name,
-            location=d.location,
-            os_type=aci.OperatingSystemTypes.LINUX,
-            sku=aci.ContainerGroupSku.STANDARD,
-            restart_policy=aci.ContainerGroupRestartPolicy.ALWAYS,
-            identity=aci.ContainerGroupIdentityArgs(
-                type=aci.ResourceIdentityType.USER_ASSIGNED,
-                user_assigned_identities=[d.identity.id],
-            ),
-            image_registry_credentials=[
-                aci.ImageRegistryCredentialArgs(
-                    server=d.registry_login_server, identity=d.identity.id
-                )
-            ],
-            ip_address=aci.IpAddressArgs(
-                type=aci.ContainerGroupIpAddressType.PUBLIC,
-                dns_name_label=s.naming.aci_dns_label(),
-                auto_generated_domain_name_label_scope=aci.DnsNameLabelReusePolicy.TENANT_REUSE,
-                ports=[aci.PortArgs(port=port, protocol=aci.ContainerGroupNetworkProtocol.TCP)],
-            ),
-            containers=[
-                aci.ContainerArgs(
-                    name="scoring",
-                    image=d.image,
-                    resources=aci.ResourceRequirementsArgs(
-                        requests=aci.ResourceRequestsArgs(
-                            cpu=s.aci.cpu, memory_in_gb=s.aci.memory_gb
-                        )
-                    ),
-                    ports=[
-                        aci.ContainerPortArgs(port=port, protocol=aci.ContainerNetworkProtocol.TCP)
-                    ],
-                    environment_variables=env,
-                    liveness_probe=probe(LIVENESS_PATH, 30),
-                    readiness_probe=probe(READINESS_PATH, 10),
-                )
-            ],
-            tags=dict(d.tags),
+        self.group = container_group(
+            d,
+            scoring_container(d, environment(d)),
             # The image pull needs AcrPull on the registry first.
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(d.identity.grants)),
         )
@@ -119,8 +54,91 @@ class AciTarget(ScoringTarget):
         endpoint = Endpoint.for_host(
             pulumi.Output.concat("http://", fqdn, ":", str(port)),
             AUTH_BEARER_KEY,
-            key=primary.value,
+            key=d.scoring_keys[0].value,
             tls=False,
             note=NO_TLS_NOTE,
         )
         self._finish(endpoint, container_group=self.group.name, fqdn=fqdn)
+
+
+def environment(d: ScoringDeployment) -> list[aci.EnvironmentVariableArgs]:
+    """The scoring host's environment; the scoring keys, the Application Insights connection
+    string and the Redis key as secure values (never returned by the ACI API)."""
+    primary, secondary = d.scoring_keys
+    cache_env, cache_key = d.cache_env(signs_in_as=d.identity.principal_id)
+    env = [
+        aci.EnvironmentVariableArgs(name=k, value=v)
+        for k, v in sorted({**d.runtime_env(), **cache_env}.items())
+    ]
+    secure: dict[str, pulumi.Input[str]] = {
+        "SCORING_AUTH_KEYS": pulumi.Output.concat(primary.value, ",", secondary.value),
+        "APPLICATIONINSIGHTS_CONNECTION_STRING": d.app_insights_connection_string,
+    }
+    if cache_key is not None:
+        secure["REDIS_PASSWORD"] = cache_key.value
+    env += [
+        aci.EnvironmentVariableArgs(name=k, secure_value=pulumi.Output.secret(v))
+        for k, v in sorted(secure.items())
+    ]
+    return env
+
+
+def scoring_container(
+    d: ScoringDeployment, env: list[aci.EnvironmentVariableArgs]
+) -> aci.ContainerArgs:
+    s = d.settings
+    port = s.scoring.port
+    return aci.ContainerArgs(
+        name="scoring",
+        image=d.image,
+        resources=aci.ResourceRequirementsArgs(
+            requests=aci.ResourceRequestsArgs(cpu=s.aci.cpu, memory_in_gb=s.aci.memory_gb)
+        ),
+        ports=[aci.ContainerPortArgs(port=port, protocol=aci.ContainerNetworkProtocol.TCP)],
+        environment_variables=env,
+        liveness_probe=_probe(LIVENESS_PATH, port, 30),
+        readiness_probe=_probe(READINESS_PATH, port, 10),
+    )
+
+
+def _probe(path: str, port: int, initial_delay: int) -> aci.ContainerProbeArgs:
+    return aci.ContainerProbeArgs(
+        http_get=aci.ContainerHttpGetArgs(path=path, port=port, scheme=aci.Scheme.HTTP),
+        initial_delay_seconds=initial_delay,
+        period_seconds=10,
+        timeout_seconds=5,
+        failure_threshold=3,
+    )
+
+
+def container_group(
+    d: ScoringDeployment, container: aci.ContainerArgs, opts: pulumi.ResourceOptions
+) -> aci.ContainerGroup:
+    """A Linux group with a public IP and a DNS label, the image pulled by the pull identity."""
+    s = d.settings
+    port = s.scoring.port
+    return aci.ContainerGroup(
+        "aci",
+        container_group_name=s.naming.dashed("aci"),
+        resource_group_name=d.resource_group_name,
+        location=d.location,
+        os_type=aci.OperatingSystemTypes.LINUX,
+        sku=aci.ContainerGroupSku.STANDARD,
+        restart_policy=aci.ContainerGroupRestartPolicy.ALWAYS,
+        identity=aci.ContainerGroupIdentityArgs(
+            type=aci.ResourceIdentityType.USER_ASSIGNED,
+            user_assigned_identities=[d.identity.id],
+        ),
+        image_registry_credentials=[
+            aci.ImageRegistryCredentialArgs(server=d.registry_login_server, identity=d.identity.id)
+        ],
+        ip_address=aci.IpAddressArgs(
+            type=aci.ContainerGroupIpAddressType.PUBLIC,
+            dns_name_label=s.naming.aci_dns_label(),
+            auto_generated_domain_name_label_scope=aci.DnsNameLabelReusePolicy.TENANT_REUSE,
+            ports=[aci.PortArgs(port=port, protocol=aci.ContainerGroupNetworkProtocol.TCP)],
+        ),
+        containers=[container],
+        tags=dict(d.tags),
+        opts=opts,
+    )

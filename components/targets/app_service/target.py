@@ -15,10 +15,10 @@ Vault references resolved with the pull identity; no secret is a plain app setti
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_azure_native.monitor as monitor
 import pulumi_azure_native.web as web
 
 from components.contract import (
@@ -30,9 +30,7 @@ from components.contract import (
     SecretRef,
 )
 from components.platform.scoring_keys import vault_secret
-
-CPU_SCALE_OUT_PERCENT = 70
-CPU_SCALE_IN_PERCENT = 30
+from components.targets.app_service.autoscale import cpu_autoscale
 
 
 def plan_tier(sku: str) -> str:
@@ -61,89 +59,15 @@ class AppServiceTarget(ScoringTarget):
     ):
         super().__init__("mlscore:target:AppService", name, None, opts)
         d = args.deployment
-        s = d.settings
-        app = s.app_service
         child = pulumi.ResourceOptions(parent=self)
 
-        self.plan = web.AppServicePlan(
-            "plan",
-            name=s.naming.dashed("plan"),
-            resource_group_name=d.resource_group_name,
-            location=d.location,
-            kind="linux",
-            reserved=True,  # Linux
-            sku=web.SkuDescriptionArgs(
-                name=app.sku, tier=plan_tier(app.sku), capacity=app.min_instances
-            ),
-            tags=dict(d.tags),
-            opts=child,
-        )
-
-        # One Key Vault secret per multi-part value the app reads as a single setting.
-        primary, secondary = d.scoring_keys
-        auth_keys = vault_secret(
-            "appservice-auth-keys-secret",
-            "appservice-scoring-auth-keys",
-            pulumi.Output.concat(primary.value, ",", secondary.value),
-            d.resource_group_name,
-            d.key_vault.name,
-            child,
-        )
-        insights = vault_secret(
-            "appservice-appinsights-secret",
-            "appservice-appinsights-connection",
-            d.app_insights_connection_string,
-            d.resource_group_name,
-            d.key_vault.name,
-            child,
-        )
-        secrets: dict[str, SecretRef] = {
-            "SCORING_AUTH_KEYS": auth_keys,
-            "APPLICATIONINSIGHTS_CONNECTION_STRING": insights,
-        }
+        self.plan = linux_plan(d, child)
         cache_env, cache_key = d.cache_env(signs_in_as=d.identity.principal_id)
-        if cache_key is not None:
-            secrets["REDIS_PASSWORD"] = cache_key
-
-        settings: dict[str, pulumi.Input[str]] = {
-            **d.runtime_env(),
-            **cache_env,
-            "WEBSITES_PORT": str(s.scoring.port),
-            "WEBSITES_ENABLE_APP_SERVICE_STORAGE": "false",
-            **{name: ref.app_setting() for name, ref in secrets.items()},
-        }
-        always_on = not app.sku.startswith("B") or s.stack == "prod"
-        self.web_app = web.WebApp(
-            "app",
-            name=s.naming.web_app(),
-            resource_group_name=d.resource_group_name,
-            location=d.location,
-            kind="app,linux,container",
-            server_farm_id=self.plan.id,
-            reserved=True,
-            https_only=True,
-            client_affinity_enabled=False,
-            identity=web.ManagedServiceIdentityArgs(
-                type=web.ManagedServiceIdentityType.USER_ASSIGNED,
-                user_assigned_identities=[d.identity.id],
-            ),
-            key_vault_reference_identity=d.identity.id,
-            site_config=web.SiteConfigArgs(
-                linux_fx_version=pulumi.Output.concat("DOCKER|", d.image),
-                acr_use_managed_identity_creds=True,
-                acr_user_managed_identity_id=d.identity.client_id,
-                app_settings=[
-                    web.NameValuePairArgs(name=k, value=v) for k, v in sorted(settings.items())
-                ],
-                health_check_path=READINESS_PATH,
-                always_on=always_on,
-                http20_enabled=True,
-                min_tls_version=web.SupportedTlsVersions.SUPPORTED_TLS_VERSIONS_1_2,
-                scm_min_tls_version=web.SupportedTlsVersions.SUPPORTED_TLS_VERSIONS_1_2,
-                ftps_state=web.FtpsState.DISABLED,
-                remote_debugging_enabled=False,
-            ),
-            tags=dict(d.tags),
+        secrets = key_vault_secrets(d, cache_key, child)
+        self.web_app = web_app(
+            d,
+            self.plan,
+            app_settings(d, cache_env, secrets),
             # The first pull and the Key Vault references need AcrPull and Secrets User.
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(d.identity.grants)),
         )
@@ -162,81 +86,124 @@ class AppServiceTarget(ScoringTarget):
             allow=False,
             opts=child,
         )
-
-        self.autoscale = self._autoscale(d, self.plan, child) if app.autoscale else None
+        self.autoscale = (
+            cpu_autoscale(d, self.plan, child) if d.settings.app_service.autoscale else None
+        )
 
         endpoint = Endpoint.for_host(
             pulumi.Output.concat("https://", self.web_app.default_host_name),
             AUTH_BEARER_KEY,
-            key=primary.value,
+            key=d.scoring_keys[0].value,
             tls=True,
         )
         self._finish(endpoint, web_app=self.web_app.name, plan=self.plan.name)
 
-    @staticmethod
-    def _autoscale(
-        d: ScoringDeployment, plan: web.AppServicePlan, opts: pulumi.ResourceOptions
-    ) -> monitor.AutoscaleSetting:
-        """CPU-based rules on the plan: out fast above 70%, in slowly below 30%."""
-        app = d.settings.app_service
 
-        def rule(
-            direction: monitor.ScaleDirection,
-            operator: monitor.ComparisonOperationType,
-            threshold: int,
-            cooldown: str,
-        ) -> monitor.ScaleRuleArgs:
-            return monitor.ScaleRuleArgs(
-                metric_trigger=monitor.MetricTriggerArgs(
-                    metric_name="CpuPercentage",
-                    metric_namespace="microsoft.web/serverfarms",
-                    metric_resource_uri=plan.id,
-                    operator=operator,
-                    statistic=monitor.MetricStatisticType.AVERAGE,
-                    threshold=threshold,
-                    time_aggregation=monitor.TimeAggregationType.AVERAGE,
-                    time_grain="PT1M",
-                    time_window="PT5M" if direction == monitor.ScaleDirection.INCREASE else "PT10M",
-                ),
-                scale_action=monitor.ScaleActionArgs(
-                    direction=direction,
-                    type=monitor.ScaleType.CHANGE_COUNT,
-                    value="1",
-                    cooldown=cooldown,
-                ),
-            )
+def linux_plan(d: ScoringDeployment, opts: pulumi.ResourceOptions) -> web.AppServicePlan:
+    app = d.settings.app_service
+    return web.AppServicePlan(
+        "plan",
+        name=d.naming.dashed("plan"),
+        resource_group_name=d.resource_group_name,
+        location=d.location,
+        kind="linux",
+        reserved=True,  # Linux
+        sku=web.SkuDescriptionArgs(
+            name=app.sku, tier=plan_tier(app.sku), capacity=app.min_instances
+        ),
+        tags=dict(d.tags),
+        opts=opts,
+    )
 
-        return monitor.AutoscaleSetting(
-            "autoscale",
-            autoscale_setting_name=d.naming.dashed("plan-autoscale"),
-            resource_group_name=d.resource_group_name,
-            location=d.location,
-            target_resource_uri=plan.id,
-            enabled=True,
-            profiles=[
-                monitor.AutoscaleProfileArgs(
-                    name="cpu",
-                    capacity=monitor.ScaleCapacityArgs(
-                        minimum=str(app.min_instances),
-                        maximum=str(app.max_instances),
-                        default=str(app.min_instances),
-                    ),
-                    rules=[
-                        rule(
-                            monitor.ScaleDirection.INCREASE,
-                            monitor.ComparisonOperationType.GREATER_THAN,
-                            CPU_SCALE_OUT_PERCENT,
-                            "PT5M",
-                        ),
-                        rule(
-                            monitor.ScaleDirection.DECREASE,
-                            monitor.ComparisonOperationType.LESS_THAN,
-                            CPU_SCALE_IN_PERCENT,
-                            "PT10M",
-                        ),
-                    ],
-                )
-            ],
-            tags=dict(d.tags),
-            opts=opts,
-        )
+
+def key_vault_secrets(
+    d: ScoringDeployment, cache_key: SecretRef | None, opts: pulumi.ResourceOptions
+) -> dict[str, SecretRef]:
+    """The secrets the app reads, by setting name. One Key Vault secret per multi-part value the
+    app reads as a single setting."""
+    primary, secondary = d.scoring_keys
+    auth_keys = vault_secret(
+        "appservice-auth-keys-secret",
+        "appservice-scoring-auth-keys",
+        pulumi.Output.concat(primary.value, ",", secondary.value),
+        d.resource_group_name,
+        d.key_vault.name,
+        opts,
+    )
+    insights = vault_secret(
+        "appservice-appinsights-secret",
+        "appservice-appinsights-connection",
+        d.app_insights_connection_string,
+        d.resource_group_name,
+        d.key_vault.name,
+        opts,
+    )
+    secrets: dict[str, SecretRef] = {
+        "SCORING_AUTH_KEYS": auth_keys,
+        "APPLICATIONINSIGHTS_CONNECTION_STRING": insights,
+    }
+    if cache_key is not None:
+        secrets["REDIS_PASSWORD"] = cache_key
+    return secrets
+
+
+def app_settings(
+    d: ScoringDeployment,
+    cache_env: Mapping[str, pulumi.Input[str]],
+    secrets: Mapping[str, SecretRef],
+) -> dict[str, pulumi.Input[str]]:
+    """The app's settings, the secrets as Key Vault references (resolved by the pull identity)."""
+    return {
+        **d.runtime_env(),
+        **cache_env,
+        "WEBSITES_PORT": str(d.settings.scoring.port),
+        "WEBSITES_ENABLE_APP_SERVICE_STORAGE": "false",
+        **{name: ref.app_setting() for name, ref in secrets.items()},
+    }
+
+
+def web_app(
+    d: ScoringDeployment,
+    plan: web.AppServicePlan,
+    settings: Mapping[str, pulumi.Input[str]],
+    opts: pulumi.ResourceOptions,
+) -> web.WebApp:
+    return web.WebApp(
+        "app",
+        name=d.naming.web_app(),
+        resource_group_name=d.resource_group_name,
+        location=d.location,
+        kind="app,linux,container",
+        server_farm_id=plan.id,
+        reserved=True,
+        https_only=True,
+        client_affinity_enabled=False,
+        identity=web.ManagedServiceIdentityArgs(
+            type=web.ManagedServiceIdentityType.USER_ASSIGNED,
+            user_assigned_identities=[d.identity.id],
+        ),
+        key_vault_reference_identity=d.identity.id,
+        site_config=_site_config(d, settings),
+        tags=dict(d.tags),
+        opts=opts,
+    )
+
+
+def _site_config(
+    d: ScoringDeployment, settings: Mapping[str, pulumi.Input[str]]
+) -> web.SiteConfigArgs:
+    s = d.settings
+    always_on = not s.app_service.sku.startswith("B") or s.stack == "prod"
+    return web.SiteConfigArgs(
+        linux_fx_version=pulumi.Output.concat("DOCKER|", d.image),
+        acr_use_managed_identity_creds=True,
+        acr_user_managed_identity_id=d.identity.client_id,
+        app_settings=[web.NameValuePairArgs(name=k, value=v) for k, v in sorted(settings.items())],
+        health_check_path=READINESS_PATH,
+        always_on=always_on,
+        http20_enabled=True,
+        min_tls_version=web.SupportedTlsVersions.SUPPORTED_TLS_VERSIONS_1_2,
+        scm_min_tls_version=web.SupportedTlsVersions.SUPPORTED_TLS_VERSIONS_1_2,
+        ftps_state=web.FtpsState.DISABLED,
+        remote_debugging_enabled=False,
+    )

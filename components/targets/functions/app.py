@@ -1,0 +1,131 @@
+"""The Functions target's plan and function app.
+
+The plan: EP1 in dev as in the seeds, ``kind=elastic``, ``reserved=True``, burst limit
+``functionsMaxElasticWorkers``; P*v3 gives a Dedicated plan with Always On instead. The function
+app (``functionapp,linux,container``): HTTPS only, TLS 1.2, FTPS off, the image pulled by the pull
+identity, its connections identity-based (the runtime identity) and its secrets Key Vault
+references.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import pulumi
+import pulumi_azure_native.managedidentity as managedidentity
+import pulumi_azure_native.web as web
+
+from components.config.settings import Settings
+from components.contract import ScoringDeployment, SecretRef
+from components.platform.scoring_keys import vault_secret
+
+# The Functions host's own anonymous liveness endpoint (GET or POST, 200 while the host runs).
+# function_app.py defines no health route, and the host's /admin/host/status needs the master key.
+HEALTH_PATH = "/admin/host/ping"
+
+
+def function_plan(
+    s: Settings, resource_group_name: pulumi.Input[str], opts: pulumi.ResourceOptions
+) -> web.AppServicePlan:
+    f = s.functions
+    tier = "ElasticPremium" if f.elastic else "PremiumV3"
+    return web.AppServicePlan(
+        "plan",
+        name=s.naming.dashed("func-plan"),
+        resource_group_name=resource_group_name,
+        location=s.location,
+        kind="elastic" if f.elastic else "linux",
+        reserved=True,  # Linux
+        sku=web.SkuDescriptionArgs(
+            name=f.sku, tier=tier, family="EP" if f.elastic else None, capacity=1
+        ),
+        maximum_elastic_worker_count=f.max_elastic_workers if f.elastic else None,
+        tags=dict(s.tags),
+        opts=opts,
+    )
+
+
+def key_vault_secrets(
+    d: ScoringDeployment, cache_key: SecretRef | None, opts: pulumi.ResourceOptions
+) -> dict[str, SecretRef]:
+    """The secrets the app reads: they reach it as Key Vault references, resolved by the pull
+    identity."""
+    secrets: dict[str, SecretRef] = {
+        "APPLICATIONINSIGHTS_CONNECTION_STRING": vault_secret(
+            "appinsights-secret",
+            "functions-appinsights-connection",
+            d.app_insights_connection_string,
+            d.resource_group_name,
+            d.key_vault.name,
+            opts,
+        )
+    }
+    if cache_key is not None:
+        secrets["REDIS_PASSWORD"] = cache_key
+    return secrets
+
+
+def function_app(
+    d: ScoringDeployment,
+    image: pulumi.Input[str],
+    plan: web.AppServicePlan,
+    runtime_identity: managedidentity.UserAssignedIdentity,
+    settings: Mapping[str, pulumi.Input[str]],
+    opts: pulumi.ResourceOptions,
+) -> web.WebApp:
+    s = d.settings
+    identity_id = d.identity.id
+    return web.WebApp(
+        "app",
+        name=s.naming.function_app(),
+        resource_group_name=d.resource_group_name,
+        location=s.location,
+        kind="functionapp,linux,container",
+        reserved=True,
+        server_farm_id=plan.id,
+        https_only=True,
+        client_affinity_enabled=False,
+        identity=web.ManagedServiceIdentityArgs(
+            type=web.ManagedServiceIdentityType.USER_ASSIGNED,
+            user_assigned_identities=[identity_id, runtime_identity.id],
+        ),
+        # Key Vault references resolve as the pull identity (Key Vault Secrets User).
+        key_vault_reference_identity=identity_id,
+        site_config=_site_config(d, image, settings),
+        tags=dict(s.tags),
+        opts=opts,
+    )
+
+
+def _site_config(
+    d: ScoringDeployment, image: pulumi.Input[str], settings: Mapping[str, pulumi.Input[str]]
+) -> web.SiteConfigArgs:
+    f = d.settings.functions
+    return web.SiteConfigArgs(
+        linux_fx_version=pulumi.Output.concat("DOCKER|", image),
+        acr_use_managed_identity_creds=True,
+        acr_user_managed_identity_id=d.identity.client_id,
+        app_settings=[web.NameValuePairArgs(name=k, value=v) for k, v in sorted(settings.items())],
+        min_tls_version=web.SupportedTlsVersions.SUPPORTED_TLS_VERSIONS_1_2,
+        scm_min_tls_version=web.SupportedTlsVersions.SUPPORTED_TLS_VERSIONS_1_2,
+        ftps_state=web.FtpsState.DISABLED,
+        http20_enabled=True,
+        always_on=not f.elastic,  # Dedicated plans idle without it; EP has no Always On
+        minimum_elastic_instance_count=1 if f.elastic else None,
+        function_app_scale_limit=f.max_elastic_workers if f.elastic else None,
+        health_check_path=HEALTH_PATH,
+    )
+
+
+def default_host_key(
+    app: web.WebApp, resource_group_name: pulumi.Input[str], parent: pulumi.Resource
+) -> pulumi.Output[str]:
+    """The app's default host key, read after deployment (``listWebAppHostKeys``), secret."""
+    host_keys = web.list_web_app_host_keys_output(
+        name=app.name,
+        resource_group_name=resource_group_name,
+        opts=pulumi.InvokeOutputOptions(parent=parent),
+    )
+    return pulumi.Output.secret(
+        host_keys.apply(lambda k: (k.function_keys or {}).get("default", ""))
+    )
