@@ -211,6 +211,13 @@ COMPUTED: dict[str, Outputs] = {
         "sslPort": 6380,
         "port": 6379,
     },
+    # Azure Managed Redis: the cluster's host name (<name>.<region>.redis.azure.net) and the
+    # database's port (10000 unless set).
+    "azure-native:redisenterprise:RedisEnterprise": lambda n, i: {
+        "hostName": f"{n}.{i.get('location', 'westeurope')}.redis.azure.net",
+        "provisioningState": "Succeeded",
+    },
+    "azure-native:redisenterprise:Database": lambda n, i: {"port": i.get("port", 10000)},
     # With a DNS label reuse policy other than Unsecure, Azure puts a hash in the FQDN.
     "azure-native:containerinstance:ContainerGroup": lambda n, i: {
         "ipAddress": {

@@ -1,22 +1,30 @@
-"""The prediction cache: Azure Cache for Redis, or the host and port of an existing Redis.
+"""The prediction cache: Azure Managed Redis, Azure Cache for Redis (an explicit choice), or the
+host and port of an existing Redis.
 
-Sized per stack from ``settings.redis`` (dev Basic C0, prod Premium P1). Secure by default: the
-non-TLS port is off, TLS 1.2 minimum, public network access follows the stack's setting. Two ways
-in, both without a plaintext key in any setting:
+**Azure Managed Redis** (the default, ``redisService: managed``): a ``redisenterprise`` cluster
+(dev: the smallest Balanced SKU without a replica; prod: sized, with high availability) and its one
+database ``default``: TLS only (``clientProtocol: Encrypted``, port 10000, Enterprise clustering so
+that a plain client needs no cluster support), TLS 1.2 minimum, access keys **disabled**. Every
+client signs in with Microsoft Entra ID, as an identity holding the ``default`` access policy
+(an access policy assignment on the database): the pull identity here, the Azure ML online
+endpoint's identity through :meth:`PredictionCache.grant_data_access`. AKS pods, which have no
+workload identity, get no cache settings (``ScoringDeployment.cache_env``). Docs:
+https://learn.microsoft.com/azure/redis/entra-for-authentication ("Azure Managed Redis caches use
+Microsoft Entra ID by default"; the database's ``accessKeysAuthentication`` turns keys off) and
+the SDK's ``redisenterprise.AccessPolicyAssignment`` ("Only 'default' policy is supported").
 
-- **Microsoft Entra ID**: Entra authentication is on and the pull identity holds the built-in
-  ``Data Contributor`` access policy (``grant_data_access`` gives it to other identities too: the
-  Azure ML online endpoint's). The targets whose containers run as such an identity (App Service,
-  Functions, ACI, Azure ML online) sign in with a token (``REDIS_USE_ENTRA_ID=true``,
-  ``REDIS_USERNAME=<principal id>``) and get no key.
-- **access key**: the primary key (``listRedisKeys``) is stored in the key vault, for the targets
-  that cannot run as the identity: AKS pods get it from a Kubernetes secret. Without such a
-  target (``store_key=False``) the key is never read.
+**Azure Cache for Redis** (``redisService: azure-cache``, for tenants that still have it): Basic /
+Standard / Premium, TLS 6380, Entra on beside the access key, which is kept in the key vault for
+AKS pods only (``store_key``).
 
-When ``settings.redis.existing_host`` is set (e.g. Azure Managed Redis, TLS port 10000) nothing is
-created: the connection names that host and port and carries no key. The targets that run as the
-pull identity use Entra ID (the cache's owner grants the identity a data access policy); AKS then
-runs without the cache.
+**An existing host** (``redisHost``): nothing is created; the targets that run as the pull identity
+use Entra ID (the cache's owner grants the identity a data access policy); AKS runs without it.
+
+One update at a time: a cache refuses a second access policy assignment while it applies one
+(409 "is busy processing a previous update request", Azure/bicep-types-az#1760; the azurerm
+provider serialises them with a lock per cache: hashicorp/terraform-provider-azurerm#26085 for
+Azure Cache for Redis, #30980 for Azure Managed Redis). :meth:`grant_data_access` therefore chains
+every assignment after the previous one on the same cache.
 """
 
 from __future__ import annotations
@@ -25,17 +33,28 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_azure_native.redis as redis
+import pulumi_azure_native.redisenterprise as redisenterprise
 
 from components.config.settings import Settings
-from components.contract import CacheConnection, PullIdentity
+from components.contract import CacheConnection, PullIdentity, SecretRef
 from components.platform.scoring_keys import vault_secret
 
-# Host names of Azure Cache for Redis in the public cloud: <name>.redis.cache.windows.net.
+# Host names in the public cloud, known from the cache's name before it exists:
+# Azure Cache for Redis <name>.redis.cache.windows.net, Azure Managed Redis
+# <name>.<region>.redis.azure.net.
 PUBLIC_CLOUD_HOST_SUFFIX = ".redis.cache.windows.net"
+MANAGED_HOST_SUFFIX = ".redis.azure.net"
 
 # Built-in Azure Cache for Redis data access policy: read and write keys, no admin commands.
 DATA_CONTRIBUTOR = "Data Contributor"
+# Azure Managed Redis has one access policy ("Only 'default' policy is supported for now").
+MANAGED_ACCESS_POLICY = "default"
+# Azure Managed Redis has one database per cluster, named "default".
+MANAGED_DATABASE = "default"
 REDIS_KEY_SECRET = "redis-primary-key"
+
+CacheResource = redis.Redis | redisenterprise.RedisEnterprise
+AccessAssignment = redis.AccessPolicyAssignment | redisenterprise.AccessPolicyAssignment
 
 
 @dataclass(frozen=True)
@@ -44,20 +63,23 @@ class PredictionCacheArgs:
     resource_group_name: pulumi.Input[str]
     vault_name: pulumi.Input[str]
     identity: PullIdentity
-    store_key: bool = True  # keep the access key in the key vault for targets without Entra ID
+    store_key: bool = True  # Azure Cache for Redis: keep the access key for targets without Entra
 
 
 class PredictionCache(pulumi.ComponentResource):
     """``connection`` is what every target reads; ``cache`` is None for an existing host."""
 
     connection: CacheConnection
-    cache: redis.Redis | None
+    cache: CacheResource | None
+    database: redisenterprise.Database | None = None
+    password: SecretRef | None = None
 
     def __init__(
         self, name: str, args: PredictionCacheArgs, opts: pulumi.ResourceOptions | None = None
     ):
         super().__init__("mlscore:platform:PredictionCache", name, None, opts)
         self._resource_group_name = args.resource_group_name
+        self._last_assignment: AccessAssignment | None = None
         s = args.settings
         r = s.redis
         if r.existing_host:
@@ -70,47 +92,20 @@ class PredictionCache(pulumi.ComponentResource):
             self.register_outputs({"host": r.existing_host, "port": r.port})
             return
 
-        child = pulumi.ResourceOptions(parent=self)
-        self.cache = redis.Redis(
-            "redis",
-            name=s.naming.redis(),
-            resource_group_name=args.resource_group_name,
-            location=s.location,
-            sku=redis.SkuArgs(name=r.sku, family=r.family, capacity=r.capacity),
-            enable_non_ssl_port=False,
-            minimum_tls_version=redis.TlsVersion.TLS_VERSION_1_2,
-            public_network_access="Enabled" if s.public_network_access else "Disabled",
-            # Keys stay usable (IoT Edge devices have no managed identity), Entra is on beside.
-            disable_access_key_authentication=False,
-            redis_configuration=redis.RedisCommonPropertiesRedisConfigurationArgs(
-                aad_enabled="true",
-                maxmemory_policy="allkeys-lru",  # a cache: evict the least recently used
-            ),
-            tags=dict(s.tags),
-            opts=child,
-        )
+        if r.managed:
+            self.cache = self._managed_redis(s)
+            self.host = _managed_host_name(s.naming.redis(), s.location, self.cache)
+        else:
+            self.cache = self._azure_cache(s)
+            self.host = _host_name(s.naming.redis(), self.cache)
+            if args.store_key:
+                self.password = self._store_key(args, self.cache)
         self.entra_access = self.grant_data_access(
             "redis-pull-identity-access",
-            "scoring-pull-identity",
+            "scoringpullidentity",
             args.identity.principal_id,
             args.identity.client_id,
         )
-        self.password = None
-        if args.store_key:
-            keys = redis.list_redis_keys_output(
-                name=self.cache.name, resource_group_name=args.resource_group_name
-            )
-            self.password = vault_secret(
-                "redis-key-secret",
-                REDIS_KEY_SECRET,
-                pulumi.Output.secret(keys.primary_key),
-                args.resource_group_name,
-                args.vault_name,
-                child,
-            )
-        # Azure Cache for Redis serves TLS on 6380 (mlscore:redisPort's default); the contract
-        # keeps the port a plain int so that every target can put it in its environment.
-        self.host = _host_name(s.naming.redis(), self.cache)
         self.port = r.port
         self.connection = CacheConnection(
             host=self.host, port=self.port, password=self.password, entra_id=True
@@ -118,9 +113,83 @@ class PredictionCache(pulumi.ComponentResource):
         self.register_outputs(
             {
                 "host": self.host,
-                "ssl_port": self.cache.ssl_port,
+                "port": self.port,
                 "password_uri": self.password.uri if self.password else None,
             }
+        )
+
+    def _managed_redis(self, s: Settings) -> redisenterprise.RedisEnterprise:
+        """Azure Managed Redis: the cluster and its database, Entra ID only, TLS only."""
+        r = s.redis
+        child = pulumi.ResourceOptions(parent=self)
+        cluster = redisenterprise.RedisEnterprise(
+            "redis",
+            cluster_name=s.naming.redis(),
+            resource_group_name=self._resource_group_name,
+            location=s.location,
+            sku=redisenterprise.SkuArgs(name=r.sku),
+            high_availability=(
+                redisenterprise.HighAvailability.ENABLED
+                if r.high_availability
+                else redisenterprise.HighAvailability.DISABLED
+            ),
+            minimum_tls_version=redisenterprise.TlsVersion.TLS_VERSION_1_2,
+            public_network_access=(
+                redisenterprise.PublicNetworkAccess.ENABLED
+                if s.public_network_access
+                else redisenterprise.PublicNetworkAccess.DISABLED
+            ),
+            tags=dict(s.tags),
+            opts=child,
+        )
+        self.database = redisenterprise.Database(
+            "redis-database",
+            cluster_name=cluster.name,
+            database_name=MANAGED_DATABASE,
+            resource_group_name=self._resource_group_name,
+            client_protocol=redisenterprise.Protocol.ENCRYPTED,
+            port=r.port,
+            # One endpoint on port 10000 for clients without cluster support (the scoring host).
+            clustering_policy=redisenterprise.ClusteringPolicy.ENTERPRISE_CLUSTER,
+            eviction_policy=redisenterprise.EvictionPolicy.ALL_KEYS_LRU,  # a cache
+            access_keys_authentication=redisenterprise.AccessKeysAuthentication.DISABLED,
+            opts=child,
+        )
+        return cluster
+
+    def _azure_cache(self, s: Settings) -> redis.Redis:
+        """Azure Cache for Redis, for tenants that still have it (an explicit choice)."""
+        r = s.redis
+        return redis.Redis(
+            "redis",
+            name=s.naming.redis(),
+            resource_group_name=self._resource_group_name,
+            location=s.location,
+            sku=redis.SkuArgs(name=r.sku, family=r.family, capacity=r.capacity),
+            enable_non_ssl_port=False,
+            minimum_tls_version=redis.TlsVersion.TLS_VERSION_1_2,
+            public_network_access="Enabled" if s.public_network_access else "Disabled",
+            # Keys stay usable for AKS pods (no workload identity), Entra is on beside.
+            disable_access_key_authentication=False,
+            redis_configuration=redis.RedisCommonPropertiesRedisConfigurationArgs(
+                aad_enabled="true",
+                maxmemory_policy="allkeys-lru",  # a cache: evict the least recently used
+            ),
+            tags=dict(s.tags),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    def _store_key(self, args: PredictionCacheArgs, cache: redis.Redis) -> SecretRef:
+        keys = redis.list_redis_keys_output(
+            name=cache.name, resource_group_name=args.resource_group_name
+        )
+        return vault_secret(
+            "redis-key-secret",
+            REDIS_KEY_SECRET,
+            pulumi.Output.secret(keys.primary_key),
+            args.resource_group_name,
+            args.vault_name,
+            pulumi.ResourceOptions(parent=self),
         )
 
     def grant_data_access(
@@ -130,34 +199,69 @@ class PredictionCache(pulumi.ComponentResource):
         principal_id: pulumi.Input[str],
         alias: pulumi.Input[str],
         parent: pulumi.Resource | None = None,
-    ) -> redis.AccessPolicyAssignment | None:
-        """Give an identity the ``Data Contributor`` access policy, so it signs in with Entra ID.
+    ) -> AccessAssignment | None:
+        """Give an identity data access (read and write keys), so it signs in with Entra ID.
 
-        None for an existing host: its owner grants access (the principal ID is in the outputs).
+        Chained after the previous assignment on this cache: the cache applies one update at a
+        time. None for an existing host: its owner grants access (the principal ID is in the
+        outputs). ``assignment_name``: letters and digits only.
         """
         if self.cache is None:
             return None
-        return redis.AccessPolicyAssignment(
-            name,
-            access_policy_assignment_name=assignment_name,
-            cache_name=self.cache.name,
-            resource_group_name=self._resource_group_name,
-            access_policy_name=DATA_CONTRIBUTOR,
-            object_id=principal_id,
-            object_id_alias=alias,
-            opts=pulumi.ResourceOptions(parent=parent or self),
-        )
+        after = [self._last_assignment] if self._last_assignment is not None else []
+        opts = pulumi.ResourceOptions(parent=parent or self, depends_on=after)
+        assignment: AccessAssignment
+        if self.database is not None:
+            assignment = redisenterprise.AccessPolicyAssignment(
+                name,
+                access_policy_assignment_name=assignment_name,
+                cluster_name=self.cache.name,
+                database_name=self.database.name,
+                resource_group_name=self._resource_group_name,
+                access_policy_name=MANAGED_ACCESS_POLICY,
+                user=redisenterprise.AccessPolicyAssignmentPropertiesUserArgs(
+                    object_id=principal_id
+                ),
+                opts=opts,
+            )
+        else:
+            assignment = redis.AccessPolicyAssignment(
+                name,
+                access_policy_assignment_name=assignment_name,
+                cache_name=self.cache.name,
+                resource_group_name=self._resource_group_name,
+                access_policy_name=DATA_CONTRIBUTOR,
+                object_id=principal_id,
+                object_id_alias=alias,
+                opts=opts,
+            )
+        self._last_assignment = assignment
+        return assignment
+
+
+def _public_cloud() -> bool:
+    environment = pulumi.Config("azure-native").get("environment") or "public"
+    return environment.lower() == "public"
 
 
 def _host_name(name: str, cache: redis.Redis) -> pulumi.Input[str]:
-    """The cache's host name, known before the cache exists in the public cloud.
+    """The Azure Cache for Redis host name, known before the cache exists in the public cloud.
 
-    Creating Azure Cache for Redis takes 15-20 minutes. A target that read ``hostName`` would
-    wait for all of it; with the name built from the cache's own name it is created alongside
-    (the scoring host serves without the cache until it answers, and then uses it). Other
-    clouds (``azure-native:environment``) read ``hostName`` from Azure.
+    Creating a cache takes 15-20 minutes. A target that read ``hostName`` would wait for all of
+    it; with the name built from the cache's own name it is created alongside (the scoring host
+    serves without the cache until it answers, and then uses it). Other clouds
+    (``azure-native:environment``) read ``hostName`` from Azure.
     """
-    environment = pulumi.Config("azure-native").get("environment") or "public"
-    if environment.lower() == "public":
-        return name + PUBLIC_CLOUD_HOST_SUFFIX
+    return name + PUBLIC_CLOUD_HOST_SUFFIX if _public_cloud() else cache.host_name
+
+
+def _managed_host_name(
+    name: str, location: str, cache: redisenterprise.RedisEnterprise
+) -> pulumi.Input[str]:
+    """The Azure Managed Redis host name, ``<name>.<region>.redis.azure.net`` in the public cloud
+    (../shared/DESIGN.md, "Azure facts"; TLS on port 10000:
+    https://learn.microsoft.com/azure/redis/tls-configuration), for the same reason as
+    :func:`_host_name`: the targets do not wait for the cluster to be created."""
+    if _public_cloud():
+        return f"{name}.{location.replace(' ', '').lower()}{MANAGED_HOST_SUFFIX}"
     return cache.host_name

@@ -27,11 +27,13 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
+import pulumi_azure_native.authorization as authorization
 import pulumi_azure_native.machinelearningservices as ml
 import pulumi_azure_native.storage as storage
 
 from components import PROJECT_ROOT
 from components.config.settings import Settings
+from components.contract import ROLE_ACR_PULL, role_definition_id
 from components.providers.arm_patch import ArmPropertiesPatch
 from components.targets.aml.common import API_VERSION, workspace_scope
 from components.targets.aml.model import AmlModel
@@ -42,6 +44,7 @@ COMPUTE_NAME = "batch-cpu"  # 2-16 characters, unique within the workspace
 DEPLOYMENT_NAME = "score"
 ENTRA_SCOPE = "https://ml.azure.com/.default"
 OUTPUT_FILE = "predictions.csv"
+ROLE_STORAGE_BLOB_DATA_READER = "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1"
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,7 @@ class AmlBatch(pulumi.ComponentResource):
         scope = workspace_scope(args.workspace_name, args.resource_group_name)
 
         self.compute = self._compute(s, scope, child)
+        self.grants = self._compute_grants(args, child)
         # Scoring script: uploaded to <container>/code/batch/<hash>/ and registered as code.
         script = args.code_dir / "score.py"
         code_hash = content_hash(script.read_bytes())
@@ -121,6 +125,11 @@ class AmlBatch(pulumi.ComponentResource):
             "compute",
             compute_name=COMPUTE_NAME,
             location=s.location,
+            # The registry has no admin user and the datastore no credentials: the nodes pull
+            # the environment's image and read the model as this identity (_compute_grants).
+            identity=ml.ManagedServiceIdentityArgs(
+                type=ml.ManagedServiceIdentityType.SYSTEM_ASSIGNED
+            ),
             properties=ml.AmlComputeArgs(
                 compute_type="AmlCompute",
                 description="Batch scoring cluster; scales to zero between jobs.",
@@ -146,6 +155,52 @@ class AmlBatch(pulumi.ComponentResource):
             tags=dict(s.tags),
             opts=child,
             **scope,
+        )
+
+    def _compute_grants(
+        self, args: AmlBatchArgs, child: pulumi.ResourceOptions
+    ) -> tuple[authorization.RoleAssignment, ...]:
+        """AcrPull on the workspace registry and Storage Blob Data Reader on the workspace storage
+        for the cluster's identity: "The Azure Machine Learning compute cluster uses a managed
+        identity ... to pull Docker images from ACR. You can also configure identity-based access
+        to datastores, which will instead use the managed identity of the compute cluster"
+        (https://learn.microsoft.com/azure/machine-learning/how-to-identity-based-service-authentication).
+
+        Nothing waits for them: a job runs only once someone invokes the endpoint.
+        """
+        s = args.settings
+        sub = args.model.subscription_id
+        principal = self.compute.identity.apply(lambda i: i.principal_id if i else "")
+        scopes = {
+            "compute-acr-pull": (
+                ROLE_ACR_PULL,
+                _arm_id(
+                    sub,
+                    args.resource_group_name,
+                    "Microsoft.ContainerRegistry/registries",
+                    s.naming.registry(),
+                ),
+            ),
+            "compute-blob-reader": (
+                ROLE_STORAGE_BLOB_DATA_READER,
+                _arm_id(
+                    sub,
+                    args.resource_group_name,
+                    "Microsoft.Storage/storageAccounts",
+                    args.storage_account_name,
+                ),
+            ),
+        }
+        return tuple(
+            authorization.RoleAssignment(
+                name,
+                principal_id=principal,
+                principal_type=authorization.PrincipalType.SERVICE_PRINCIPAL,
+                role_definition_id=role_definition_id(sub, role),
+                scope=scope,
+                opts=child,
+            )
+            for name, (role, scope) in scopes.items()
         )
 
     def _script_blob(
@@ -284,3 +339,21 @@ class AmlBatch(pulumi.ComponentResource):
             after=[self.deployment.id],
             opts=child,
         )
+
+
+def _arm_id(
+    subscription_id: pulumi.Input[str],
+    resource_group_name: pulumi.Input[str],
+    resource_type: str,
+    name: pulumi.Input[str],
+) -> pulumi.Output[str]:
+    """The ARM ID of a resource of the workspace's resource group (the registry and storage account
+    the workspace links: their names come from the same naming rules)."""
+    return pulumi.Output.concat(
+        "/subscriptions/",
+        subscription_id,
+        "/resourceGroups/",
+        resource_group_name,
+        f"/providers/{resource_type}/",
+        name,
+    )

@@ -41,11 +41,10 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import pulumi
 import pulumi_azure_native.machinelearningservices as ml
-import pulumi_azure_native.redis as redis
 
 from components.contract import (
     AUTH_AML_KEY,
@@ -56,16 +55,17 @@ from components.contract import (
     ScoringDeployment,
     ScoringTarget,
 )
-from components.platform.cache import PredictionCache
+from components.platform.cache import AccessAssignment, PredictionCache
 from components.providers.arm_patch import ArmPropertiesPatch
 from components.targets.aml.common import API_VERSION, workspace_scope
 
 DEPLOYMENTS = ("blue", "green")
 ENVIRONMENT = "mlscore-scoring"
 MAX_REQUEST_TIMEOUT_MS = 180_000  # managed online endpoints cut requests at 180 s
-# Set by Azure ML itself (model mount) or wrong here (the deployments run as the endpoint's
-# system identity, not the pull identity): left out of the deployments' environment.
-_NOT_FORWARDED = ("AZUREML_MODEL_DIR", "AZURE_CLIENT_ID")
+# Wrong here (the deployments run as the endpoint's system identity, not the pull identity): left
+# out of the deployments' environment. AZUREML_MODEL_DIR is not in the runtime environment at all:
+# Azure ML sets it to its mount of the registered model, the same path and files the image has.
+_NOT_FORWARDED = ("AZURE_CLIENT_ID",)
 
 
 @dataclass(frozen=True)
@@ -118,13 +118,17 @@ def probe_settings() -> ml.ProbeSettingsArgs:
 
 
 def request_settings(deployment: ScoringDeployment) -> ml.OnlineRequestSettingsArgs:
+    """No ``maxQueueWait``: "(Deprecated for Managed Online Endpoints) ... Now increase
+    request_timeout_ms to account for any networking/queue delays" (OnlineRequestSettings,
+    https://learn.microsoft.com/javascript/api/@azure/arm-machinelearning/onlinerequestsettings).
+    A dict, not ``OnlineRequestSettingsArgs``: that class fills in ``max_queue_wait='PT0.5S'``."""
     scoring = deployment.settings.scoring
     timeout_s = -(-min(scoring.timeout_ms, MAX_REQUEST_TIMEOUT_MS) // 1000)
-    return ml.OnlineRequestSettingsArgs(
-        request_timeout=f"PT{timeout_s}S",
-        max_concurrent_requests_per_instance=scoring.workers,
-        max_queue_wait="PT0.5S",
-    )
+    settings: ml.OnlineRequestSettingsArgsDict = {
+        "request_timeout": f"PT{timeout_s}S",
+        "max_concurrent_requests_per_instance": scoring.workers,
+    }
+    return cast(ml.OnlineRequestSettingsArgs, settings)  # the SDK takes both forms
 
 
 def deployment_description(deployment: ScoringDeployment, slot: str) -> str:
@@ -249,12 +253,12 @@ class AmlOnline(ScoringTarget):
             **scope,
         )
 
-    def _cache_access(self, args: AmlOnlineArgs) -> redis.AccessPolicyAssignment | None:
+    def _cache_access(self, args: AmlOnlineArgs) -> AccessAssignment | None:
         if args.cache is None:
             return None
         return args.cache.grant_data_access(
             "redis-endpoint-access",
-            "aml-online-endpoint",
+            "amlonlineendpoint",
             self.principal_id,
             endpoint_name(args.deployment),
             parent=self,
@@ -263,14 +267,23 @@ class AmlOnline(ScoringTarget):
     def _deployments(
         self, args: AmlOnlineArgs, scope: dict[str, Any]
     ) -> dict[str, ml.OnlineDeployment]:
-        """Blue and green, after the endpoint identity's access to the cache."""
+        """Blue, then green: an endpoint takes one deployment at a time ("Cannot create a
+        deployment in endpoint ... because it is in Updating provisioning state",
+        Azure/azure-sdk-for-net#36961).
+
+        They do not wait for the endpoint identity's access to the cache: the scoring host
+        serves without the cache until it can sign in, then uses it, and a deployment takes
+        longer to create than the access policy.
+        """
         d = args.deployment
         cache_env, _ = d.cache_env(signs_in_as=self.principal_id)
         env = {**deployment_env(d), **cache_env}
-        opts = pulumi.ResourceOptions(
-            parent=self, depends_on=[self.cache_access] if self.cache_access else []
-        )
-        return {slot: self._deployment(args, slot, env, scope, opts) for slot in DEPLOYMENTS}
+        deployments: dict[str, ml.OnlineDeployment] = {}
+        for slot in DEPLOYMENTS:
+            after = list(deployments.values())[-1:]
+            opts = pulumi.ResourceOptions(parent=self, depends_on=after)
+            deployments[slot] = self._deployment(args, slot, env, scope, opts)
+        return deployments
 
     def _deployment(
         self,

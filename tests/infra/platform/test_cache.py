@@ -9,6 +9,10 @@ from tests.infra.settings_helpers import load, problems
 
 REDIS = "azure-native:redis:Redis"
 POLICY = "azure-native:redis:AccessPolicyAssignment"
+AMR = "azure-native:redisenterprise:RedisEnterprise"
+AMR_DB = "azure-native:redisenterprise:Database"
+AMR_POLICY = "azure-native:redisenterprise:AccessPolicyAssignment"
+AZURE_CACHE = {"redisService": "azure-cache", "redisPort": 6380}
 SECRET = "azure-native:keyvault:Secret"
 IDENTITY = "azure-native:managedidentity:UserAssignedIdentity"
 
@@ -29,77 +33,151 @@ def app_settings(run: engine.Run) -> dict[str, str]:
 
 
 @pytest.mark.parametrize(
-    ("stack", "sku", "family", "capacity"),
-    [("dev", "Basic", "C", 0), ("prod", "Premium", "P", 1)],
+    ("stack", "sku", "ha"), [("dev", "Balanced_B0", "Disabled"), ("prod", "Balanced_B5", "Enabled")]
 )
-def test_cache_is_sized_per_stack(run_stack, stack, sku, family, capacity) -> None:
+def test_a_new_stack_creates_azure_managed_redis_sized_per_stack(run_stack, stack, sku, ha) -> None:
+    """New tenants cannot create Azure Cache for Redis (DESIGN.md, "Azure facts")."""
     run = run_stack(stack)
     assert run.error is None, run.error
-    cache = run.one(REDIS).inputs
-    assert cache["sku"] == {"name": sku, "family": family, "capacity": capacity}
-    assert cache["name"] == load(stack).naming.redis()
+    assert run.of_type(REDIS) == []
+    cluster = run.one(AMR).inputs
+    assert cluster["sku"] == {"name": sku} and cluster["highAvailability"] == ha
+    assert cluster["clusterName"] == load(stack).naming.redis()
+    assert cluster["minimumTlsVersion"] == "1.2"
 
 
-def test_cache_is_tls_only_with_tls12_and_entra_on(each_stack) -> None:
-    cache = each_stack.one(REDIS).inputs
-    assert cache["enableNonSslPort"] is False
-    assert cache["minimumTlsVersion"] == "1.2"
-    assert cache["redisConfiguration"]["aadEnabled"] == "true"
-    assert cache["redisConfiguration"]["maxmemoryPolicy"] == "allkeys-lru"
-    # Keys stay on for targets without a managed identity (IoT Edge devices).
-    assert cache["disableAccessKeyAuthentication"] is False
+def test_the_database_is_tls_only_on_port_10000_and_entra_only(each_stack) -> None:
+    db = each_stack.one(AMR_DB)
+    i = db.inputs
+    assert i["clusterName"] == each_stack.one(AMR).azure_name and i["databaseName"] == "default"
+    assert i["clientProtocol"] == "Encrypted" and i["port"] == 10000
+    assert i["clusteringPolicy"] == "EnterpriseCluster"  # port 10000; OSS cluster uses 85xx
+    assert i["accessKeysAuthentication"] == "Disabled"
+    assert i["evictionPolicy"] == "AllKeysLRU"
 
 
 @pytest.mark.parametrize("public", [True, False])
 def test_public_network_access_follows_the_stack_setting(run_stack, public) -> None:
     run = run_stack("dev", publicNetworkAccess=public)
     assert run.error is None, run.error
-    assert run.one(REDIS).inputs["publicNetworkAccess"] == ("Enabled" if public else "Disabled")
+    assert run.one(AMR).inputs["publicNetworkAccess"] == ("Enabled" if public else "Disabled")
 
 
-def test_pull_identity_holds_the_data_contributor_policy(each_stack) -> None:
+def test_pull_identity_holds_the_default_access_policy(each_stack) -> None:
     identity = each_stack.one(IDENTITY, "pull-identity")
-    cache = each_stack.one(REDIS)
-    policy = each_stack.one(POLICY, "redis-pull-identity-access").inputs
-    assert policy["accessPolicyName"] == "Data Contributor"
-    assert policy["cacheName"] == cache.azure_name
-    assert policy["objectId"] == fakes.fake_uuid(f"principal:{identity.azure_name}")
-    assert policy["objectIdAlias"] == fakes.fake_uuid(f"client:{identity.azure_name}")
+    policy = each_stack.one(AMR_POLICY, "redis-pull-identity-access").inputs
+    assert policy["accessPolicyName"] == "default"
+    assert policy["clusterName"] == each_stack.one(AMR).azure_name
+    assert policy["databaseName"] == "default"
+    assert policy["user"] == {"objectId": fakes.fake_uuid(f"principal:{identity.azure_name}")}
 
 
-def test_access_key_is_listed_and_stored_in_the_key_vault_as_a_secret(each_stack) -> None:
-    cache = each_stack.one(REDIS)
-    calls = [a for token, a in each_stack.calls if token == "azure-native:redis:listRedisKeys"]
-    rg = each_stack.one("azure-native:resources:ResourceGroup").azure_name
-    assert calls == [{"name": cache.azure_name, "resourceGroupName": rg}]
-    secret = each_stack.one(SECRET, "redis-key-secret")
-    props = secret.inputs["properties"]
-    # The whole properties object is secret because the value in it is.
-    assert isinstance(props, engine.Secret), "the Redis key must reach the vault as a secret"
-    key = fakes.CALLS["azure-native:redis:listRedisKeys"](calls[0])["primaryKey"]
-    assert engine.reveal(props)["value"] == key
-    assert secret.inputs["vaultName"] == each_stack.one("azure-native:keyvault:Vault").azure_name
-    assert secret in children_of(each_stack, "mlscore:platform:PredictionCache")
+def test_access_policy_assignments_on_the_cache_are_chained(prod) -> None:
+    """A cache takes one update at a time: a second assignment at once fails with 409 "busy
+    processing a previous update request" (Azure/bicep-types-az#1760)."""
+    first = prod.one(AMR_POLICY, "redis-pull-identity-access")
+    second = prod.one(AMR_POLICY, "redis-endpoint-access")
+    assert first.urn in second.dependencies
+    assert prod.one(AMR_DB).urn in first.dependencies
+
+
+def test_no_key_is_read_stored_or_given_to_any_target(each_stack) -> None:
+    """Access keys are off: AKS pods (no workload identity) run without the cache."""
+    assert [r for r in each_stack.of_type(SECRET) if r.name == "redis-key-secret"] == []
+    assert not any("listDatabaseKeys" in t or "listRedisKeys" in t for t, _ in each_stack.calls)
+    pods = engine.reveal(each_stack.one("kubernetes:apps/v1:Deployment").inputs["spec"])
+    (container,) = pods["template"]["spec"]["containers"]
+    assert not [e for e in container.get("env", []) if e["name"].startswith("REDIS_")]
+    settings = app_settings(each_stack)
+    assert settings["REDIS_USE_ENTRA_ID"] == "true" and "REDIS_PASSWORD" not in settings
 
 
 def test_cache_resources_belong_to_the_component(dev) -> None:
     types = sorted(r.type for r in children_of(dev, "mlscore:platform:PredictionCache"))
-    assert types == sorted([SECRET, POLICY, REDIS])
+    assert types == sorted([AMR, AMR_DB, AMR_POLICY])
 
 
-def test_redis_output_is_the_cache_host_and_tls_port(each_stack) -> None:
-    cache = each_stack.one(REDIS)
-    assert each_stack.outputs["redis"] == {
-        "host": f"{cache.azure_name}.redis.cache.windows.net",
+def test_redis_output_is_the_managed_host_and_tls_port(each_stack) -> None:
+    cluster = each_stack.one(AMR)
+    host = f"{cluster.azure_name}.westeurope.redis.azure.net"
+    assert each_stack.outputs["redis"] == {"host": host, "port": 10000}
+    assert cluster.outputs["hostName"] == host  # what Azure answers, known before it exists
+    assert each_stack.one(AMR_DB).outputs["port"] == 10000
+
+
+def test_targets_do_not_wait_for_the_cache_to_be_created(each_stack) -> None:
+    """Creating a cache takes 10-20 minutes: the host name is known from the name."""
+    cache_side = {r.urn for t in (AMR, AMR_DB, AMR_POLICY) for r in each_stack.of_type(t)}
+    for type_ in (
+        "azure-native:web:WebApp",  # App Service and Functions
+        "azure-native:containerinstance:ContainerGroup",
+        "azure-native:machinelearningservices:OnlineDeployment",
+        "kubernetes:apps/v1:Deployment",
+    ):
+        for target in each_stack.of_type(type_):
+            assert not cache_side & set(target.dependencies), target.name
+
+
+def test_other_clouds_read_the_host_name_from_azure(run_stack) -> None:
+    run = run_stack("dev", **{"azure-native:environment": "china"})
+    assert run.error is None, run.error
+    cluster = run.one(AMR)
+    assert app_settings(run)["REDIS_HOST"] == cluster.outputs["hostName"]
+    (app,) = [
+        r
+        for r in children_of(run, "mlscore:target:AppService")
+        if r.type == "azure-native:web:WebApp"
+    ]
+    assert cluster.urn in app.dependencies  # the suffix differs there: wait for Azure's answer
+
+
+# --- Azure Cache for Redis: only as an explicit choice ------------------------------------------
+def test_azure_cache_for_redis_is_an_explicit_choice(run_stack) -> None:
+    run = run_stack("prod", redisSku="Premium", redisFamily="P", redisCapacity=1, **AZURE_CACHE)
+    assert run.error is None, run.error
+    assert run.of_type(AMR) == [] and run.of_type(AMR_DB) == []
+    cache = run.one(REDIS).inputs
+    assert cache["sku"] == {"name": "Premium", "family": "P", "capacity": 1}
+    assert cache["enableNonSslPort"] is False and cache["minimumTlsVersion"] == "1.2"
+    assert cache["redisConfiguration"]["aadEnabled"] == "true"
+    assert run.outputs["redis"] == {
+        "host": f"{cache['name']}.redis.cache.windows.net",
         "port": 6380,
     }
-    assert cache.outputs["sslPort"] == each_stack.outputs["redis"]["port"]
+    first = run.one(POLICY, "redis-pull-identity-access")
+    second = run.one(POLICY, "redis-endpoint-access")
+    assert first.inputs["accessPolicyName"] == "Data Contributor"
+    assert first.urn in second.dependencies  # one update at a time here too
+
+
+def test_azure_cache_for_redis_keeps_its_key_for_aks_only(run_stack) -> None:
+    run = run_stack("dev", redisSku="Basic", redisFamily="C", redisCapacity=0, **AZURE_CACHE)
+    assert run.error is None, run.error
+    cache = run.one(REDIS)
+    calls = [a for token, a in run.calls if token == "azure-native:redis:listRedisKeys"]
+    rg = run.one("azure-native:resources:ResourceGroup").azure_name
+    assert calls == [{"name": cache.azure_name, "resourceGroupName": rg}]
+    secret = run.one(SECRET, "redis-key-secret")
+    assert isinstance(secret.inputs["properties"], engine.Secret)
+    key = fakes.CALLS["azure-native:redis:listRedisKeys"](calls[0])["primaryKey"]
+    holders = [
+        r.type
+        for r in run.resources
+        if r.type != SECRET
+        and (
+            "secrets/redis-primary-key" in str(engine.reveal(r.inputs))
+            or key in str(engine.reveal(r.inputs))
+        )
+    ]
+    assert holders == ["kubernetes:core/v1:Secret"]
+    assert cache.urn in secret.dependencies  # the key exists only once the cache does
 
 
 def test_an_existing_host_creates_nothing(run_stack) -> None:
     run = run_stack("dev", redisHost="mlscore.westeurope.redis.azure.net", redisPort=10000)
     assert run.error is None, run.error
     assert run.of_type(REDIS) == [] and run.of_type(POLICY) == []
+    assert run.of_type(AMR) == [] and run.of_type(AMR_POLICY) == []
     assert [r for r in run.of_type(SECRET) if r.name == "redis-key-secret"] == []
     assert not any(t == "azure-native:redis:listRedisKeys" for t, _ in run.calls)
     assert run.outputs["redis"] == {"host": "mlscore.westeurope.redis.azure.net", "port": 10000}
@@ -118,61 +196,10 @@ def test_an_existing_host_creates_nothing(run_stack) -> None:
     )
 
 
-def test_targets_with_an_identity_do_not_wait_for_the_cache_to_be_created(dev) -> None:
-    """Creating Redis takes 15-20 minutes: the host name is known from the name, not awaited."""
-    redis = dev.one(REDIS)
-    assert dev.outputs["redis"]["host"] == f"{redis.azure_name}.redis.cache.windows.net"
-    for type_ in (
-        "azure-native:web:WebApp",  # App Service and Functions
-        "azure-native:containerinstance:ContainerGroup",
-    ):
-        for target in dev.of_type(type_):
-            assert redis.urn not in target.dependencies, target.name
-    # AKS reads the key, which exists only once the cache does
-    assert redis.urn in dev.one(SECRET, "redis-key-secret").dependencies
-
-
-def test_other_clouds_read_the_host_name_from_azure(run_stack) -> None:
-    run = run_stack("dev", **{"azure-native:environment": "china"})
-    assert run.error is None, run.error
-    redis = run.one(REDIS)
-    assert app_settings(run)["REDIS_HOST"] == redis.outputs["hostName"]
-    (app,) = [
-        r
-        for r in children_of(run, "mlscore:target:AppService")
-        if r.type == "azure-native:web:WebApp"
-    ]
-    assert redis.urn in app.dependencies  # the suffix differs there: wait for Azure's answer
-
-
-def test_without_aks_the_key_is_never_read_or_stored(run_stack) -> None:
-    run = run_stack("dev", aksEnabled=False)
-    assert run.error is None, run.error
-    assert len(run.of_type(REDIS)) == 1
-    assert [r for r in run.of_type(SECRET) if r.name == "redis-key-secret"] == []
-    assert not any(t == "azure-native:redis:listRedisKeys" for t, _ in run.calls)
-    settings = app_settings(run)  # the targets with an identity are unaffected
-    assert settings["REDIS_USE_ENTRA_ID"] == "true" and "REDIS_PASSWORD" not in settings
-
-
-def test_only_aks_gets_the_redis_key(each_stack) -> None:
-    """Every target that can run as the pull identity uses Entra ID: the key reaches AKS only."""
-    vault_ref = "secrets/redis-primary-key"
-    redis = each_stack.one(REDIS).azure_name
-    key = fakes.CALLS["azure-native:redis:listRedisKeys"]({"name": redis})["primaryKey"]
-    holders = [
-        r.type
-        for r in each_stack.resources
-        if r.type != SECRET
-        and (vault_ref in str(engine.reveal(r.inputs)) or key in str(engine.reveal(r.inputs)))
-    ]
-    assert holders == ["kubernetes:core/v1:Secret"]
-
-
 def test_redis_disabled_leaves_no_cache_no_output_and_no_redis_settings(run_stack) -> None:
     run = run_stack("dev", redisEnabled=False)
     assert run.error is None, run.error
-    assert run.of_type(REDIS) == [] and run.of_type(POLICY) == []
+    assert run.of_type(REDIS) == [] and run.of_type(AMR) == [] and run.of_type(AMR_DB) == []
     assert [r for r in run.resources if r.type == "mlscore:platform:PredictionCache"] == []
     assert "redis" not in run.outputs
     assert not [name for name in app_settings(run) if name.startswith("REDIS_")]
@@ -181,20 +208,61 @@ def test_redis_disabled_leaves_no_cache_no_output_and_no_redis_settings(run_stac
 # --- settings rules of the cache ----------------------------------------------------------------
 def test_stack_files_size_the_cache() -> None:
     dev, prod = load("dev").redis, load("prod").redis
-    assert (dev.sku, dev.family, dev.capacity, dev.port) == ("Basic", "C", 0, 6380)
-    assert (prod.sku, prod.family, prod.capacity, prod.port) == ("Premium", "P", 1, 6380)
+    assert (dev.service, dev.sku, dev.high_availability, dev.port) == (
+        "managed",
+        "Balanced_B0",
+        False,
+        10000,
+    )
+    assert (prod.service, prod.sku, prod.high_availability, prod.port) == (
+        "managed",
+        "Balanced_B5",
+        True,
+        10000,
+    )
     assert dev.create and prod.create
 
 
-def test_a_created_cache_must_use_the_tls_port() -> None:
-    (problem,) = problems(redisPort=6379)
-    assert problem.keys == ("redisPort", "redisHost")
+def test_a_managed_cache_must_use_port_10000() -> None:
+    (problem,) = problems(redisPort=6380)
+    assert problem.keys == ("redisPort", "redisService")
+    assert "10000" in problem.problem and "mlscore:redisPort to 10000" in problem.fix
+
+
+def test_an_azure_cache_sku_needs_the_explicit_choice() -> None:
+    (problem,) = problems(redisSku="Premium")
+    assert problem.keys == ("redisSku", "redisService")
+    assert "Balanced_B0" in problem.fix and "azure-cache" in problem.fix
+
+
+@pytest.mark.parametrize("sku", ["Enterprise_E10", "EnterpriseFlash_F300", "Balanced_B2"])
+def test_retiring_or_unknown_managed_skus_are_refused(sku: str) -> None:
+    (problem,) = problems(redisSku=sku)
+    assert problem.keys == ("redisSku",) and "Balanced_B0" in problem.fix
+
+
+def test_the_service_must_be_managed_or_azure_cache() -> None:
+    assert [p.keys for p in problems(redisService="cache")] == [("redisService",)]
+
+
+def test_an_azure_cache_must_use_the_tls_port() -> None:
+    (problem,) = problems(redisService="azure-cache", redisSku="Basic", redisPort=6379)
+    assert problem.keys == ("redisPort", "redisService")
     assert "6380" in problem.problem and "mlscore:redisPort to 6380" in problem.fix
 
 
 def test_an_existing_host_may_use_another_port() -> None:
-    s = load(redisHost="cache.westeurope.redis.azure.net", redisPort=10000).redis
-    assert not s.create and s.existing_host == "cache.westeurope.redis.azure.net"
+    s = load(redisHost="cache.example.net", redisPort=6379).redis
+    assert not s.create and s.existing_host == "cache.example.net"
+
+
+@pytest.mark.parametrize(
+    ("host", "port"),
+    [("c.westeurope.redis.azure.net", 6380), ("c.redis.cache.windows.net", 10000)],
+)
+def test_an_existing_azure_host_must_use_its_tls_port(host: str, port: int) -> None:
+    (problem,) = problems(redisHost=host, redisPort=port)
+    assert problem.keys == ("redisPort", "redisHost") and "mlscore:redisPort to" in problem.fix
 
 
 @pytest.mark.parametrize(
@@ -215,7 +283,8 @@ def test_an_existing_host_must_be_a_bare_host_name(host: str) -> None:
         ),
         ({"redisSku": "Premium", "redisFamily": "P", "redisCapacity": 0}, ("redisCapacity",)),
         ({"redisSku": "Basic", "redisFamily": "C", "redisCapacity": 7}, ("redisCapacity",)),
+        ({"redisSku": "Balanced_B0"}, ("redisSku", "redisService")),
     ],
 )
-def test_sku_family_and_capacity_must_match(overrides, keys) -> None:
-    assert [p.keys for p in problems(**overrides)] == [keys]
+def test_azure_cache_sku_family_and_capacity_must_match(overrides, keys) -> None:
+    assert [p.keys for p in problems(**AZURE_CACHE, **overrides)] == [keys]

@@ -9,7 +9,7 @@ import importlib.util
 import pytest
 
 from components.targets.aml.batch import content_hash
-from preview import engine
+from preview import engine, fakes
 from tests.infra.targets.aml.helpers import DYNAMIC, ML, MODEL_DIR, ROOT, arm_id, child, inputs
 
 
@@ -139,3 +139,36 @@ def test_batch_script_scores_csv_files_with_the_committed_model(tmp_path, monkey
     bad.write_text("1,2,3\n")
     with pytest.raises(ValueError, match="3 columns"):
         module.run([str(bad)])
+
+
+def test_the_cluster_pulls_and_reads_as_its_own_identity(prod, batch) -> None:
+    """The registry has no admin user and the datastore no credentials: the cluster's managed
+    identity pulls the environment's image (AcrPull on the registry) and reads the model (Storage
+    Blob Data Reader on the workspace storage)."""
+    compute = batch["compute"]
+    assert inputs(compute)["identity"] == {"type": "SystemAssigned"}
+    principal = compute.outputs["identity"]["principalId"]
+    t = "mlscore:target:AmlBatch"
+    registry = prod.one("azure-native:containerregistry:Registry").azure_name
+    storage = [
+        r.azure_name
+        for r in prod.of_type("azure-native:storage:StorageAccount")
+        if r.parent == prod.one("mlscore:platform:MlWorkspace").urn
+    ]
+    rg = prod.one("azure-native:resources:ResourceGroup").azure_name
+    base = f"/subscriptions/{fakes.SUBSCRIPTION}/resourceGroups/{rg}/providers"
+    roles = "/providers/Microsoft.Authorization/roleDefinitions/"
+    grants = {
+        "compute-acr-pull": (
+            "7f951dda-4ed3-4680-a7ca-43fe172d538d",
+            f"{base}/Microsoft.ContainerRegistry/registries/{registry}",
+        ),
+        "compute-blob-reader": (
+            "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1",
+            f"{base}/Microsoft.Storage/storageAccounts/{storage[0]}",
+        ),
+    }
+    for name, (role, scope) in grants.items():
+        grant = inputs(child(prod, t, "azure-native:authorization:RoleAssignment", name))
+        assert grant["principalId"] == principal and grant["principalType"] == "ServicePrincipal"
+        assert grant["roleDefinitionId"].endswith(roles + role) and grant["scope"] == scope

@@ -118,6 +118,8 @@ def test_deployments_run_the_image_and_the_registered_model(prod, online, slot) 
     assert p["scaleSettings"] == {"scaleType": "Default"}
     assert p["requestSettings"]["requestTimeout"] == "PT60S"  # scoringTimeoutMs 60000
     assert p["requestSettings"]["maxConcurrentRequestsPerInstance"] == 2  # scoringWorkers
+    # maxQueueWait is deprecated for managed online endpoints: not sent
+    assert set(p["requestSettings"]) == {"requestTimeout", "maxConcurrentRequestsPerInstance"}
     for probe in (p["livenessProbe"], p["readinessProbe"]):
         assert probe["timeout"] == "PT2S" and probe["failureThreshold"] == 30
     env = p["environmentVariables"]
@@ -128,8 +130,8 @@ def test_deployments_run_the_image_and_the_registered_model(prod, online, slot) 
     for key in ("AZUREML_MODEL_DIR", "AZURE_CLIENT_ID", "REDIS_PASSWORD"):
         assert key not in env
     assert not any("KEY" in k or "PASSWORD" in k for k in env)
-    redis = prod.one("azure-native:redis:Redis").outputs
-    assert env["REDIS_HOST"] == redis["hostName"] and env["REDIS_PORT"] == "6380"
+    redis = prod.one("azure-native:redisenterprise:RedisEnterprise").outputs
+    assert env["REDIS_HOST"] == redis["hostName"] and env["REDIS_PORT"] == "10000"
     assert env["REDIS_USE_ENTRA_ID"] == "true"
     assert env["REDIS_USERNAME"] == online["endpoint"].outputs["identity"]["principalId"]
 
@@ -162,23 +164,42 @@ def test_blue_keeps_a_pinned_build_while_green_runs_the_current_one(prod, run_st
     assert versions == [current]  # no second resource for the pinned build
 
 
-def test_the_endpoint_identity_gets_redis_access_before_the_deployments(prod, online) -> None:
+POLICY = "azure-native:redisenterprise:AccessPolicyAssignment"
+
+
+def test_the_endpoint_identity_gets_redis_access_without_holding_up_the_deployments(
+    prod, online
+) -> None:
+    """The deployments (10+ minutes each) start without waiting for the cache, its database or
+    the access policy: the scoring host serves without the cache until it can sign in."""
     t = "mlscore:target:AmlOnline"
-    access = child(prod, t, "azure-native:redis:AccessPolicyAssignment", "redis-endpoint-access")
+    access = child(prod, t, POLICY, "redis-endpoint-access")
     principal = online["endpoint"].outputs["identity"]["principalId"]
     i = inputs(access)
-    assert i["objectId"] == principal and i["accessPolicyName"] == "Data Contributor"
-    assert i["cacheName"] == prod.one("azure-native:redis:Redis").azure_name
+    assert i["user"] == {"objectId": principal} and i["accessPolicyName"] == "default"
+    cluster = prod.one("azure-native:redisenterprise:RedisEnterprise")
+    database = prod.one("azure-native:redisenterprise:Database")
+    assert i["clusterName"] == cluster.azure_name and i["databaseName"] == "default"
+    cache_side = {access.urn, cluster.urn, database.urn} | {r.urn for r in prod.of_type(POLICY)}
     for slot in ("blue", "green"):
-        assert access.urn in online[slot].dependencies
+        assert not cache_side & set(online[slot].dependencies), slot
     out = engine.to_json(prod.outputs, show_secrets=True)["endpoints"]["aml_online"]
     assert out["principal_id"] == principal
+
+
+def test_green_is_created_after_blue(online) -> None:
+    """An endpoint takes one deployment at a time: "Cannot create a deployment in endpoint ...
+    because it is in Updating provisioning state" (Azure/azure-sdk-for-net#36961)."""
+    assert online["blue"].urn in online["green"].dependencies
+    assert online["green"].urn not in online["blue"].dependencies
 
 
 def test_online_endpoint_on_an_existing_redis_only_names_its_principal(run_stack) -> None:
     run = run_stack("prod", redisHost="cache.example.redis.azure.net", redisPort=10000)
     assert run.error is None, run.error
-    assert run.of_type("azure-native:redis:AccessPolicyAssignment") == []
+    assert (
+        run.of_type(POLICY) == [] and run.of_type("azure-native:redis:AccessPolicyAssignment") == []
+    )
     blue = inputs(child(run, "mlscore:target:AmlOnline", f"{ML}:OnlineDeployment", "blue"))
     env = blue["properties"]["environmentVariables"]
     assert env["REDIS_HOST"] == "cache.example.redis.azure.net"
