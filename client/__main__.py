@@ -3,8 +3,10 @@
     python -m client score --target aks --data sample.json --outputs outputs.json
     python -m client score --target app_service --data sample.json --stack dev
     python -m client targets --outputs outputs.json
+    python -m client smoke --stack dev          # every endpoint vs the local run of the build
 
-Exit codes: 0 success, 2 a client error (printed on stderr, one line), 1 unexpected.
+Exit codes: 0 success, 2 a client error (printed on stderr, one line), 1 unexpected or (smoke)
+a target that failed.
 """
 
 from __future__ import annotations
@@ -58,13 +60,36 @@ def parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("targets", help="list the targets this stack exports")
     source(t)
+
+    m = sub.add_parser("smoke", help="score every endpoint, compare with the local run")
+    m.add_argument("--data", help="JSON payload file ('-' for stdin); default: the sample rows")
+    m.add_argument("--local", help="base URL of a running local host of the same build")
+    m.add_argument("--timeout", type=float, default=60.0, help="read timeout in seconds (60)")
+    source(m)
     return p
+
+
+def _smoke(args: argparse.Namespace, outputs: StackOutputs) -> int:
+    from client.reference import local_host, stack_build
+    from client.smoke import SAMPLE_PAYLOAD, reference_answer, run_smoke, table
+
+    payload = _payload(args.data) if args.data else SAMPLE_PAYLOAD
+    if args.local:
+        expected = reference_answer(args.local, payload)
+    else:
+        with local_host(stack_build(args.stack)) as url:
+            expected = reference_answer(url, payload)
+    rows = run_smoke(outputs, payload, expected, timeout=(5.0, args.timeout))
+    print(table(rows))
+    return 0 if all(r.ok for r in rows) else 1
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         outputs = _outputs(args)
+        if args.command == "smoke":
+            return _smoke(args, outputs)
         if args.command == "targets":
             for name in sorted(outputs.endpoints):
                 target = outputs.target(name)

@@ -62,8 +62,8 @@ jobs:
 """
 
 
-def test_there_are_the_two_workflows():
-    assert [p.name for p in WORKFLOWS] == ["deploy.yml", "preview.yml"]
+def test_there_are_the_three_workflows():
+    assert [p.name for p in WORKFLOWS] == ["deploy.yml", "drift.yml", "preview.yml"]
 
 
 # --- JSON schema -------------------------------------------------------------------------------

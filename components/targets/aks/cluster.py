@@ -45,10 +45,18 @@ import yaml
 from components.config.settings import Settings
 from components.config.sizes import SIZES
 from components.contract import ROLE_ACR_PULL, role_definition_id
+from components.providers.kube_access import KubeAccess
+from components.targets.aks.insights import container_insights
 from components.targets.aks.settings import MIN_AKS_VCPUS
 
 # Azure built-in role: full access to Kubernetes objects through Azure RBAC for Kubernetes.
 ROLE_AKS_RBAC_CLUSTER_ADMIN = "b1ff04bb-8a4e-4dc4-8eb5-8693973ce19b"
+
+# What the program does first in the cluster (workload.py): the reviews the readiness wait asks.
+FIRST_CALLS = (
+    {"verb": "create", "group": "", "resource": "namespaces"},
+    {"verb": "create", "group": "apps", "resource": "deployments"},
+)
 
 # The Kubernetes minor version AKS picks when aksKubernetesVersion is empty (AKS's default in
 # November 2026; `az aks get-versions` tells the current one). The rendered manifests are
@@ -120,6 +128,23 @@ def use_kubelogin(kubeconfig: str, login: str) -> str:
     return yaml.safe_dump(doc, sort_keys=False)
 
 
+def api_target(kubeconfig: str) -> dict[str, str]:
+    """The API server, its CA and the Entra server application ID (kubelogin's ``--server-id``)
+    of the kubeconfig's current cluster."""
+    doc = yaml.safe_load(kubeconfig) or {}
+    cluster = ((doc.get("clusters") or [{}])[0]).get("cluster") or {}
+    server_id = ""
+    for user in doc.get("users") or []:
+        args = [str(a) for a in (((user.get("user") or {}).get("exec") or {}).get("args") or [])]
+        if "--server-id" in args[:-1]:
+            server_id = args[args.index("--server-id") + 1]
+    return {
+        "server": str(cluster.get("server") or ""),
+        "ca_data": str(cluster.get("certificate-authority-data") or ""),
+        "server_id": server_id,
+    }
+
+
 def _kubeconfig(result: Any, login: str) -> str:
     configs = result.kubeconfigs or []
     if not configs:
@@ -155,8 +180,9 @@ class AksClusterArgs:
 
 
 class AksCluster(pulumi.ComponentResource):
-    """The cluster: ``name``, ``id``, ``fqdn``, ``kubeconfig`` (secret) and ``grants`` (role
-    assignments the workload must wait for)."""
+    """The cluster: ``name``, ``id``, ``fqdn``, ``kubeconfig`` (secret) and ``grants`` (what the
+    workload's Kubernetes calls must wait for: the kubelet's AcrPull and :class:`KubeAccess`, the
+    bounded wait until the deployer's AKS RBAC role works in the API)."""
 
     name: pulumi.Output[str]
     kubeconfig: pulumi.Output[str]
@@ -170,7 +196,7 @@ class AksCluster(pulumi.ComponentResource):
 
         if s.aks.existing_cluster_id:
             resource_group_name, kubelet_object_id = self._attach(s.aks.existing_cluster_id)
-            grants: list[pulumi.Resource] = []
+            deployer_grant: pulumi.Input[str] = ""  # attached: the deployer's access is given
         else:
             resource_group_name = args.resource_group_name
             cluster = self._create(args, child)
@@ -178,16 +204,20 @@ class AksCluster(pulumi.ComponentResource):
             self.id = cluster.id
             self.fqdn = cluster.fqdn.apply(lambda f: f or "")
             kubelet_object_id = cluster.identity_profile.apply(_kubelet_object_id)
-            grants = [self._deployer_grant(args, cluster, child)]
+            deployer_grant = self._deployer_grant(args, cluster, child).id
             self.user_pool = self._user_pool(s, resource_group_name, cluster)
+            self.insights = container_insights(
+                s, resource_group_name, cluster, args.log_analytics_workspace_id, child
+            )
 
         self.acr_pull = self._kubelet_acr_pull(args, kubelet_object_id, child)
-        self.grants = (self.acr_pull, *grants)
         if s.accelerator.enabled:
             self.accelerator_pool = self._accelerator_pool(s, resource_group_name, child)
 
         self.resource_group_name = pulumi.Output.from_input(resource_group_name)
         self.kubeconfig = self._user_kubeconfig(resource_group_name, s.aks.kubelogin_mode)
+        self.api_access = self._api_access(deployer_grant, child)
+        self.grants = (self.acr_pull, self.api_access)
         self.register_outputs(
             {
                 "name": self.name,
@@ -222,6 +252,22 @@ class AksCluster(pulumi.ComponentResource):
                 args.subscription_id, ROLE_AKS_RBAC_CLUSTER_ADMIN
             ),
             scope=cluster.id,
+            opts=child,
+        )
+
+    def _api_access(
+        self, deployer_grant: pulumi.Input[str], child: pulumi.ResourceOptions
+    ) -> KubeAccess:
+        """Readiness, not a race: the first Kubernetes call waits (boundedly) until the
+        deployer's new AKS RBAC role answers ``allowed`` (see components/providers/kube_access)."""
+        target = self.kubeconfig.apply(api_target)
+        return KubeAccess(
+            "deployer-api-access",
+            server=target.apply(lambda t: t["server"]),
+            ca_data=target.apply(lambda t: t["ca_data"]),
+            server_id=target.apply(lambda t: t["server_id"]),
+            reviews=FIRST_CALLS,
+            role_assignment_id=deployer_grant,
             opts=child,
         )
 

@@ -30,6 +30,7 @@ STORED = {
     "components.providers.iot_edge.EdgeDeploymentProvider",
     "components.providers.iot_edge.EdgeDeviceProvider",
     "components.providers.iot_edge.RegistryTokenPasswordProvider",
+    "components.providers.kube_access.KubeAccessProvider",
 }
 
 LOAD = textwrap.dedent(
