@@ -80,7 +80,7 @@ def leaks(run: engine.Run) -> list[str]:
 def test_the_scan_knows_every_kind_of_secret(each_stack) -> None:
     origins = " ".join(secret_values(each_stack).values())
     assert "scoring-key-primary" in origins and "scoring-key-secondary" in origins
-    assert "azure-native:redis:listRedisKeys" in origins
+    assert "azure-native:redis:listRedisKeys" not in origins  # Managed Redis: no key is read
     assert "registry refresh token" in origins
 
 
@@ -137,8 +137,9 @@ def test_uris_are_built_from_the_right_hosts(dev) -> None:
 
 
 def test_redis_output_is_host_and_port_only(each_stack) -> None:
-    redis = each_stack.one("azure-native:redis:Redis")
-    assert each_stack.outputs["redis"] == {"host": redis.outputs["hostName"], "port": 6380}
+    redis = each_stack.one("azure-native:redisenterprise:RedisEnterprise")
+    assert each_stack.outputs["redis"] == {"host": redis.outputs["hostName"], "port": 10000}
+    assert redis.outputs["hostName"] == f"{redis.azure_name}.westeurope.redis.azure.net"
 
 
 @pytest.mark.parametrize(("entry", "key"), sorted(TARGET_OUTPUTS.items()))

@@ -103,14 +103,14 @@ def test_secrets_are_secure_values_and_the_rest_plain(dev, group) -> None:
         for w in ("primary", "secondary")
     ]
     assert engine.reveal(env["SCORING_AUTH_KEYS"]["secureValue"]) == ",".join(keys)
-    redis = dev.one("azure-native:redis:Redis").azure_name
+    redis = dev.one("azure-native:redisenterprise:RedisEnterprise").azure_name
     # the container group runs as the pull identity: Entra ID to Redis, no key
     identity = dev.one("azure-native:managedidentity:UserAssignedIdentity", "pull-identity")
     assert env["REDIS_USE_ENTRA_ID"]["value"] == "true"
     assert env["REDIS_USERNAME"]["value"] == identity.outputs["principalId"]
     assert "REDIS_PASSWORD" not in env
-    assert env["REDIS_HOST"]["value"] == f"{redis}.redis.cache.windows.net"
-    assert env["REDIS_PORT"]["value"] == "6380" and env["AZUREML_SERVER_PORT"]["value"] == "5001"
+    assert env["REDIS_HOST"]["value"] == f"{redis}.westeurope.redis.azure.net"
+    assert env["REDIS_PORT"]["value"] == "10000" and env["AZUREML_SERVER_PORT"]["value"] == "5001"
 
 
 def test_endpoint_is_plain_http_on_the_fqdn_and_says_so(dev, group) -> None:

@@ -118,9 +118,9 @@ def test_port_and_runtime_settings(each_stack) -> None:
     assert settings["WEBSITES_PORT"] == "5001"
     assert settings["AZUREML_SERVER_PORT"] == "5001"
     assert settings["WEBSITES_ENABLE_APP_SERVICE_STORAGE"] == "false"
-    redis = each_stack.one("azure-native:redis:Redis").azure_name
-    assert settings["REDIS_HOST"] == f"{redis}.redis.cache.windows.net"
-    assert settings["REDIS_PORT"] == "6380" and settings["REDIS_SSL"] == "true"
+    redis = each_stack.one("azure-native:redisenterprise:RedisEnterprise").azure_name
+    assert settings["REDIS_HOST"] == f"{redis}.westeurope.redis.azure.net"
+    assert settings["REDIS_PORT"] == "10000" and settings["REDIS_SSL"] == "true"
 
 
 def test_secrets_are_key_vault_references(each_stack) -> None:

@@ -196,9 +196,9 @@ def test_connection_names_match_the_function_app() -> None:
 # --- Redis --------------------------------------------------------------------------------------
 def test_redis_host_and_port_plain_and_entra_id_instead_of_a_key(each_stack) -> None:
     env = app_settings(each_stack)
-    redis = each_stack.one("azure-native:redis:Redis").outputs
+    redis = each_stack.one("azure-native:redisenterprise:RedisEnterprise").outputs
     assert env["REDIS_HOST"] == redis["hostName"]
-    assert env["REDIS_PORT"] == "6380" and env["REDIS_SSL"] == "true"
+    assert env["REDIS_PORT"] == "10000" and env["REDIS_SSL"] == "true"
     assert env["REDIS_USE_ENTRA_ID"] == "true"
     assert env["REDIS_USERNAME"] == pull_identity(each_stack).outputs["principalId"]
     assert "REDIS_PASSWORD" not in env

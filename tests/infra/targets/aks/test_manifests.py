@@ -52,6 +52,21 @@ def docs(dev: engine.Run) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
+def azure_cache(run_stack: Any) -> list[dict[str, Any]]:
+    """An explicit Azure Cache for Redis: the only cache AKS pods (no workload identity) reach,
+    with its access key."""
+    return rendered(
+        run_stack,
+        "dev",
+        redisService="azure-cache",
+        redisPort=6380,
+        redisSku="Basic",
+        redisFamily="C",
+        redisCapacity=0,
+    )
+
+
+@pytest.fixture(scope="module")
 def gpu(run_stack: Any) -> list[dict[str, Any]]:
     return rendered(run_stack, "dev", acceleratorEnabled=True)
 
@@ -106,12 +121,32 @@ def test_the_workload_objects_exist(docs: list[dict[str, Any]]) -> None:
     assert all(d["metadata"].get("namespace") == "mlscore-scoring" for d in docs[1:])
 
 
-def test_secret_holds_the_keys_and_redis_password_redacted(docs: list[dict[str, Any]]) -> None:
+def test_secret_holds_the_keys_redacted_and_no_redis_key(docs: list[dict[str, Any]]) -> None:
+    # Azure Managed Redis is Entra-only (access keys off): pods without a workload identity get
+    # no cache settings at all, and no key exists to put in the Secret.
     secret = find(docs, "Secret", "scoring-secrets")
+    assert secret["stringData"] == {"SCORING_AUTH_KEYS": manifests.REDACTED}
+    env = {e["name"] for e in container(find(docs, "Deployment", "scoring"))["env"]}
+    assert not {name for name in env if name.startswith("REDIS_")}
+
+
+def test_with_azure_cache_the_pods_get_its_key_from_the_secret(
+    azure_cache: list[dict[str, Any]],
+) -> None:
+    secret = find(azure_cache, "Secret", "scoring-secrets")
     assert secret["stringData"] == {
         "SCORING_AUTH_KEYS": manifests.REDACTED,
         "REDIS_PASSWORD": manifests.REDACTED,
     }
+    env = {e["name"]: e for e in container(find(azure_cache, "Deployment", "scoring"))["env"]}
+    assert env["REDIS_PORT"]["value"] == "6380" and env["REDIS_SSL"]["value"] == "true"
+    assert env["REDIS_HOST"]["value"].endswith(".redis.cache.windows.net")
+    assert env["REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+        "name": "scoring-secrets",
+        "key": "REDIS_PASSWORD",
+    }
+    netpol = find(azure_cache, "NetworkPolicy", "scoring")["spec"]
+    assert {p["port"] for rule in netpol["egress"] for p in rule["ports"]} == {53, 443, 6380}
 
 
 def test_secret_value_is_both_scoring_keys(dev: engine.Run) -> None:
@@ -129,11 +164,9 @@ def test_deployment_runs_the_image_by_digest_with_env_and_secrets(
     assert c["image"] == dev.outputs["image"] and "@sha256:" in c["image"]
     env = {e["name"]: e for e in c["env"]}
     assert env["AZUREML_SERVER_PORT"]["value"] == "5001"
-    assert env["REDIS_PORT"]["value"] == "6380" and env["REDIS_SSL"]["value"] == "true"
-    assert env["REDIS_HOST"]["value"].endswith(".redis.cache.windows.net")
-    for name in ("SCORING_AUTH_KEYS", "REDIS_PASSWORD"):
-        assert env[name]["valueFrom"]["secretKeyRef"] == {"name": "scoring-secrets", "key": name}
-        assert "value" not in env[name]
+    name = "SCORING_AUTH_KEYS"
+    assert env[name]["valueFrom"]["secretKeyRef"] == {"name": "scoring-secrets", "key": name}
+    assert "value" not in env[name]
     assert c["ports"] == [{"name": "http", "containerPort": 5001, "protocol": "TCP"}]
 
 
@@ -240,7 +273,7 @@ def test_pdb_and_network_policy(docs: list[dict[str, Any]]) -> None:
     assert netpol["policyTypes"] == ["Ingress", "Egress"]
     assert netpol["ingress"] == [{"ports": [{"protocol": "TCP", "port": 5001}]}]
     egress_ports = {p["port"] for rule in netpol["egress"] for p in rule["ports"]}
-    assert egress_ports == {53, 443, 6380}
+    assert egress_ports == {53, 443}  # DNS, Entra ID and Azure APIs; no cache without a key
 
 
 # --- the accelerator variant ------------------------------------------------------------------
