@@ -111,6 +111,7 @@ class Registered:
     outputs: dict[str, Any]
     dependencies: list[str]
     retain_on_delete: bool = False
+    ignore_changes: tuple[str, ...] = ()
 
     @property
     def azure_name(self) -> str:
@@ -191,6 +192,7 @@ class _Monitor(pulumi_mocks.MockMonitor):
             outputs=plain(state),
             dependencies=list(request.dependencies),
             retain_on_delete=bool(request.retainOnDelete),
+            ignore_changes=tuple(request.ignoreChanges),
         )
         return response
 

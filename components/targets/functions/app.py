@@ -18,6 +18,7 @@ import pulumi_azure_native.web as web
 from components.config.settings import Settings
 from components.contract import ScoringDeployment, SecretRef
 from components.platform.scoring_keys import vault_secret
+from components.providers.function_keys import FunctionHostKeys
 
 # The Functions host's own anonymous liveness endpoint (GET or POST, 200 while the host runs).
 # function_app.py defines no health route, and the host's /admin/host/status needs the master key.
@@ -41,7 +42,12 @@ def function_plan(
         ),
         maximum_elastic_worker_count=f.max_elastic_workers if f.elastic else None,
         tags=dict(s.tags),
-        opts=opts,
+        # The instance count belongs to the platform's scale-out once the plan exists: a drift of
+        # sku.capacity must not be reset by the next `pulumi up` (the same fix in the Azure
+        # Verified Module: Azure/terraform-azurerm-avm-res-web-serverfarm#147).
+        opts=pulumi.ResourceOptions.merge(
+            opts, pulumi.ResourceOptions(ignore_changes=["sku.capacity"])
+        ),
     )
 
 
@@ -117,15 +123,16 @@ def _site_config(
     )
 
 
-def default_host_key(
-    app: web.WebApp, resource_group_name: pulumi.Input[str], parent: pulumi.Resource
-) -> pulumi.Output[str]:
-    """The app's default host key, read after deployment (``listWebAppHostKeys``), secret."""
-    host_keys = web.list_web_app_host_keys_output(
-        name=app.name,
-        resource_group_name=resource_group_name,
-        opts=pulumi.InvokeOutputOptions(parent=parent),
+def default_host_key(app: web.WebApp, parent: pulumi.Resource) -> pulumi.Output[str]:
+    """The app's default function key, read once its host answers (a bounded wait), secret.
+
+    ``listWebAppHostKeys`` right after the app is created fails while the image is pulling and
+    its storage roles are seconds old (400 "... from host runtime": Azure/azure-cli#20892,
+    Azure/azure-functions-host#5722) and aborts ``pulumi up``; see providers/function_keys.py.
+    """
+    keys = FunctionHostKeys(
+        "host-keys",
+        site_id=app.id,
+        opts=pulumi.ResourceOptions(parent=parent),
     )
-    return pulumi.Output.secret(
-        host_keys.apply(lambda k: (k.function_keys or {}).get("default", ""))
-    )
+    return pulumi.Output.secret(keys.default_key)

@@ -68,6 +68,7 @@ from components.targets.functions.triggers import (
 ROLE_STORAGE_BLOB_DATA_OWNER = "b7e6dc6d-f1e8-4753-8033-0f276bb0955b"
 ROLE_STORAGE_QUEUE_DATA_CONTRIBUTOR = "974c5e8b-45b9-4653-ba55-5f855dd0fb88"
 ROLE_SERVICE_BUS_DATA_RECEIVER = "4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0"
+ROLE_SERVICE_BUS_DATA_OWNER = "090c5cfd-751d-490a-894a-3ce6f1109419"
 
 TRIGGER_CONNECTION = "TRIGGER_STORAGE"  # connection prefix of the Blob trigger (function_app.py)
 SERVICE_BUS_CONNECTION = "SERVICEBUS"  # connection prefix of the Service Bus trigger
@@ -109,6 +110,12 @@ class FunctionsTarget(ScoringTarget):
         self.queue = trigger_queue(s.functions.queue_name, self.service_bus, rg, child)
         # The trigger only receives (results go to the `output` container).
         grants.append(grant("servicebus-receiver", ROLE_SERVICE_BUS_DATA_RECEIVER, self.queue.id))
+        if s.functions.elastic:
+            # Elastic Premium scales out on queue depth (runtime scale monitoring), which reads
+            # the queue's runtime properties: the trigger identity needs Azure Service Bus Data
+            # Owner beside Data Receiver (MS Learn, functions-bindings-service-bus, "Grant
+            # permission to the identity": trigger -> Data Receiver, Data Owner).
+            grants.append(grant("servicebus-owner", ROLE_SERVICE_BUS_DATA_OWNER, self.queue.id))
         self.service_bus_fqdn = namespace_fqdn(self.service_bus)
         self.plan = function_plan(s, rg, child)
         cache_env, cache_key = d.cache_env(signs_in_as=d.identity.principal_id)
@@ -123,7 +130,7 @@ class FunctionsTarget(ScoringTarget):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[*grants, *d.identity.grants]),
         )
         self.grants = tuple(grants)
-        self.function_key = default_host_key(self.app, rg, self)
+        self.function_key = default_host_key(self.app, self)
         self.summary: dict[str, Any] = self._summary()
         self._finish(self._endpoint(), functions=self.summary)
 

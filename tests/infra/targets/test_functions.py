@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -135,10 +136,16 @@ def test_function_image_is_built_from_functions_dockerfile_next_to_the_scoring_i
     assert set(images) == {"scoring-image", "functions-image"}
     login = each_stack.one("azure-native:containerregistry:Registry").outputs["loginServer"]
     build = images["functions-image"]["build"]
-    assert images["functions-image"]["imageName"] == f"{login}/scoring-functions:diabetes-ridge-1"
-    assert build["dockerfile"] == str(ROOT / "scoring" / "functions.Dockerfile")
-    assert build["context"] == str(ROOT / "scoring")
-    assert images["scoring-image"]["imageName"] == f"{login}/scoring:diabetes-ridge-1"
+    digest = build["args"]["CONTEXT_DIGEST"][:12]
+    name = f"{login}/scoring-functions:diabetes-ridge-1-{digest}"
+    assert images["functions-image"]["imageName"] == name
+    # built from the context the program assembles, with scoring/functions.Dockerfile in it
+    assert (
+        Path(build["dockerfile"]).read_bytes()
+        == (ROOT / "scoring" / "functions.Dockerfile").read_bytes()
+    )
+    assert build["context"] == str(Path(build["dockerfile"]).parent)
+    assert images["scoring-image"]["imageName"].startswith(f"{login}/scoring:diabetes-ridge-1-")
 
 
 def test_runtime_settings_and_no_content_share(each_stack) -> None:
@@ -307,6 +314,7 @@ def test_runtime_identity_gets_exactly_the_data_roles_it_needs(each_stack) -> No
         (fn.ROLE_STORAGE_BLOB_DATA_OWNER, trigger),
         (fn.ROLE_STORAGE_QUEUE_DATA_CONTRIBUTOR, trigger),
         (fn.ROLE_SERVICE_BUS_DATA_RECEIVER, queue),
+        (fn.ROLE_SERVICE_BUS_DATA_OWNER, queue),  # both stacks run Elastic Premium
     }
     for r in each_stack.children(urn):
         if r.type == ROLE:
@@ -351,8 +359,39 @@ def test_endpoint_is_built_from_the_app_host_with_the_host_key_as_a_secret(each_
     assert ep["auth"]["header"] == "x-functions-key: <key>"
     assert isinstance(ep["auth"]["key"], engine.Secret)
     assert engine.reveal(ep["auth"]["key"]) == fakes.fake_secret(f"function:{app.azure_name}")
-    calls = [a for t, a in each_stack.calls if t == "azure-native:web:listWebAppHostKeys"]
-    assert calls == [{"name": app.azure_name, "resourceGroupName": app.inputs["resourceGroupName"]}]
+    # Read by a bounded wait once the host answers, not by an invoke right after create.
+    assert not [t for t, _ in each_stack.calls if t == "azure-native:web:listWebAppHostKeys"]
+
+
+HOST_KEYS = "pulumi-python:dynamic/functions:HostKeys"
+
+
+def test_host_keys_are_read_from_the_app_once_it_exists(each_stack) -> None:
+    keys = mine(each_stack, HOST_KEYS)
+    app = mine(each_stack, WEBAPP)
+    assert engine.reveal(keys.inputs["site_id"]) == fakes.arm_id(WEBAPP, app.azure_name)
+    assert app.urn in keys.dependencies
+    assert keys.parent == each_stack.one(COMPONENT).urn
+
+
+def test_service_bus_data_owner_only_where_elastic_premium_scales_on_queue_depth(
+    each_stack, run_stack
+) -> None:
+    queue = arm(each_stack, QUEUE, "queue")
+    roles = {
+        r.name: r.inputs
+        for r in each_stack.of_type("azure-native:authorization:RoleAssignment")
+        if r.inputs.get("scope") == queue
+    }
+    assert roles["servicebus-owner"]["roleDefinitionId"].endswith(fn.ROLE_SERVICE_BUS_DATA_OWNER)
+    dedicated = run_stack("dev", functionsSku="P1v3")
+    assert dedicated.error is None, dedicated.error
+    names = {r.name for r in dedicated.of_type("azure-native:authorization:RoleAssignment")}
+    assert "servicebus-receiver" in names and "servicebus-owner" not in names
+
+
+def test_the_plan_leaves_its_instance_count_to_the_platform(each_stack) -> None:
+    assert mine(each_stack, PLAN).ignore_changes == ("sku.capacity",)
 
 
 def test_functions_output_names_storage_containers_and_queue(each_stack) -> None:
@@ -397,7 +436,7 @@ def test_switching_functions_off_leaves_no_resource_and_no_output(run_stack) -> 
         assert gone not in names
     assert "functions" not in run.outputs
     assert "functions" not in run.outputs["endpoints"]
-    assert not [t for t, _ in run.calls if t == "azure-native:web:listWebAppHostKeys"]
+    assert not run.of_type(HOST_KEYS)
 
 
 # --- settings rules -------------------------------------------------------------------------------
