@@ -1,8 +1,10 @@
 """Redis prediction cache: read it, and use what it returns.
 
-Key: SHA-256 of model name, model version, the entry script's SHA-256 and the canonical request
-(JSON with sorted keys). Value: the exact response body (and its content type) of a successful
-``run()``, so a hit returns byte-for-byte what the miss returned.
+Key: SHA-256 of model name, model version, the entry script's SHA-256 and what ``run()``
+receives (``scoring.service.run_input_key``): the exact text for a plain ``run(raw_data)``, the
+canonical parsed object (JSON with sorted keys) for a schema-decorated one. Two requests share an
+answer only when ``run()`` would see the same input. Value: the exact response body (and its
+content type) of a successful ``run()``, so a hit returns byte-for-byte what the miss returned.
 
 If Redis is down or slow (short timeouts), the host keeps serving without the cache: the first
 failure is logged, the cache is skipped for ``REDIS_RETRY_MS`` and then probed again, and

@@ -1,17 +1,34 @@
-"""Where run() goes and how a timed-out one is stopped (see :mod:`scoring.service`).
+"""The run threads: where user code runs, handed work in batches, and how a stuck one is dropped.
 
-:class:`Dispatch` picks the event loop or the run thread from the durations of the previous
-calls; :func:`call_timed` times a call and makes it interruptible by :func:`async_raise`, which
-the loop's timer (run thread) or the :class:`Watchdog` (event loop) sends when it overruns.
+User code (``init()``, ``run()``) never runs on the event loop, so ``/`` and ``/ready`` answer
+during any ``run()``. Handing one call to a thread and back costs two wake-ups (a futex and a
+self-pipe write), more than a fast model's whole ``run()``; so the hand-off is per *batch*:
+
+* the loop puts each call on one queue; a run thread that is already busy takes the next call
+  without being woken;
+* a finished call is added to a list, and only the first one added since the loop last emptied
+  the list wakes the loop (``call_soon_threadsafe``). The loop then answers every finished call
+  in one turn.
+
+Under load the calls that queue up while the loop is parsing go over in one hand-off, and back
+in one. ``SCORING_TIMEOUT_MS`` is held by one loop timer, armed while calls are pending: a call
+that overruns gets its 500 at the timeout; pure-Python work is interrupted (an async exception),
+and the thread is *abandoned* and replaced by a fresh one, so the next calls never queue behind
+code stuck in native code. An abandoned thread ends when its call returns. When more than
+``SCORING_MAX_STUCK_RUNS`` abandoned threads are still stuck, ``on_stuck`` is called: the
+service recycles the worker process (only a new process gets such threads back).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ctypes
 import logging
 import threading
 import time
 from collections.abc import Callable
+from queue import SimpleQueue
 from typing import Any, TypeVar
 
 log = logging.getLogger("scoring")
@@ -66,91 +83,208 @@ def call_timed(state: RunState, fn: Callable[[], T]) -> T:
         raise RunFailed("interrupted after timeout") from None
 
 
-class Dispatch:
-    """Decides where the next run() goes from the durations of the previous ones."""
+class Job:
+    __slots__ = ("fn", "fut", "loop", "state", "timed")
 
-    LEARN_CALLS = 8  # first calls go to the run thread: their duration is not known yet
-    ALPHA = 0.2  # weight of the newest duration in the moving average
+    def __init__(self, fn: Callable[[], Any], fut: asyncio.Future[Any], timed: bool) -> None:
+        self.fn = fn
+        self.fut = fut
+        self.loop = fut.get_loop()
+        self.state = RunState()
+        self.timed = timed
 
-    def __init__(self, inline_max_ms: int) -> None:
-        self.budget = inline_max_ms / 1000.0
-        self.learning = self.LEARN_CALLS
-        self.average = 0.0
-        self.last = 0.0
-        self.inline_calls = 0
-        self.thread_calls = 0
 
-    def inline(self) -> bool:
-        return (
-            self.budget > 0
-            and not self.learning
-            and self.last < self.budget
-            and self.average < self.budget
-        )
+def _settle(fut: asyncio.Future[Any], ok: bool, value: Any) -> None:
+    if fut.done():
+        return
+    if ok:
+        fut.set_result(value)
+    else:
+        fut.set_exception(value)
 
-    def note(self, seconds: float, inline: bool) -> None:
-        first = not (self.inline_calls or self.thread_calls)
-        self.average = seconds if first else self.average + self.ALPHA * (seconds - self.average)
-        self.last = seconds
-        self.learning = max(self.learning - 1, 0)
-        if inline:
-            self.inline_calls += 1
-        else:
-            self.thread_calls += 1
+
+def _settle_on(job: Job, ok: bool, value: Any) -> None:
+    with contextlib.suppress(RuntimeError):  # its loop closed: nobody waits for it any more
+        job.loop.call_soon_threadsafe(_settle, job.fut, ok, value)
+
+
+class _Worker:
+    __slots__ = ("abandoned", "current", "thread")
+
+    def __init__(self) -> None:
+        self.abandoned = False
+        self.current: Job | None = None
+        self.thread: threading.Thread | None = None
+
+
+class RunThreads:
+    """``threads`` run threads sharing one queue, with batched hand-offs and a timeout."""
+
+    def __init__(
+        self,
+        threads: int,
+        timeout: float,
+        max_stuck: int,
+        on_stuck: Callable[[int], None] = lambda n: None,
+    ) -> None:
+        self.timeout = timeout
+        self.max_stuck = max_stuck
+        self.on_stuck = on_stuck
+        self._queue: SimpleQueue[Job | None] = SimpleQueue()
+        self._done: list[tuple[Job, bool, Any]] = []
+        self._done_lock = threading.Lock()
+        self._wake_pending = False
+        self._workers: set[_Worker] = set()
+        self._stuck: list[_Worker] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_loop: asyncio.AbstractEventLoop | None = None
+        self._pending = 0  # submitted, not yet answered (loop side)
+        self._started = 0
+        self.calls = 0
+        self.wakeups = 0
+        self.timeouts = 0
+        for _ in range(threads):
+            self._spawn()
+
+    # -- loop side ------------------------------------------------------------------------------
+
+    def submit(self, fn: Callable[[], T], *, timed: bool = True) -> asyncio.Future[T]:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[T] = loop.create_future()
+        job = Job(fn, fut, timed)
+        self._pending += 1
+        self._queue.put(job)
+        if timed and (self._timer is None or self._timer_loop is not loop):
+            self._arm(loop, self.timeout)
+        return fut
+
+    def _arm(self, loop: asyncio.AbstractEventLoop, delay: float) -> None:
+        self._timer = loop.call_later(delay, self._check)
+        self._timer_loop = loop
+
+    def _check(self) -> None:
+        """The loop timer: answer and abandon calls that overran; re-arm while work is left."""
+        self._timer = None
+        now = time.monotonic()
+        next_due: float | None = None
+        for worker in list(self._workers):
+            job = worker.current
+            if job is None or not job.timed or job.state.started is None:
+                continue
+            due = job.state.started + self.timeout
+            if due <= now:
+                self._expire(worker, job)
+            elif next_due is None or due < next_due:
+                next_due = due
+        if next_due is not None:
+            self._arm(asyncio.get_running_loop(), max(next_due - now, 0.001))
+        elif self._pending > 0:
+            self._arm(asyncio.get_running_loop(), self.timeout)
+
+    def _expire(self, worker: _Worker, job: Job) -> None:
+        state = job.state
+        with state.lock:
+            if state.finished:
+                return
+            state.interrupted = True
+            async_raise(state.thread_id, Interrupt)  # stops pure-Python work, not C code
+        self.timeouts += 1
+        self._pending -= 1
+        worker.abandoned = True
+        self._workers.discard(worker)
+        self._stuck.append(worker)
+        self._spawn()  # the queued calls go on at once, not behind the stuck one
+        _settle_on(job, False, ScoringTimeout())
+        stuck = self.stuck()
+        if stuck > self.max_stuck:
+            self.on_stuck(stuck)
+
+    def stuck(self) -> int:
+        """Abandoned run threads whose call has still not returned."""
+        self._stuck = [w for w in self._stuck if w.thread is not None and w.thread.is_alive()]
+        return len(self._stuck)
+
+    def _deliver(self) -> None:
+        with self._done_lock:
+            done, self._done = self._done, []
+            self._wake_pending = False
+        self.wakeups += 1
+        self._pending -= len(done)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # pragma: no cover - called from a loop's callback
+            loop = None
+        for job, ok, value in done:
+            if job.loop is loop:
+                _settle(job.fut, ok, value)
+            else:
+                _settle_on(job, ok, value)
+
+    def stop(self) -> None:
+        for _ in range(len(self._workers)):
+            self._queue.put(None)
+        if self._timer is not None:
+            self._timer.cancel()
 
     def status(self) -> dict[str, Any]:
         return {
-            "where": "event loop" if self.inline() else "run thread",
-            "inline_max_ms": self.budget * 1000.0,
-            "average_ms": round(self.average * 1000.0, 3),
-            "inline_calls": self.inline_calls,
-            "thread_calls": self.thread_calls,
+            "where": "run thread",
+            "threads": len(self._workers),
+            "inline_calls": 0,
+            "thread_calls": self.calls,
+            "hand_offs": self.wakeups,
+            "timeouts": self.timeouts,
+            "stuck_threads": self.stuck(),
+            "max_stuck": self.max_stuck,
         }
 
+    # -- thread side ----------------------------------------------------------------------------
 
-class Watchdog:
-    """Interrupts a run() on the event loop that outlives the scoring timeout.
+    def _spawn(self) -> None:
+        worker = _Worker()
+        self._started += 1
+        worker.thread = threading.Thread(
+            target=self._work, args=(worker,), name=f"run-{self._started}", daemon=True
+        )
+        self._workers.add(worker)
+        worker.thread.start()
 
-    A daemon thread that wakes a few times per timeout; arming it is one attribute write, so a
-    fast call pays nothing for it. Code stuck in C (a sleep, a native call) cannot be
-    interrupted: the watchdog then logs that the worker is stuck, and liveness fails.
-    """
-
-    def __init__(self, timeout: float) -> None:
-        self.timeout = timeout
-        self.poll = min(max(timeout / 4.0, 0.01), 0.25)
-        self.current: RunState | None = None
-        self._thread: threading.Thread | None = None
-        self._stopped = threading.Event()
-
-    def watch(self, state: RunState | None) -> None:
-        if self._thread is None and state is not None:
-            self._thread = threading.Thread(target=self._loop, name="run-watchdog", daemon=True)
-            self._thread.start()
-        self.current = state
-
-    def stop(self) -> None:
-        self._stopped.set()
-
-    def _loop(self) -> None:
-        warned: RunState | None = None
-        while not self._stopped.wait(self.poll):
-            state = self.current
-            if state is None or state.started is None:
-                continue
-            overdue = time.monotonic() - state.started - self.timeout
-            if overdue < 0:
-                continue
-            with state.lock:
-                if state.finished:
+    def _work(self, worker: _Worker) -> None:
+        queue = self._queue
+        while not worker.abandoned:
+            try:
+                job = queue.get()
+                if job is None:
+                    return
+                if job.fut.done():  # cancelled: the client went away
+                    self._post(job, True, None)  # still counted as answered
                     continue
-                if not state.interrupted:
-                    state.interrupted = True
-                    async_raise(state.thread_id, Interrupt)
-                elif overdue > self.timeout and warned is not state:
-                    warned = state
-                    log.critical(
-                        "run() on the event loop ignored the timeout interrupt for %.1fs "
-                        "(stuck in native code?): this worker cannot answer until it returns",
-                        overdue,
-                    )
+                worker.current = job
+                try:
+                    value, ok = call_timed(job.state, job.fn), True
+                except Interrupt:
+                    raise
+                except BaseException as exc:  # init() may raise SystemExit: still answered
+                    value, ok = exc, False
+                worker.current = None
+                if job.state.interrupted:
+                    continue  # the loop has answered it; this worker is abandoned
+                self.calls += 1
+                self._post(job, ok, value)
+            except Interrupt:  # a late interrupt outside the call: already answered
+                continue
+
+    def _post(self, job: Job, ok: bool, value: Any) -> None:
+        with self._done_lock:
+            self._done.append((job, ok, value))
+            if self._wake_pending:
+                return
+            self._wake_pending = True
+        try:
+            job.loop.call_soon_threadsafe(self._deliver)
+        except RuntimeError:  # that loop is closed: answer the others where they wait
+            with self._done_lock:
+                done, self._done = self._done, []
+                self._wake_pending = False
+            for other, other_ok, other_value in done:
+                _settle_on(other, other_ok, other_value)

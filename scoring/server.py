@@ -3,6 +3,11 @@
 The stdlib loop, not uvloop: with a fast model both give the same throughput here, but uvloop's
 batching makes latency bimodal (p99 about twice p50 with 8 keep-alive clients; ``make bench``),
 while asyncio keeps p99 within ~1.2x of p50.
+
+Hostile clients are met by :class:`GuardedHttpTools`, uvicorn's httptools protocol with a thin
+layer in front of its parser (see :mod:`scoring.guard`): uvicorn has no limit on the request
+line, header size or count, no timeout for a request that is being sent, and its only cap,
+``limit_concurrency``, still holds every connection open.
 """
 
 from __future__ import annotations
@@ -28,10 +33,18 @@ def configure_logging(level: str = "INFO") -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from .guard import GuardedHttpTools, guard_limits, raise_open_files_limit
+
+    raise_open_files_limit()
     args = parse_args(argv)
     apply_args(args, os.environ)  # type: ignore[arg-type]
     try:
         settings = Settings.from_env()
+    except ConfigError as exc:
+        print(f"scoring: configuration error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        limits = guard_limits(os.environ)
     except ConfigError as exc:
         print(f"scoring: configuration error: {exc}", file=sys.stderr)
         return 2
@@ -51,6 +64,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         "on" if settings.auth_keys else "off",
         f"{settings.cache.host}:{settings.cache.port}" if settings.cache.enabled else "off",
     )
+    log.info(
+        "limits: request line %d B, header line %d B, %d headers, head %d B; a request head or "
+        "body stalled %.0fs is dropped; %d connections at most (listen backlog %d)",
+        limits.max_request_line,
+        limits.max_field,
+        limits.max_headers,
+        limits.max_head,
+        limits.stall_seconds,
+        limits.max_connections,
+        limits.backlog,
+    )
     import uvicorn
 
     has = importlib.util.find_spec
@@ -61,13 +85,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         port=settings.port,
         workers=settings.worker_count,
         loop="asyncio",
-        http="httptools" if has("httptools") else "h11",
+        http=GuardedHttpTools if has("httptools") else "h11",
         lifespan="on",
         ws="none",  # no websockets: skips importing them at start
         access_log=False,
         log_config=None,
         log_level=settings.log_level.lower(),
         timeout_keep_alive=settings.keep_alive_seconds,
+        backlog=limits.backlog,
         server_header=False,
     )
     return 0

@@ -1,45 +1,33 @@
 """The scoring core: one request in, one response out, whatever carries it.
 
 The HTTP host (``scoring.app``) and the Azure Functions triggers (``functions/function_app.py``)
-both call :meth:`ScoringService.score`. ``run()`` is synchronous user code, called one at a time
-per worker by default (``SCORING_RUN_THREADS``, like azmlinfsrv's sync workers). Where it runs is
-decided per call from its measured duration:
+both call :meth:`ScoringService.score`. ``init()`` and ``run()`` are synchronous user code and
+run in the run threads (:mod:`scoring.dispatch`), never on the event loop: ``/`` and ``/ready``
+answer during any ``run()``. ``SCORING_RUN_THREADS`` (default 1, like azmlinfsrv's sync workers)
+sets how many run at a time. The calls that queue up while one runs go to the thread in one
+hand-off and come back in one, which keeps the throughput of running them on the loop.
 
-* **on the event loop** when recent calls took less than ``SCORING_INLINE_MAX_MS`` (default
-  1 ms): a thread hand-off costs more than such a call. The calls that arrive in one loop
-  iteration run back to back, in arrival order, which keeps the model hot in the CPU caches;
-  the batch hands its remaining calls to the run thread as soon as one call is slow;
-* **in the run thread** otherwise (and for the first calls, while the duration is learnt), so a
-  slow ``run()`` never blocks the loop. One slow call sends the following ones to the thread
-  until the average is back under the budget.
-
-``SCORING_TIMEOUT_MS`` holds in both places: a timed-out call gets a 500, and pure-Python work is
-interrupted (in the run thread by the loop's timer, on the loop by a watchdog thread).
+``SCORING_TIMEOUT_MS`` always holds: a call that overruns gets a 500 at the timeout, its thread is
+abandoned and replaced (pure-Python work is also interrupted). More than
+``SCORING_MAX_STUCK_RUNS`` (default 2) abandoned threads still stuck, in native code, recycle the
+worker process: readiness turns 503 and the process stops, for uvicorn's supervisor or the
+platform to start a fresh one. Only a new process gets such threads back.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
+import os
+import signal
+import threading
 import time
 import traceback
-from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from .cache import PredictionCache, cache_key
 from .config import Settings
-from .dispatch import (
-    Dispatch,
-    Interrupt,
-    RunFailed,
-    RunState,
-    ScoringTimeout,
-    Watchdog,
-    async_raise,
-    call_timed,
-)
+from .dispatch import Interrupt, RunFailed, RunThreads, ScoringTimeout
 from .entry import BadInput, InputKind, UserScript
 from .messages import (
     RenderFailed,
@@ -57,28 +45,61 @@ __all__ = ["ScoreRequest", "ScoreResponse", "ScoringService", "ScoringTimeout", 
 log = logging.getLogger("scoring")
 
 _FAILURES = (ScoringTimeout, RunFailed, RenderFailed, BadInput)  # each has its own response
+DEFAULT_MAX_STUCK_RUNS = 2
+RECYCLE_GRACE_SECONDS = 10.0
+_RAW_METHODS = ("GET", "POST", "OPTIONS", "HEAD")  # azmlinfsrv's /score route (HEAD via GET)
+
+
+def max_stuck_runs(env: dict[str, str] | None = None) -> int:
+    raw = (env if env is not None else os.environ).get("SCORING_MAX_STUCK_RUNS", "")
+    try:
+        return max(int(raw), 0) if raw.strip() else DEFAULT_MAX_STUCK_RUNS
+    except ValueError:
+        log.warning(
+            "SCORING_MAX_STUCK_RUNS=%r is not an integer: using %d", raw, DEFAULT_MAX_STUCK_RUNS
+        )
+        return DEFAULT_MAX_STUCK_RUNS
+
+
+def recycle_process(stuck: int) -> None:
+    """Stop this worker process gracefully (SIGTERM), and for good after a grace period."""
+    log.critical(
+        "%d run() calls are stuck past SCORING_TIMEOUT_MS (native code?) and more than "
+        "SCORING_MAX_STUCK_RUNS: recycling worker %d so that a fresh process replaces it",
+        stuck,
+        os.getpid(),
+    )
+
+    def backstop() -> None:
+        time.sleep(RECYCLE_GRACE_SECONDS)
+        logging.shutdown()
+        os._exit(70)
+
+    threading.Thread(target=backstop, name="recycle", daemon=True).start()
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 class ScoringService:
     """Loads the entry script, runs init() once and scores requests."""
 
-    def __init__(self, settings: Settings, script: UserScript | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        script: UserScript | None = None,
+        on_stuck: Callable[[int], None] | None = None,
+    ) -> None:
         self.settings = settings
         self.script = script or UserScript(settings.entry_script)
         self.cache = PredictionCache(settings.cache)
         self.ready = False
+        self.recycling = False
         self.init_error: str | None = None
         self.init_seconds: float | None = None
-        self._executor = self._new_executor()
-        self._gate = asyncio.Semaphore(settings.run_threads)  # run() calls at a time
-        self._batch: deque[tuple[Callable[[], ScoreResponse], asyncio.Future[Any]]] = deque()
-        self._drainer: asyncio.Task[None] | None = None
-        self._dispatch = Dispatch(settings.inline_max_ms)
-        self._watchdog = Watchdog(settings.timeout_ms / 1000.0)
+        self._recycle = on_stuck or recycle_process
+        self._runs = RunThreads(
+            settings.run_threads, settings.timeout_ms / 1000.0, max_stuck_runs(), self._stuck
+        )
         self._first_param = self.script.params[0].name
-
-    def _new_executor(self) -> ThreadPoolExecutor:
-        return ThreadPoolExecutor(self.settings.run_threads, thread_name_prefix="run")
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -97,15 +118,20 @@ class ScoringService:
 
     async def start(self) -> None:
         """Run init() in the run thread, without blocking the event loop."""
-        loop = asyncio.get_running_loop()
         if self.cache.enabled:
             await self.cache.ping()  # bounded by the connect timeout; /status shows the result
-        await loop.run_in_executor(self._executor, self.init_sync)
+        await self._runs.submit(self.init_sync, timed=False)
 
     async def close(self) -> None:
         await self.cache.aclose()
-        self._watchdog.stop()
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._runs.stop()
+
+    def _stuck(self, stuck: int) -> None:
+        if self.recycling:
+            return
+        self.recycling = True
+        self.ready = False  # /ready 503 and /score 503 until the process is replaced
+        self._recycle(stuck)
 
     def status(self) -> dict[str, Any]:
         from . import __version__
@@ -118,7 +144,7 @@ class ScoringService:
             "init_seconds": self.init_seconds,
             "init_error": self.init_error,
             "cache": self.cache.status(),
-            "run": self._dispatch.status(),
+            "run": self._runs.status(),
             "server": f"scoring/{__version__}",
         }
 
@@ -126,15 +152,23 @@ class ScoringService:
 
     async def score(self, req: ScoreRequest) -> ScoreResponse:
         if not self.ready:
-            resp = error_response(503, "The model is not ready yet: init() has not completed.")
+            reason = (
+                "This worker is being recycled: run() calls are stuck."
+                if self.recycling
+                else "The model is not ready yet: init() has not completed."
+            )
+            resp = error_response(503, reason)
             resp.headers.append(("retry-after", "1"))
             return resp
         method = req.method.upper()
-        if method == "OPTIONS":
-            return ScoreResponse(200, b"", "text/plain")
-        if method not in ("GET", "POST"):
-            return error_response(405, "Method not allowed")
         script = self.script
+        if script.kind is InputKind.RAW:
+            if method not in _RAW_METHODS:
+                return error_response(405, "Method not allowed")
+        elif method == "OPTIONS":
+            return ScoreResponse(200, b"", "text/plain")
+        elif method not in ("GET", "POST"):
+            return error_response(405, "Method not allowed")
         keyed = self.cache.enabled and not script.wants_headers
         try:
             payload, canonical = decode(req, method, script.kind, keyed)
@@ -146,7 +180,10 @@ class ScoringService:
         key = None
         if canonical is not None:
             key = cache_key(
-                self.settings.model_name, self.settings.model_version, script.sha256, canonical
+                self.settings.model_name,
+                self.settings.model_version,
+                script.sha256,
+                run_input_key(script.kind, payload, canonical),
             )
             hit = await self.cache.get(key)
             if hit is not None:
@@ -161,70 +198,11 @@ class ScoringService:
         return resp
 
     async def _invoke(self, fn: Callable[[], ScoreResponse]) -> ScoreResponse:
-        """Run fn() (decode, run(), render) on the event loop or in the run thread."""
-        if self._dispatch.inline():
-            loop = asyncio.get_running_loop()
-            fut: asyncio.Future[ScoreResponse | None] = loop.create_future()
-            self._batch.append((fn, fut))
-            if self._drainer is None:
-                self._drainer = loop.create_task(self._drain())
-            resp = await fut
-            if resp is not None:
-                return resp
-            # an earlier call of its batch was slow: this one goes to the run thread
-        async with self._gate:
-            state = RunState()
-            try:
-                return await self._run_in_thread(state, fn)
-            except _FAILURES as exc:
-                return self._failure(exc)
-            finally:
-                self._note(state, inline=False)
-
-    async def _drain(self) -> None:
-        """Run the calls queued in this loop iteration back to back, in arrival order.
-
-        Running them one after another, rather than each between its request's parsing and
-        its response's writing, keeps the model's code and data in the CPU caches: about 30%
-        more requests/s with the sample model (``make bench``). Every ``SCORING_INLINE_MAX_MS``
-        the loop gets a turn, so a long queue doesn't hold up ``/ready``.
-        """
-        batch = self._batch
+        """Run fn() (schema conversion, run(), render) in a run thread."""
         try:
-            async with self._gate:  # after any run() still working in the run thread
-                since = time.monotonic()
-                while batch:
-                    if time.monotonic() - since > self._dispatch.budget:
-                        await asyncio.sleep(0)  # let /ready, /, cache hits in between
-                        since = time.monotonic()
-                    fn, fut = batch.popleft()
-                    if fut.done():
-                        continue
-                    if not self._dispatch.inline():
-                        fut.set_result(None)  # to the run thread
-                        continue
-                    state = RunState()
-                    try:
-                        resp = self._run_inline(state, fn)
-                    except _FAILURES as exc:
-                        resp = self._failure(exc)
-                    except Exception as exc:  # the request's handler turns it into a 500
-                        fut.set_exception(exc)
-                        continue
-                    finally:
-                        self._note(state, inline=True)
-                    fut.set_result(resp)
-        finally:
-            self._drainer = None
-            while batch:  # only when stopping: don't leave requests waiting
-                _, fut = batch.popleft()
-                if not fut.done():
-                    fut.set_result(error_response(503, "The worker is stopping."))
-
-    def _note(self, state: RunState, *, inline: bool) -> None:
-        if state.started is not None:  # a stuck call counts as the whole timeout
-            seconds = state.elapsed if state.finished else self.settings.timeout_ms / 1000.0
-            self._dispatch.note(seconds, inline)
+            return await self._runs.submit(fn)
+        except _FAILURES as exc:
+            return self._failure(exc)
 
     def _failure(self, exc: Exception) -> ScoreResponse:
         if isinstance(exc, ScoringTimeout):
@@ -242,60 +220,6 @@ class ScoringService:
             run_failed=True,
         )
 
-    def _run_inline(self, state: RunState, fn: Callable[[], ScoreResponse]) -> ScoreResponse:
-        self._watchdog.watch(state)
-        try:
-            return call_timed(state, fn)
-        except RunFailed:
-            if state.interrupted:
-                raise ScoringTimeout from None
-            raise
-        finally:
-            self._watchdog.watch(None)
-
-    async def _run_in_thread(
-        self, state: RunState, fn: Callable[[], ScoreResponse]
-    ) -> ScoreResponse:
-        loop = asyncio.get_running_loop()
-        executor = self._executor
-        cfut = executor.submit(call_timed, state, fn)
-        afut = asyncio.wrap_future(cfut, loop=loop)
-        timeout = self.settings.timeout_ms / 1000.0
-        handle: asyncio.TimerHandle | None = None
-
-        def check() -> None:
-            nonlocal handle
-            if afut.done():
-                return
-            if state.started is None:  # not started yet: wait for it
-                handle = loop.call_later(timeout, check)
-                return
-            remaining = state.started + timeout - time.monotonic()
-            if remaining > 0:
-                handle = loop.call_later(remaining, check)
-                return
-            with state.lock:
-                if state.finished:
-                    return
-                state.interrupted = True
-                async_raise(state.thread_id, Interrupt)
-            # The stuck thread may not notice (C code, sleep); don't queue later runs behind it.
-            if self._executor is executor:
-                self._executor = self._new_executor()
-                executor.shutdown(wait=False)
-            afut.cancel()
-
-        handle = loop.call_later(timeout, check)
-        try:
-            return await afut
-        except asyncio.CancelledError:
-            if state.interrupted:
-                raise ScoringTimeout from None
-            raise
-        finally:
-            if handle is not None:
-                handle.cancel()
-
     def _execute(self, req: ScoreRequest, payload: Any, headers: dict[str, str]) -> ScoreResponse:
         script = self.script
         if script.kind is InputKind.RAW:
@@ -306,7 +230,11 @@ class ScoringService:
                     method=req.method,
                     path=req.path,
                     query_string=req.query_string,
-                    headers=[(title_case(k), v) for k, v in req.headers],
+                    # The body is whole and de-chunked here: its framing header would make
+                    # werkzeug read it as empty (its length is passed instead).
+                    headers=[
+                        (title_case(k), v) for k, v in req.headers if k != "transfer-encoding"
+                    ],
                     body=req.body,
                     scheme=req.scheme,
                     server=req.server,
@@ -327,3 +255,15 @@ class ScoringService:
             raise RunFailed(type(exc).__name__) from exc
         elapsed = (time.perf_counter() - t0) * 1000.0
         return render(output, elapsed)
+
+
+def run_input_key(kind: InputKind, payload: Any, canonical: bytes) -> bytes:
+    """What run() receives, as the cache key's input: the canonical parsed object for schema
+    scripts (what the decorators convert), the exact text for plain scripts."""
+    if kind is InputKind.SCHEMA:
+        return canonical
+    if isinstance(payload, str):
+        return b"R" + payload.encode("utf-8", "surrogatepass")
+    if isinstance(payload, bytes):
+        return b"B" + payload
+    return canonical

@@ -2,13 +2,23 @@
 
 * HTTP ``GET|POST /api/score`` (auth level FUNCTION: ``?code=`` or ``x-functions-key``).
 * Blob ``input/{blobname}.json`` in the storage account of connection ``TRIGGER_STORAGE``
-  → ``output/{blobname}_out.json`` (or ``output/{blobname}_error.json`` with the reason).
+  → ``output/{blobname}.<version>_out.json`` (or ``..._error.json`` with the reason); the
+  version is the blob's version id or ETag, so a blob written again gets its own result.
 * Service Bus queue ``%SERVICEBUS_QUEUE_NAME%`` on connection ``SERVICEBUS``
-  → ``output/sb/{message_id}_out.json`` (or ``..._error.json``) in the same storage account.
+  → ``output/sb/<message id>.<body hash>_out.json`` (or ``..._error.json``) in the same storage
+  account; a message without an id is named by its body's hash alone.
 
-A blob or message that cannot be scored leaves an error record where its result would have been
-and completes normally (retrying would fail the same way). A failure to *write* the result
-raises, so the platform retries the blob or redelivers the message.
+What happens to a blob or message that cannot be scored depends on whether trying again may help:
+
+* a bad input (a 4xx: malformed, wrong shape, too large) writes its error record and completes:
+  retrying would fail the same way;
+* a failure that may pass (``init()`` failed, ``run()`` timed out or raised, the model is not
+  ready, the result cannot be written) writes its error record when it can and *raises*: the
+  platform retries the blob (then its poison queue) and redelivers the message (then, after the
+  queue's max delivery count, dead-letters it).
+
+Every error record names its input: the blob's URL and ETag, or the message id and body. A
+success deletes the error record an earlier attempt left for the same input.
 
 Connections are identity-based in Azure (``TRIGGER_STORAGE__blobServiceUri``,
 ``TRIGGER_STORAGE__credential=managedidentity``, ``TRIGGER_STORAGE__clientId``;
@@ -19,6 +29,7 @@ too (Azurite, local runs).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -125,43 +136,78 @@ def _write_blob(container: str, name: str, data: bytes) -> None:
     )
 
 
+def _delete_blob(container: str, name: str) -> None:
+    from azure.core.exceptions import ResourceNotFoundError
+
+    with contextlib.suppress(ResourceNotFoundError):
+        _blob_service().get_blob_client(container, name).delete_blob()
+
+
 def _output_container() -> str:
     return os.environ.get(OUTPUT_CONTAINER_SETTING, "output")
 
 
-def _error_record(source: str, resp: ScoreResponse) -> bytes:
+class TransientScoringError(Exception):
+    """Scoring failed in a way that may pass: raised so that the platform tries again."""
+
+
+BODY_IN_RECORD = 16 * 1024  # bytes of a message body kept in its error record
+
+
+def _reason(resp: ScoreResponse) -> str:
     try:
-        reason = json.loads(resp.body).get("message")
+        return str(json.loads(resp.body).get("message"))
     except (ValueError, AttributeError):
-        reason = resp.body.decode("utf-8", "replace")[:2000]
+        return resp.body.decode("utf-8", "replace")[:2000]
+
+
+def _error_record(source: dict[str, Any], resp: ScoreResponse, retried: bool) -> bytes:
     return json.dumps(
         {
-            "source": source,
+            **source,
             "status": resp.status,
-            "error": reason,
+            "error": _reason(resp),
             "run_function_failed": resp.run_failed,
+            "will_retry": retried,
             "time": dt.datetime.now(dt.UTC).isoformat(),
         },
         indent=2,
     ).encode()
 
 
-async def _score_to_storage(source: str, body: bytes, result_stem: str) -> str:
-    """Score ``body`` and write ``<stem>_out.json`` or ``<stem>_error.json``; return the name."""
+def _transient(status: int) -> bool:
+    return status >= 500 or status in (408, 429)
+
+
+async def _score_to_storage(source: dict[str, Any], body: bytes, result_stem: str) -> str:
+    """Score ``body`` and write ``<stem>_out.json`` (deleting an earlier ``<stem>_error.json``)
+    or ``<stem>_error.json``; return the name. Raise when trying again may help."""
+    label = source["source"]
     try:
         resp = await score_body(body)
-    except Exception as exc:  # the core itself failed (e.g. init()): still leave a record
-        log.exception("scoring %s failed", source)
+    except Exception as exc:  # the core itself failed (e.g. init()): may pass, so retry
+        log.exception("scoring %s failed", label)
         resp = ScoreResponse(
-            500, json.dumps({"message": f"{type(exc).__name__}: {exc}"}).encode(), run_failed=True
+            503, json.dumps({"message": f"{type(exc).__name__}: {exc}"}).encode(), run_failed=True
         )
+    container = _output_container()
     if resp.status == 200:
-        name, data = f"{result_stem}_out.json", resp.body
-    else:
-        name, data = f"{result_stem}_error.json", _error_record(source, resp)
-        log.warning("%s could not be scored (%d); error record %s", source, resp.status, name)
-    await asyncio.to_thread(_write_blob, _output_container(), name, data)
+        name = f"{result_stem}_out.json"
+        await asyncio.to_thread(_write_blob, container, name, resp.body)
+        await asyncio.to_thread(_delete_blob, container, f"{result_stem}_error.json")
+        return name
+    retry = _transient(resp.status)
+    name = f"{result_stem}_error.json"
+    await asyncio.to_thread(_write_blob, container, name, _error_record(source, resp, retry))
+    if retry:
+        log.error("%s failed (%d), will be retried; error record %s", label, resp.status, name)
+        raise TransientScoringError(f"{label}: {resp.status} {_reason(resp)}")
+    log.warning("%s could not be scored (%d); error record %s", label, resp.status, name)
     return name
+
+
+def _digest(data: bytes, chars: int) -> str:
+    return hashlib.sha256(data).hexdigest()[:chars]
 
 
 # -- triggers ---------------------------------------------------------------------------------
@@ -201,23 +247,41 @@ async def score_blob(blob: func.InputStream) -> None:
     name = blob.name or ""
     stem = name.split("/", 1)[1] if "/" in name else name
     stem = stem[: -len(".json")] if stem.endswith(".json") else stem
-    written = await _score_to_storage(name, blob.read(), stem)
+    data = blob.read()
+    props = {k.lower(): v for k, v in (getattr(blob, "blob_properties", None) or {}).items()}
+    etag = str(props.get("etag") or "").strip('"') or None
+    version = props.get("versionid") or etag
+    # the blob's version (or, without one, its content) names the result: no overwrites
+    tag = _digest(str(version).encode(), 16) if version else "c" + _digest(data, 15)
+    source = {"source": name, "blob_url": blob.uri, "etag": etag, "version": version}
+    written = await _score_to_storage(source, data, f"{stem}.{tag}")
     log.info("scored blob %s -> %s/%s", name, _output_container(), written)
 
 
 _SAFE = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
 
 
-def _message_stem(message_id: str | None) -> str:
-    if message_id and _SAFE.match(message_id):
-        return message_id
-    return "msg-" + hashlib.sha256((message_id or "").encode()).hexdigest()[:32]
+def message_stem(message_id: str | None, body: bytes) -> str:
+    """``<id>.<body hash>``: two messages never share a result unless id and body are the same
+    (a redelivery); without an id, the body's hash alone."""
+    if not message_id:
+        return "body-" + _digest(body, 32)
+    safe = message_id if _SAFE.match(message_id) else "id-" + _digest(message_id.encode(), 32)
+    return f"{safe}.{_digest(body, 12)}"
 
 
 @app.service_bus_queue_trigger(
     arg_name="msg", queue_name="%SERVICEBUS_QUEUE_NAME%", connection="SERVICEBUS"
 )
 async def score_message(msg: func.ServiceBusMessage) -> None:
-    stem = "sb/" + _message_stem(msg.message_id)
-    written = await _score_to_storage(f"servicebus:{msg.message_id}", msg.get_body(), stem)
+    body = msg.get_body()
+    stem = "sb/" + message_stem(msg.message_id, body)
+    source = {
+        "source": f"servicebus:{msg.message_id}",
+        "message_id": msg.message_id,
+        "delivery_count": msg.delivery_count,
+        "body": body[:BODY_IN_RECORD].decode("utf-8", "replace"),
+        "body_truncated": len(body) > BODY_IN_RECORD,
+    }
+    written = await _score_to_storage(source, body, stem)
     log.info("scored message %s -> %s/%s", msg.message_id, _output_container(), written)

@@ -81,6 +81,25 @@ class Host:
 HostFactory = Callable[..., Host]
 
 
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process, in MB (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024.0
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+def open_files_limit(n: int) -> Callable[[], None]:
+    """A ``preexec_fn`` that limits the child to ``n`` open files (soft and hard)."""
+
+    def limit() -> None:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
+
+    return limit
+
+
 def _launch(
     entry_script: Path,
     model_dir: Path | None,
@@ -88,6 +107,7 @@ def _launch(
     tmp: Path,
     wait: bool,
     args: list[str] | None = None,
+    preexec_fn: Callable[[], None] | None = None,
 ) -> Host:
     port = free_port()
     log_path = tmp / f"host-{port}.log"
@@ -110,7 +130,12 @@ def _launch(
         cmd += ["--model_dir", str(model_dir)]
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            cmd, stdout=log, stderr=subprocess.STDOUT, env=full_env, cwd=str(tmp)
+            cmd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=full_env,
+            cwd=str(tmp),
+            preexec_fn=preexec_fn,
         )
     host = Host(proc, port, log_path)
     if wait:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 
+import httpx
 import pytest
-from _scoring_support import SCRIPTS, HostFactory, RedisServer
+from _scoring_support import SCRIPTS, SEED_PAYLOAD, Host, HostFactory, RedisServer
 
 from scoring.cache import KEY_PREFIX, cache_key, decode_value, encode_value
 
@@ -37,21 +40,22 @@ def test_value_round_trip() -> None:
     assert decode_value(b"garbage-without-newline") is None
 
 
+def _post(host: Host, body: bytes) -> httpx.Response:
+    return host.client.post("/score", content=body, headers={"Content-Type": "application/json"})
+
+
 def test_miss_then_hit_returns_the_same_body(
     start_host: HostFactory, redis_server: RedisServer
 ) -> None:
     host = start_host(
         SCRIPTS / "counting.py", env=redis_server.env(MODEL_NAME="counting", MODEL_VERSION="7")
     )
-    first = host.client.post("/score", json={"b": 2, "a": 1})
+    first = _post(host, b'{"b": 2, "a": 1}')
     assert first.status_code == 200
     assert first.headers["x-scoring-cache"] == "miss"
     assert first.json()["calls"] == 1
     time.sleep(0.1)  # the store happens after the response
-    # same request, keys in another order and other whitespace: canonical body, same key
-    second = host.client.post(
-        "/score", content=b'{ "a": 1,   "b": 2 }', headers={"Content-Type": "application/json"}
-    )
+    second = _post(host, b'{"b": 2, "a": 1}')  # the same text: what run() would see again
     assert second.status_code == 200
     assert second.headers["x-scoring-cache"] == "hit"
     assert second.content == first.content  # byte for byte, run() not called again
@@ -63,6 +67,33 @@ def test_miss_then_hit_returns_the_same_body(
     status = host.client.get("/status").json()["cache"]
     assert status["enabled"] is True and status["connected"] is True
     assert status["hits"] == 1 and status["misses"] == 2
+
+
+def test_a_plain_script_is_keyed_by_the_exact_text_run_receives(
+    start_host: HostFactory, redis_server: RedisServer
+) -> None:
+    # run(raw_data) gets the text: '{"a":1}' and '{"a": 1}' are two inputs to it
+    host = start_host(SCRIPTS / "counting.py", env=redis_server.env())
+    assert _post(host, b'{"a":1}').json()["calls"] == 1
+    time.sleep(0.1)
+    spaced = _post(host, b'{"a": 1}')
+    assert spaced.headers["x-scoring-cache"] == "miss"
+    assert spaced.json()["calls"] == 2
+    time.sleep(0.1)
+    assert _post(host, b'{"a":1}').headers["x-scoring-cache"] == "hit"
+
+
+def test_a_schema_script_is_keyed_by_its_canonical_parsed_input(
+    start_host: HostFactory, redis_server: RedisServer, model_dir: Path
+) -> None:
+    # the decorators hand run() the parsed object: key order and spacing don't reach it
+    host = start_host(model_dir=model_dir, env=redis_server.env())
+    first = _post(host, json.dumps(SEED_PAYLOAD).encode())
+    assert first.headers["x-scoring-cache"] == "miss"
+    time.sleep(0.1)
+    spaced = _post(host, json.dumps(SEED_PAYLOAD, indent=3).encode())
+    assert spaced.headers["x-scoring-cache"] == "hit"
+    assert spaced.content == first.content
 
 
 def test_ttl_is_applied_and_expiry_means_a_miss(

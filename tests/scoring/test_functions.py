@@ -14,31 +14,38 @@ from typing import Any
 
 import azure.functions as func
 import pytest
-from _scoring_support import REPO, SEED_PAYLOAD, Azurite
+from _scoring_support import REPO, SCRIPTS, SEED_PAYLOAD, Azurite
 
 FUNCTION_APP = REPO / "scoring" / "functions" / "function_app.py"
+
+
+def _load_app(mp: pytest.MonkeyPatch, azurite: Azurite, entry: Path, **env: str) -> ModuleType:
+    mp.setenv("AZUREML_ENTRY_SCRIPT", str(entry))
+    mp.setenv("TRIGGER_STORAGE", azurite.connection_string)
+    mp.setenv("SERVICEBUS_QUEUE_NAME", "scoring-requests")
+    for name in ("REDIS_HOST", "SCORING_AUTH_KEYS", "SCORING_TIMEOUT_MS"):
+        mp.delenv(name, raising=False)
+    for name, value in env.items():
+        mp.setenv(name, value)
+    service = azurite.service()
+    for container in ("input", "output"):
+        if not service.get_container_client(container).exists():
+            service.create_container(container)
+    spec = importlib.util.spec_from_file_location(f"function_app_{uuid.uuid4().hex}", FUNCTION_APP)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="module")
 def function_app(model_dir: Path, azurite: Azurite) -> Iterator[ModuleType]:
     mp = pytest.MonkeyPatch()
-    mp.setenv("AZUREML_ENTRY_SCRIPT", str(REPO / "scoring" / "sample_model" / "score.py"))
-    mp.setenv("AZUREML_MODEL_DIR", str(model_dir))
-    mp.setenv("TRIGGER_STORAGE", azurite.connection_string)
-    mp.setenv("SERVICEBUS_QUEUE_NAME", "scoring-requests")
-    for name in ("REDIS_HOST", "SCORING_AUTH_KEYS"):
-        mp.delenv(name, raising=False)
-    service = azurite.service()
-    for container in ("input", "output"):
-        if not service.get_container_client(container).exists():
-            service.create_container(container)
-    spec = importlib.util.spec_from_file_location("function_app_under_test", FUNCTION_APP)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
+    sample = REPO / "scoring" / "sample_model" / "score.py"
+    module = _load_app(mp, azurite, sample, AZUREML_MODEL_DIR=str(model_dir))
     yield module
-    sys.modules.pop(spec.name, None)
+    sys.modules.pop(module.__name__, None)
     mp.undo()
 
 
@@ -117,24 +124,39 @@ def test_http_trigger_get_and_bad_input(function_app: ModuleType, model_dir: Pat
     assert "JSON" in json.loads(resp.get_body())["message"]
 
 
-def _run_blob(function_app: ModuleType, azurite: Azurite, name: str, data: bytes) -> None:
-    """Upload to Azurite, read it back as the Functions host would, and fire the trigger."""
+def _run_blob(function_app: ModuleType, azurite: Azurite, name: str, data: bytes) -> dict[str, Any]:
+    """Upload to Azurite, read it back as the Functions host would (with its properties), and
+    fire the trigger. Returns the blob's properties as the host passes them."""
     service = azurite.service()
     blob = service.get_blob_client("input", name)
     blob.upload_blob(data, overwrite=True)
-    downloaded = blob.download_blob().readall()
+    download = blob.download_blob()
+    downloaded = download.readall()
+    props = {"ETag": download.properties.etag, "Length": len(downloaded)}
     stream = func.blob.InputStream(
-        data=downloaded, name=f"input/{name}", uri=blob.url, length=len(downloaded)
+        data=downloaded,
+        name=f"input/{name}",
+        uri=blob.url,
+        length=len(downloaded),
+        blob_properties=props,
     )
     asyncio.run(_user(function_app, "score_blob")(stream))
+    return {**props, "url": blob.url}
+
+
+def _outputs(azurite: Azurite, prefix: str) -> list[str]:
+    container = azurite.service().get_container_client("output")
+    return sorted(b.name for b in container.list_blobs(name_starts_with=prefix))
+
+
+def _one(azurite: Azurite, prefix: str, suffix: str) -> str:
+    names = [n for n in _outputs(azurite, prefix) if n.endswith(suffix)]
+    assert len(names) == 1, names
+    return names[0]
 
 
 def _read(azurite: Azurite, container: str, name: str) -> Any:
     return json.loads(azurite.service().get_blob_client(container, name).download_blob().readall())
-
-
-def _exists(azurite: Azurite, container: str, name: str) -> bool:
-    return bool(azurite.service().get_blob_client(container, name).exists())
 
 
 def test_blob_trigger_writes_the_prediction(
@@ -142,14 +164,15 @@ def test_blob_trigger_writes_the_prediction(
 ) -> None:
     stem = f"batch-{uuid.uuid4().hex[:8]}"
     _run_blob(function_app, azurite, f"{stem}.json", json.dumps(SEED_PAYLOAD).encode())
-    assert _read(azurite, "output", f"{stem}_out.json") == pytest.approx(_expected(model_dir))
-    assert not _exists(azurite, "output", f"{stem}_error.json")
+    out = _one(azurite, f"{stem}.", "_out.json")
+    assert _read(azurite, "output", out) == pytest.approx(_expected(model_dir))
+    assert _outputs(azurite, f"{stem}.") == [out]
 
 
 def test_blob_in_a_folder_keeps_its_folder(function_app: ModuleType, azurite: Azurite) -> None:
     stem = f"daily/{uuid.uuid4().hex[:8]}"
     _run_blob(function_app, azurite, f"{stem}.json", json.dumps(SEED_PAYLOAD).encode())
-    assert _exists(azurite, "output", f"{stem}_out.json")
+    assert _one(azurite, f"{stem}.", "_out.json").startswith("daily/")
 
 
 @pytest.mark.parametrize(
@@ -166,11 +189,14 @@ def test_unscorable_blob_leaves_an_error_record(
     function_app: ModuleType, azurite: Azurite, data: bytes, fragment: str
 ) -> None:
     stem = f"bad-{uuid.uuid4().hex[:8]}"
-    _run_blob(function_app, azurite, f"{stem}.json", data)
-    assert not _exists(azurite, "output", f"{stem}_out.json")
-    record = _read(azurite, "output", f"{stem}_error.json")
+    props = _run_blob(function_app, azurite, f"{stem}.json", data)  # completes: no raise
+    names = _outputs(azurite, f"{stem}.")
+    assert len(names) == 1 and names[0].endswith("_error.json"), names
+    record = _read(azurite, "output", names[0])
     assert record["source"] == f"input/{stem}.json"
-    assert record["status"] == 400
+    assert record["blob_url"] == props["url"]
+    assert record["etag"] == props["ETag"].strip('"')
+    assert record["status"] == 400 and record["will_retry"] is False
     assert fragment in record["error"]
     assert record["time"]
 
@@ -188,31 +214,50 @@ def _message(body: bytes, message_id: str) -> func.ServiceBusMessage:
     )
 
 
+def _score_message(function_app: ModuleType, body: bytes, message_id: str | None) -> None:
+    asyncio.run(_user(function_app, "score_message")(_message(body, message_id or "")))
+
+
 def test_service_bus_trigger_writes_result_and_error_records(
     function_app: ModuleType, azurite: Azurite, model_dir: Path
 ) -> None:
     ok_id = f"m-{uuid.uuid4().hex[:8]}"
-    asyncio.run(
-        _user(function_app, "score_message")(_message(json.dumps(SEED_PAYLOAD).encode(), ok_id))
-    )
-    assert _read(azurite, "output", f"sb/{ok_id}_out.json") == pytest.approx(_expected(model_dir))
+    _score_message(function_app, json.dumps(SEED_PAYLOAD).encode(), ok_id)
+    out = _one(azurite, f"sb/{ok_id}.", "_out.json")
+    assert _read(azurite, "output", out) == pytest.approx(_expected(model_dir))
 
     bad_id = f"m-{uuid.uuid4().hex[:8]}"
-    asyncio.run(_user(function_app, "score_message")(_message(b"not json", bad_id)))
-    record = _read(azurite, "output", f"sb/{bad_id}_error.json")
+    _score_message(function_app, b"not json", bad_id)  # a 400: completes, no raise
+    record = _read(azurite, "output", _one(azurite, f"sb/{bad_id}.", "_error.json"))
     assert record["status"] == 400 and record["source"] == f"servicebus:{bad_id}"
+    assert record["message_id"] == bad_id and record["body"] == "not json"
 
     odd_id = "../../etc/passwd"  # never used as a path
-    asyncio.run(
-        _user(function_app, "score_message")(_message(json.dumps(SEED_PAYLOAD).encode(), odd_id))
-    )
-    names = [
-        b.name
-        for b in azurite.service()
-        .get_container_client("output")
-        .list_blobs(name_starts_with="sb/msg-")
-    ]
+    _score_message(function_app, json.dumps(SEED_PAYLOAD).encode(), odd_id)
+    names = _outputs(azurite, "sb/id-")
     assert names and all(".." not in n for n in names)
+
+
+def test_service_bus_result_names_never_collide(
+    function_app: ModuleType, azurite: Azurite, model_dir: Path
+) -> None:
+    shared = f"m-{uuid.uuid4().hex[:8]}"
+    one = {"data": [SEED_PAYLOAD["data"][0]]}
+    two = {"data": [SEED_PAYLOAD["data"][1]]}
+    _score_message(function_app, json.dumps(one).encode(), shared)
+    _score_message(function_app, json.dumps(two).encode(), shared)  # same id, other body
+    outs = _outputs(azurite, f"sb/{shared}.")
+    assert len(outs) == 2, outs
+    expected = _expected(model_dir)
+    got = sorted(_read(azurite, "output", n)[0] for n in outs)
+    assert got == pytest.approx(sorted(expected))
+
+    before = set(_outputs(azurite, "sb/body-"))
+    marker = float(int(uuid.uuid4().hex[:6], 16))
+    for row in (one, two):  # no message id at all: named by the body's hash
+        payload = {"data": [[marker, *row["data"][0][1:]]]}
+        _score_message(function_app, json.dumps(payload).encode(), None)
+    assert len(set(_outputs(azurite, "sb/body-")) - before) == 2
 
 
 def test_storage_write_failure_raises_so_the_platform_retries(
@@ -251,3 +296,80 @@ def test_identity_based_connection_settings(
     monkeypatch.delenv("TRIGGER_STORAGE__credential")
     with pytest.raises(RuntimeError, match="TRIGGER_STORAGE__blobServiceUri"):
         function_app._blob_service()
+
+
+# -- failures that may pass: raise (the platform retries), and a later success replaces -------
+
+
+@pytest.fixture
+def flaky_app(
+    azurite: Azurite, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[ModuleType, Path]]:
+    fail_file = tmp_path / "fail"
+    module = _load_app(monkeypatch, azurite, SCRIPTS / "h_flaky.py", H_FAIL_FILE=str(fail_file))
+    yield module, fail_file
+    sys.modules.pop(module.__name__, None)
+
+
+@pytest.mark.parametrize("failing", ["init", "run"])
+def test_a_transient_failure_raises_then_the_retry_replaces_its_error_record(
+    flaky_app: tuple[ModuleType, Path], azurite: Azurite, failing: str
+) -> None:
+    module, fail_file = flaky_app
+    fail_file.write_text(failing)
+    msg_id = f"m-{uuid.uuid4().hex[:8]}"
+    body = b'{"a": 1}'
+    with pytest.raises(module.TransientScoringError, match=msg_id):
+        _score_message(module, body, msg_id)  # abandoned: Service Bus redelivers it
+    error = _one(azurite, f"sb/{msg_id}.", "_error.json")
+    record = _read(azurite, "output", error)
+    assert record["will_retry"] is True and record["status"] >= 500
+    assert record["message_id"] == msg_id and record["body"] == '{"a": 1}'
+
+    fail_file.unlink()
+    _score_message(module, body, msg_id)  # the redelivery succeeds
+    assert _outputs(azurite, f"sb/{msg_id}.") == [error.replace("_error.json", "_out.json")]
+    assert _read(azurite, "output", error.replace("_error", "_out")) == {"echo": '{"a": 1}'}
+
+
+def test_a_blob_whose_run_raises_is_retried_and_its_result_replaces_the_error(
+    flaky_app: tuple[ModuleType, Path], azurite: Azurite
+) -> None:
+    module, fail_file = flaky_app
+    fail_file.write_text("run")
+    stem = f"retry-{uuid.uuid4().hex[:8]}"
+    with pytest.raises(module.TransientScoringError, match=stem):
+        _run_blob(module, azurite, f"{stem}.json", b'{"b": 2}')
+    [error] = _outputs(azurite, f"{stem}.")
+    assert error.endswith("_error.json")
+    record = _read(azurite, "output", error)
+    assert record["blob_url"].endswith(f"/input/{stem}.json") and record["etag"]
+    fail_file.unlink()
+    # the platform's retry: the same blob, same ETag, so the same result name
+    blob = azurite.service().get_blob_client("input", f"{stem}.json")
+    download = blob.download_blob()
+    stream = func.blob.InputStream(
+        data=download.readall(),
+        name=f"input/{stem}.json",
+        uri=blob.url,
+        blob_properties={"ETag": download.properties.etag},
+    )
+    asyncio.run(_user(module, "score_blob")(stream))
+    assert _outputs(azurite, f"{stem}.") == [error.replace("_error.json", "_out.json")]
+    # written again: a new version, a new result beside the first
+    _run_blob(module, azurite, f"{stem}.json", b'{"b": 3}')
+    assert len([n for n in _outputs(azurite, f"{stem}.") if n.endswith("_out.json")]) == 2
+
+
+def test_a_timed_out_run_raises_so_the_message_is_retried(
+    azurite: Azurite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module = _load_app(monkeypatch, azurite, SCRIPTS / "h_sleep.py", SCORING_TIMEOUT_MS="200")
+    try:
+        msg_id = f"m-{uuid.uuid4().hex[:8]}"
+        with pytest.raises(module.TransientScoringError, match="timeout"):
+            _score_message(module, b'{"sleep": 2}', msg_id)
+        record = _read(azurite, "output", _one(azurite, f"sb/{msg_id}.", "_error.json"))
+        assert record["status"] == 500 and record["run_function_failed"] is True
+    finally:
+        sys.modules.pop(module.__name__, None)
