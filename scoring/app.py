@@ -1,9 +1,12 @@
 """The HTTP host: a small ASGI application (served by uvicorn) around the scoring core.
 
 Routes: ``GET /`` liveness, ``GET /ready`` readiness, ``GET /status``, ``GET|POST /score``,
-``GET /swagger.json?version=2|3``; anything else is 404. The entry script is imported and its
-``init()`` run in the background after the socket is listening, so liveness answers at once and
-``/ready`` turns 200 when ``init()`` has completed in this worker.
+``GET /swagger.json?version=2|3``; anything else is 404. With ``SERVICE_PATH_PREFIX`` the
+routes answer under the prefix too. The entry script is imported and its ``init()`` run in the
+background after the socket is listening: ``/ready`` turns 200 when ``init()`` has completed in
+this worker, while ``GET /`` and ``/score`` wait for it, as azmlinfsrv's do (its worker accepts
+nothing before ``init()`` has run), so a liveness probe written for it never lets traffic in
+early. ``--health_port`` adds a second listener serving the same routes.
 """
 
 from __future__ import annotations
@@ -13,23 +16,26 @@ import hmac
 import json
 import logging
 import os
+import socket
 import sys
 import time
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from . import __version__
 from .accesslog import AccessLog
 from .config import Settings
+from .headers import CORS_PATHS, HEADER_LIMIT, Cors, request_ids
 from .service import ScoreRequest, ScoreResponse, ScoringService, error_response
-from .swagger import SwaggerError, build
+from .swagger import SwaggerError, build, user_documents
+
+__all__ = ["HEADER_LIMIT", "ScoringApp", "create_app"]
 
 log = logging.getLogger("scoring")
 access_log = logging.getLogger("scoring.access")
 
-HEADER_LIMIT = 100
-SERVER_VERSION = f"scoring/{__version__}".encode()
 _JSON = b"application/json"
+_END = object()
 
 
 class _TooLarge(Exception):
@@ -56,6 +62,14 @@ class ScoringApp:
             AccessLog() if settings.access_log and access_log.isEnabledFor(logging.INFO) else None
         )
         self._boot_task: asyncio.Task[None] | None = None
+        self._booted: asyncio.Event | None = None
+        self._prefix = settings.service_path_prefix
+        self._cors = Cors(settings.cors_origins) if settings.cors_origins else None
+        version = settings.server_version
+        self._version = [(b"x-ms-server-version", version.encode("latin-1"))] if version else []
+        self._swagger_files = user_documents(settings.app_root)
+        self._streams: ThreadPoolExecutor | None = None  # iterates streamed run() outputs
+        self._health: Any = None
 
     # -- lifespan -------------------------------------------------------------------------------
 
@@ -80,20 +94,33 @@ class ScoringApp:
             logging.shutdown()
             sys.stderr.flush()
             os._exit(3)
+        if self._booted is not None:
+            self._booted.set()
 
     async def _lifespan(self, receive: Any, send: Any) -> None:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                self._booted = asyncio.Event()
+                if self.settings.health_port not in (None, self.settings.port):
+                    self._health = await _health_listener(self, self.settings)
                 self._boot_task = asyncio.get_running_loop().create_task(self._boot())
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                if self._health is not None:
+                    await self._health.shutdown()
                 if self.service is not None:
                     await self.service.close()
                 if self.access_log is not None:
                     self.access_log.flush()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    async def _wait_for_init(self) -> None:
+        """Requests to ``/`` and ``/score`` made while init() runs wait for it (azmlinfsrv)."""
+        booted = self._booted
+        if booted is not None and not booted.is_set():
+            await booted.wait()
 
     # -- HTTP -----------------------------------------------------------------------------------
 
@@ -108,16 +135,18 @@ class ScoringApp:
         t0 = time.perf_counter()
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
         hmap = dict(headers)
-        out_headers: list[tuple[bytes, bytes]] = [(b"x-ms-server-version", SERVER_VERSION)]
+        out_headers: list[tuple[bytes, bytes]] = list(self._version)
         path = scope["path"]
+        if self._prefix and path.startswith(self._prefix + "/"):
+            path = path[len(self._prefix) :]
         method = scope["method"]
         close = False
         try:
-            ids = _request_ids(hmap)
-            if isinstance(ids, ScoreResponse):
-                resp = ids
+            ids, refused = request_ids(hmap)
+            out_headers.extend(ids)
+            if refused is not None:
+                resp = refused
             else:
-                out_headers.extend(ids)
                 resp, close = await self._route(scope, path, method, headers, hmap, receive)
         except _Disconnected:
             return
@@ -126,6 +155,8 @@ class ScoringApp:
             resp = error_response(500, "An unexpected internal error occurred.")
         if "traceid" in hmap:
             out_headers.append((b"traceid", hmap["traceid"].encode("latin-1")))
+        if self._cors is not None and path in CORS_PATHS:
+            out_headers.extend(self._cors.headers(method, hmap))
         await self._send(send, resp, out_headers, path, close)
         if self.access_log is not None and path in ("/score", "/swagger.json"):
             self.access_log.line(
@@ -142,83 +173,108 @@ class ScoringApp:
         hmap: dict[str, str],
         receive: Any,
     ) -> tuple[ScoreResponse, bool]:
-        service = self.service
         if path == "/score":
-            denied = self._check_auth(hmap)
-            if denied is not None:
-                return denied, False
-            try:
-                body = await self._read_body(hmap, receive)
-            except _TooLarge:
-                return error_response(
-                    413,
-                    f"Request body exceeds {self.settings.max_body_bytes} bytes "
-                    "(SCORING_MAX_BODY_BYTES).",
-                ), True
-            if service is None:
-                resp = error_response(503, "The model is not ready: the entry script is loading.")
-                resp.headers.append(("retry-after", "1"))
-                return resp, False
-            server = scope.get("server")
-            req = ScoreRequest(
-                method=method,
-                body=body,
-                query_string=scope.get("query_string", b""),
-                headers=headers,
-                path=path,
-                scheme=scope.get("scheme", "http"),
-                server=tuple(server) if server else None,
-                client=tuple(scope["client"]) if scope.get("client") else None,
-            )
-            return await service.score(req), False
+            return await self._score(scope, headers, hmap, receive)
         if path == "/":
+            if method == "OPTIONS":
+                resp = ScoreResponse(200, b"", "text/html; charset=utf-8")
+                resp.headers.append(("allow", "GET, HEAD, OPTIONS"))
+                return resp, False
             if method not in ("GET", "HEAD"):
                 return error_response(405, "Method not allowed"), False
+            await self._wait_for_init()
             return ScoreResponse(200, b"Healthy", "text/plain; charset=utf-8"), False
         if path == "/ready":
-            ready = service is not None and service.ready
-            if ready:
+            service = self.service
+            if service is not None and service.ready:
                 return _json(200, {"ready": True}), False
             return _json(503, {"ready": False, "message": "init() has not completed"}), False
         if path == "/status":
-            if service is None:
-                return _json(
-                    200,
-                    {
-                        "ready": False,
-                        "model": {
-                            "name": self.settings.model_name,
-                            "version": self.settings.model_version,
-                        },
-                        "cache": {
-                            "enabled": self.settings.cache.enabled,
-                            "connected": False,
-                            "disabled_reason": "the entry script is loading",
-                        },
-                    },
-                ), False
-            if service.cache.enabled:
-                await service.cache.ping()
-            return _json(200, service.status()), False
+            return await self._status(), False
         if path == "/swagger.json":
             denied = self._check_auth(hmap)
             if denied is not None:
                 return denied, False
-            if service is None:
-                return error_response(503, "The entry script is loading."), False
-            version = _query_param(scope.get("query_string", b""), "version") or "2"
-            try:
-                doc = build(
-                    service.script,
-                    version,
-                    title=self.settings.service_name,
-                    service_version=self.settings.service_version,
-                    auth=bool(self._keys),
-                )
-            except SwaggerError as exc:
-                return error_response(404, str(exc)), False
-            return _json(200, doc), False
+            return self._swagger(scope), False
         return error_response(404, f"Not found: {path}"), False
+
+    async def _score(
+        self,
+        scope: dict[str, Any],
+        headers: list[tuple[str, str]],
+        hmap: dict[str, str],
+        receive: Any,
+    ) -> tuple[ScoreResponse, bool]:
+        denied = self._check_auth(hmap)
+        if denied is not None:
+            return denied, False
+        try:
+            body = await self._read_body(hmap, receive)
+        except _TooLarge:
+            return error_response(
+                413,
+                f"Request body exceeds {self.settings.max_body_bytes} bytes "
+                "(SCORING_MAX_BODY_BYTES).",
+            ), True
+        await self._wait_for_init()
+        service = self.service
+        if service is None:
+            resp = error_response(503, "The model is not ready: the entry script is loading.")
+            resp.headers.append(("retry-after", "1"))
+            return resp, False
+        server = scope.get("server")
+        req = ScoreRequest(
+            method=scope["method"],
+            body=body,
+            query_string=scope.get("query_string", b""),
+            headers=headers,
+            path="/score",
+            scheme=scope.get("scheme", "http"),
+            server=tuple(server) if server else None,
+            client=tuple(scope["client"]) if scope.get("client") else None,
+        )
+        return await service.score(req), False
+
+    async def _status(self) -> ScoreResponse:
+        service = self.service
+        if service is None:
+            return _json(
+                200,
+                {
+                    "ready": False,
+                    "model": {
+                        "name": self.settings.model_name,
+                        "version": self.settings.model_version,
+                    },
+                    "cache": {
+                        "enabled": self.settings.cache.enabled,
+                        "connected": False,
+                        "disabled_reason": "the entry script is loading",
+                    },
+                },
+            )
+        if service.cache.enabled:
+            await service.cache.ping()
+        return _json(200, service.status())
+
+    def _swagger(self, scope: dict[str, Any]) -> ScoreResponse:
+        service = self.service
+        if service is None:
+            return error_response(503, "The entry script is loading.")
+        version = _query_param(scope.get("query_string", b""), "version") or "2"
+        try:
+            doc = build(
+                service.script,
+                version,
+                title=self.settings.service_name,
+                service_version=self.settings.service_version,
+                auth=bool(self._keys),
+                prefix=self._prefix,
+                user=self._swagger_files,
+            )
+        except SwaggerError as exc:
+            return error_response(404, str(exc))
+        return _json(200, doc)
 
     def _check_auth(self, hmap: dict[str, str]) -> ScoreResponse | None:
         if not self._keys:
@@ -263,14 +319,17 @@ class ScoringApp:
                 break
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
-    @staticmethod
     async def _send(
-        send: Any, resp: ScoreResponse, extra: list[tuple[bytes, bytes]], path: str, close: bool
+        self,
+        send: Any,
+        resp: ScoreResponse,
+        extra: list[tuple[bytes, bytes]],
+        path: str,
+        close: bool,
     ) -> None:
-        headers = [
-            (b"content-type", resp.content_type.encode("latin-1")),
-            (b"content-length", str(len(resp.body)).encode()),
-        ]
+        headers = [(b"content-type", resp.content_type.encode("latin-1"))]
+        if resp.stream is None:
+            headers.append((b"content-length", str(len(resp.body)).encode()))
         headers.extend(extra)
         if path in ("/score", "/swagger.json") or resp.status >= 400:
             headers.append((b"x-ms-run-function-failed", b"True" if resp.run_failed else b"False"))
@@ -283,7 +342,33 @@ class ScoringApp:
         if close:
             headers.append((b"connection", b"close"))
         await send({"type": "http.response.start", "status": resp.status, "headers": headers})
-        await send({"type": "http.response.body", "body": resp.body})
+        if resp.stream is None:
+            await send({"type": "http.response.body", "body": resp.body})
+        else:
+            await self._send_stream(send, resp)
+
+    async def _send_stream(self, send: Any, resp: ScoreResponse) -> None:
+        """One chunk per item of a streamed run() output (a generator: user code, iterated in
+        a thread of its own so the loop keeps serving). A failure mid-way ends the body."""
+        if self._streams is None:
+            self._streams = ThreadPoolExecutor(1, thread_name_prefix="stream")
+        loop = asyncio.get_running_loop()
+        items = resp.stream
+        assert items is not None
+        try:
+            while True:
+                chunk = await loop.run_in_executor(self._streams, next, items, _END)
+                if chunk is _END:
+                    break
+                if chunk:
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        except Exception:
+            log.error("run()'s streamed output failed:\n%s", traceback.format_exc())
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+        await send({"type": "http.response.body", "body": b""})
 
 
 def _query_param(query_string: bytes, name: str) -> str | None:
@@ -293,57 +378,42 @@ def _query_param(query_string: bytes, name: str) -> str | None:
     return values[0] if values else None
 
 
-class _RandomIds:
-    """Random (version 4) UUIDs cut from one ``os.urandom`` read per 256 ids: a read per request
-    is a system call that costs as much as the rest of the request-id handling."""
+async def _health_listener(app: ScoringApp, settings: Settings) -> Any:
+    """A second listener (``--health_port``) serving the same routes, as azmlinfsrv binds its
+    health port to the same app. Each worker binds it with SO_REUSEPORT."""
+    import uvicorn
 
-    def __init__(self) -> None:
-        self._pool = b""
-        self._at = 0
-        os.register_at_fork(after_in_child=self._reset)  # a forked worker must not repeat ids
-
-    def _reset(self) -> None:
-        self._pool, self._at = b"", 0
-
-    def next(self) -> str:
-        if self._at >= len(self._pool):
-            self._pool, self._at = os.urandom(16 * 256), 0
-        at = self._at
-        self._at = at + 16
-        h = self._pool[at : at + 16].hex()
-        # RFC 4122 version 4: version nibble 4, variant bits 10
-        return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
-
-
-_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
-
-
-_new_request_id = _RandomIds().next
+    try:  # the main listener's limits on header size, stalls and connections apply here too
+        from .guard import GuardedHttpTools as http
+    except ImportError:  # pragma: no cover
+        http = "httptools"
+    sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((settings.host, settings.health_port))
+    sock.listen(128)
+    config = uvicorn.Config(
+        app,
+        http=http,
+        lifespan="off",
+        loop="asyncio",
+        access_log=False,
+        log_config=None,
+        server_header=False,
+        timeout_keep_alive=settings.keep_alive_seconds,
+    )
+    config.load()
+    server = uvicorn.Server(config)
+    server.lifespan = config.lifespan_class(config)  # what Server.serve() sets before startup()
+    await server.startup(sockets=[sock])
+    log.info("health listener on %s:%d", settings.host, settings.health_port)
+    return server
 
 
 def _request_ids(hmap: dict[str, str]) -> list[tuple[bytes, bytes]] | ScoreResponse:
-    """azmlinfsrv's request-id rules: echo or generate x-request-id, keep the client ids."""
-    request_id = hmap.get("x-request-id") or _new_request_id()
-    if len(request_id) > HEADER_LIMIT:
-        return error_response(431, f"x-request-id must not exceed {HEADER_LIMIT} characters")
-    legacy = hmap.get("x-ms-request-id", "")
-    client = hmap.get("x-ms-client-request-id", "")
-    if legacy:
-        client = client or legacy
-    else:
-        legacy = client or request_id
-    if len(legacy) > HEADER_LIMIT or len(client) > HEADER_LIMIT:
-        return error_response(
-            431,
-            f"x-ms-request-id and x-ms-client-request-id must not exceed {HEADER_LIMIT} characters",
-        )
-    out = [
-        (b"x-request-id", request_id.encode("latin-1")),
-        (b"x-ms-request-id", legacy.encode("latin-1")),
-    ]
-    if client:
-        out.append((b"x-ms-client-request-id", client.encode("latin-1")))
-    return out
+    """The id headers, or the 431 (the contract scoring.functions.function_app uses)."""
+    ids, refused = request_ids(hmap)
+    return refused if refused is not None else ids
 
 
 def create_app() -> ScoringApp:
@@ -352,4 +422,6 @@ def create_app() -> ScoringApp:
 
     settings = Settings.from_env()
     configure_logging(settings.log_level)
+    if (os.environ.get("AML_APP_INSIGHTS_ENABLED") or "").lower() == "true":
+        log.warning("Application Insights is not supported: AML_APP_INSIGHTS_* are ignored")
     return ScoringApp(settings)

@@ -2,13 +2,16 @@
 
 The flags and variables are those of Microsoft's ``azmlinfsrv`` (``--entry_script``,
 ``--model_dir``, ``--port``, ``--worker_count``, ``AZUREML_ENTRY_SCRIPT``, ``AZUREML_MODEL_DIR``,
-``SCORING_TIMEOUT_MS``, ``WORKER_COUNT``, its port variable ``SERVER_PORT``) plus our own.
+``SCORING_TIMEOUT_MS``, ``WORKER_COUNT``, ``AML_APP_ROOT``, ``AZUREML_SOURCE_DIRECTORY``,
+``AML_CORS_ORIGINS``, ``SERVICE_PATH_PREFIX``, its ``config.json``...) plus our own. README.md's
+compatibility table lists each and what this host does with it.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -115,15 +118,23 @@ class Settings:
     log_level: str = "INFO"
     service_name: str = "ML service"
     service_version: str = "1.0"
+    service_path_prefix: str = ""
+    app_root: Path = field(default_factory=Path.cwd)
+    cors_origins: tuple[str, ...] = ()
+    health_port: int | None = None
+    server_version: str | None = None  # the x-ms-server-version header; None: not sent
     cache: CacheSettings = field(default_factory=CacheSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         entry = env.get("AZUREML_ENTRY_SCRIPT")
+        if not entry and Path(env.get("AML_APP_ROOT") or os.getcwd(), "main.py").is_file():
+            entry = "main.py"  # azmlinfsrv imports `main` from the app root without one
         if not entry:
             raise ConfigError(
-                "no entry script: pass --entry_script PATH or set AZUREML_ENTRY_SCRIPT"
+                "no entry script: pass --entry_script PATH or --config_file PATH, set "
+                "AZUREML_ENTRY_SCRIPT, or put a main.py in AML_APP_ROOT"
             )
         entry_path = Path(entry)
         if not entry_path.is_absolute():
@@ -131,7 +142,9 @@ class Settings:
         model_dir_raw = env.get("AZUREML_MODEL_DIR")
         model_dir = Path(model_dir_raw) if model_dir_raw else None
         name, version = model_identity(env, model_dir)
-        port_raw = env.get("AZUREML_SERVER_PORT") or env.get("SERVER_PORT")
+        # azmlinfsrv ignores SERVER_PORT in the environment (it overwrites it with the port in use)
+        port_raw = env.get("AZUREML_SERVER_PORT")
+        health_raw = env.get("SCORING_HEALTH_PORT")
         keys = tuple(
             k.strip() for k in (env.get("SCORING_AUTH_KEYS") or "").split(",") if k.strip()
         )
@@ -153,8 +166,31 @@ class Settings:
             log_level=(env.get("AZUREML_LOG_LEVEL") or "INFO").upper(),
             service_name=env.get("SERVICE_NAME", "ML service"),
             service_version=env.get("SERVICE_VERSION", "1.0"),
+            service_path_prefix=_prefix(env.get("SERVICE_PATH_PREFIX", "")),
+            app_root=Path(env.get("AML_APP_ROOT") or os.getcwd()),
+            cors_origins=tuple(
+                o.strip() for o in (env.get("AML_CORS_ORIGINS") or "").split(",") if o.strip()
+            ),
+            health_port=_int({"p": health_raw}, "p", 0, 1) if health_raw else None,
+            server_version=_server_version(env),
             cache=CacheSettings.from_env(env),
         )
+
+
+def _prefix(raw: str) -> str:
+    """``SERVICE_PATH_PREFIX`` as azmlinfsrv writes it into the document: ``/a/b`` or empty."""
+    return f"/{raw.strip('/')}" if raw.strip("/") else ""
+
+
+def _server_version(env: Mapping[str, str]) -> str | None:
+    """The x-ms-server-version header, as azmlinfsrv: ``HTTP_X_MS_SERVER_VERSION`` (default ours),
+    unless ``SERVER_VERSION_LOG_RESPONSE_ENABLED`` is set to anything but true."""
+    enabled = env.get("SERVER_VERSION_LOG_RESPONSE_ENABLED")
+    if enabled is not None and enabled.lower() != "true":
+        return None
+    from . import __version__
+
+    return env.get("HTTP_X_MS_SERVER_VERSION") or f"scoring/{__version__}"
 
 
 _VERSION_RE = re.compile(r"^\d+$")
@@ -206,16 +242,96 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, help=f"port (AZUREML_SERVER_PORT; {DEFAULT_PORT})")
     parser.add_argument("--worker_count", type=int, help="worker processes (WORKER_COUNT; 1)")
     parser.add_argument("--host", help=f"interface to bind (SCORING_HOST; {DEFAULT_HOST})")
+    parser.add_argument(
+        "--health_port", type=int, help="a second listener for probes (HEALTH_PORT)"
+    )
+    parser.add_argument(
+        "--access_control_allow_origins", help="CORS origins, comma-separated (AML_CORS_ORIGINS)"
+    )
+    parser.add_argument(
+        "--appinsights_instrumentation_key",
+        help="accepted for azmlinfsrv compatibility (AML_APP_INSIGHTS_KEY); not used",
+    )
+    parser.add_argument("--config_file", help="azmlinfsrv's config.json (AZUREML_CONFIG_FILE)")
+    parser.add_argument("--rest", action="store_true", help=argparse.SUPPRESS)  # azmlinfsrv's
     args = parser.parse_args(argv)
-    if args.port is not None and not 1 <= args.port <= 65535:
-        parser.error(f"--port {args.port}: must be within 1..65535")
+    for flag in ("port", "health_port"):
+        value = getattr(args, flag)
+        if value is not None and not 1 <= value <= 65535:
+            parser.error(f"--{flag} {value}: must be within 1..65535")
     if args.worker_count is not None and args.worker_count < 1:
         parser.error(f"--worker_count {args.worker_count}: must be >= 1")
     return args
 
 
+# The settings azmlinfsrv reads from its config.json (keys: the variables' names).
+CONFIG_FILE_KEYS = (
+    "AML_APP_ROOT",
+    "AZUREML_SOURCE_DIRECTORY",
+    "AZUREML_ENTRY_SCRIPT",
+    "SERVICE_NAME",
+    "WORKSPACE_NAME",
+    "SERVICE_PATH_PREFIX",
+    "SERVICE_VERSION",
+    "SCORING_TIMEOUT_MS",
+    "AZUREML_LOG_LEVEL",
+    "AML_APP_INSIGHTS_ENABLED",
+    "AML_APP_INSIGHTS_KEY",
+    "AML_MODEL_DC_STORAGE_ENABLED",
+    "APP_INSIGHTS_LOG_RESPONSE_ENABLED",
+    "AML_CORS_ORIGINS",
+    "AZUREML_MODEL_DIR",
+    "HOSTNAME",
+    "AZUREML_DEBUG_PORT",
+)
+
+
+def _config_file(env: Mapping[str, str]) -> Path | None:
+    """azmlinfsrv's lookup: ``AZUREML_CONFIG_FILE``, else ``config.json`` in ``AML_APP_ROOT``,
+    else next to the entry script; an empty file does not count."""
+    candidates = [env.get("AZUREML_CONFIG_FILE")]
+    candidates.append(os.path.join(env.get("AML_APP_ROOT") or os.getcwd(), "config.json"))
+    if env.get("AZUREML_ENTRY_SCRIPT"):
+        entry_dir = os.path.dirname(os.path.abspath(env["AZUREML_ENTRY_SCRIPT"]))
+        candidates.append(os.path.join(entry_dir, "config.json"))
+    for candidate in candidates:
+        if candidate and os.path.isfile(candidate) and os.path.getsize(candidate):
+            return Path(candidate)
+    return None
+
+
+def load_config_file(env: dict[str, str]) -> Path | None:
+    """Settings from azmlinfsrv's config.json, under those from the environment (as azmlinfsrv
+    ranks them)."""
+    path = _config_file(env)
+    if path is None:
+        return None
+    try:
+        values = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"config file {path}: {exc}") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"config file {path}: expected a JSON object")
+    for key, value in values.items():
+        if key in CONFIG_FILE_KEYS and value is not None:
+            env.setdefault(key, value if isinstance(value, str) else json.dumps(value))
+    return path
+
+
 def apply_args(args: argparse.Namespace, env: dict[str, str]) -> None:
     """Write the flags into the environment, as azmlinfsrv does, so worker processes see them."""
+    env.setdefault("AML_APP_ROOT", os.getcwd())
+    if args.config_file:
+        env["AZUREML_CONFIG_FILE"] = os.path.realpath(args.config_file)
+    if args.access_control_allow_origins is not None:
+        env["AML_CORS_ORIGINS"] = args.access_control_allow_origins
+    if args.appinsights_instrumentation_key is not None:
+        env["AML_APP_INSIGHTS_ENABLED"] = "true"
+        env["AML_APP_INSIGHTS_KEY"] = args.appinsights_instrumentation_key
+    if args.health_port is not None:
+        env["SCORING_HEALTH_PORT"] = str(args.health_port)
+    elif (env.get("SEPERATE_HEALTH_ENDPOINT") or "").lower() == "true":  # azmlinfsrv's spelling
+        env.setdefault("SCORING_HEALTH_PORT", env.get("HEALTH_PORT") or "5000")
     if args.entry_script:
         env["AZUREML_ENTRY_SCRIPT"] = os.path.realpath(args.entry_script)
     if args.model_dir:
@@ -226,3 +342,9 @@ def apply_args(args: argparse.Namespace, env: dict[str, str]) -> None:
         env["WORKER_COUNT"] = str(args.worker_count)
     if args.host:
         env["SCORING_HOST"] = args.host
+    try:
+        load_config_file(env)
+    except ConfigError as exc:
+        raise SystemExit(f"scoring: configuration error: {exc}") from None
+    # the port in use, for scripts that read it (azmlinfsrv overwrites SERVER_PORT the same way)
+    env["SERVER_PORT"] = env.get("AZUREML_SERVER_PORT") or str(DEFAULT_PORT)

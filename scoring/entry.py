@@ -6,7 +6,11 @@ Same rules as Microsoft's ``azmlinfsrv``:
 * ``run()`` decorated with ``inference-schema``'s ``@input_schema`` gets the JSON body's
   top-level keys as keyword arguments (converted by the decorators);
 * an undecorated ``run(raw_data)`` gets the body as a string;
-* a ``request_headers`` parameter, when declared, receives the request headers.
+* a ``request_headers`` parameter, when declared, receives the request headers;
+* ``AML_APP_ROOT``, ``AML_APP_ROOT/AZUREML_SOURCE_DIRECTORY`` and the script's folder are
+  importable, so a script's helper modules import;
+* a ``@rawhttp`` ``run()`` is called inside a Flask request context whose request is the
+  ``AMLRequest`` (when Flask is installed), so ``flask.request`` and ``jsonify`` work.
 
 We add one thing: schema-decorated inputs are converted *before* ``run()`` is called, so a body
 the schema rejects is the client's fault (400), not a failure of ``run()`` (500).
@@ -19,6 +23,7 @@ import hashlib
 import importlib.util
 import inspect
 import logging
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -107,11 +112,9 @@ class UserScript:
 
         aml_request._rawHttpRequested = False
 
-        script_dir = str(self.path.parent)
-        if script_dir not in sys.path:
-            sys.path.append(
-                script_dir
-            )  # sibling modules of score.py are importable, as in Azure ML
+        for folder in _import_folders(self.path):
+            if folder not in sys.path:
+                sys.path.append(folder)
         spec = importlib.util.spec_from_file_location("entry_module", self.path)
         if spec is None or spec.loader is None:
             raise EntryScriptError(f"cannot import entry script {self.path}")
@@ -161,9 +164,11 @@ class UserScript:
                 kwargs[p.name] = body[p.name]
             elif p.default is inspect.Parameter.empty:
                 raise BadInput(f"A value is not provided for the {p.name!r} parameter.")
+            else:
+                kwargs[p.name] = p.default  # as azmlinfsrv: the decorators see the default
         deserialize = self._deserialize
         for sp in self.schema_params:
-            if not sp.convert or sp.name not in kwargs:
+            if not sp.convert or sp.name not in body:
                 continue
             if sp.optional and not kwargs[sp.name]:
                 continue
@@ -176,9 +181,47 @@ class UserScript:
         return kwargs
 
     def call(self, kwargs: dict[str, Any], headers: dict[str, str]) -> Any:
+        if self.kind is InputKind.RAW and _flask_app() is not None:
+            return self._call_in_flask(kwargs, headers)
         if self.wants_headers:
             return self.run(**kwargs, request_headers=headers)
         return self.run(**kwargs)
+
+    def _call_in_flask(self, kwargs: dict[str, Any], headers: dict[str, str]) -> Any:
+        from flask.ctx import RequestContext
+
+        request = next(iter(kwargs.values()))
+        with RequestContext(_flask_app(), request.environ, request=request):  # type: ignore[arg-type]
+            if self.wants_headers:
+                return self.run(**kwargs, request_headers=headers)
+            return self.run(**kwargs)
+
+
+def _import_folders(path: Path) -> list[str]:
+    """What azmlinfsrv puts on sys.path (the app root and its source directory), then the
+    script's own folder."""
+    root = os.environ.get("AML_APP_ROOT") or os.getcwd()
+    folders = [root]
+    source = os.environ.get("AZUREML_SOURCE_DIRECTORY")
+    if source:
+        folders.append(os.path.join(root, source))
+    folders.append(str(path.parent))
+    return folders
+
+
+_FLASK: list[Any] = []
+
+
+def _flask_app() -> Any:
+    """A bare Flask app whose contexts @rawhttp calls run in; None without Flask."""
+    if not _FLASK:
+        try:
+            import flask
+        except ImportError:  # pragma: no cover - Flask is in requirements.txt
+            _FLASK.append(None)
+        else:
+            _FLASK.append(flask.Flask("scoring"))
+    return _FLASK[0]
 
 
 def _is_schema_decorated(run: Callable[..., Any]) -> bool:

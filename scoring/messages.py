@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from types import GeneratorType
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -46,6 +48,7 @@ class ScoreResponse:
     run_failed: bool = False
     exec_ms: float | None = None
     cache: str | None = None
+    stream: Iterator[Any] | None = None  # sent one chunk per item, after ``body``
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -140,14 +143,14 @@ def decode(
         return None, None
     if method == "GET":
         obj = _query_object(req.query_string)
-        key = _canonical(obj) if keyed else None
         if kind is InputKind.SCHEMA:
-            return obj, key and b"S" + key
-        return json.dumps(obj), key and b"T" + key
+            return obj, b"S" + _canonical(obj) if keyed else None
+        text = json.dumps(obj)  # what run() gets: the key is that text, not a canonical form
+        return text, b"R" + text.encode() if keyed else None
     ctype = req.header("content-type")
     body = req.body
     if kind is InputKind.SCHEMA:
-        if ctype and not _is_json_type(ctype):
+        if not _is_json_type(ctype):  # none at all is a 415 too, as in azmlinfsrv
             raise Unsupported(f"Expects Content-Type to be application/json, got {ctype!r}")
         if not body or body.isspace():
             raise BadInput("POST body is empty. Expecting a JSON object.")
@@ -155,20 +158,34 @@ def decode(
         if not isinstance(obj, dict):
             raise BadInput("POST body should be a JSON object.")
         return obj, b"S" + _canonical(obj) if keyed else None
-    try:
+    try:  # an undecorated run() gets the text whatever it is, as in azmlinfsrv
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise BadInput(f"Input cannot be decoded as UTF-8: {exc}") from None
-    if _is_json_type(ctype) or (not ctype and text.lstrip()[:1] in ("{", "[")):
-        obj = _loads(body)  # a malformed JSON body is a 400, not run()'s problem
-        return text, b"T" + _canonical(obj) if keyed else None
     return text, b"R" + body if keyed else None
 
 
+def _chunk(item: Any) -> bytes:
+    if isinstance(item, bytes):
+        return item
+    if isinstance(item, str):
+        return item.encode("utf-8")
+    return json.dumps(item, default=_json_default).encode()
+
+
 def render(output: Any, elapsed: float) -> ScoreResponse:
+    """run()'s output as a response. A ``None`` answers ``{}`` (azmlinfsrv); a streamed
+    ``AMLResponse`` (a generator body) or a bare generator is sent one chunk per item."""
+    if output is None:
+        return ScoreResponse(200, b"{}", JSON, exec_ms=elapsed)
+    if isinstance(output, GeneratorType):
+        resp = ScoreResponse(200, b"", "text/plain; charset=utf-8", exec_ms=elapsed)
+        resp.stream = map(_chunk, output)
+        return resp
     if hasattr(output, "status_code") and hasattr(output, "get_data"):
         status = int(output.status_code)
-        body = output.get_data()
+        streamed = bool(getattr(output, "is_streamed", False))
+        body = b"" if streamed else output.get_data()
         ctype = output.headers.get("Content-Type", "text/plain")
         extra = [
             (k.lower(), v)
@@ -176,7 +193,10 @@ def render(output: Any, elapsed: float) -> ScoreResponse:
             if k.lower() not in ("content-type", "content-length", "x-ms-run-function-failed")
         ]
         failed = status >= 500 or str(output.headers.get("x-ms-run-function-failed")) == "True"
-        return ScoreResponse(status, body, ctype, extra, run_failed=failed, exec_ms=elapsed)
+        resp = ScoreResponse(status, body, ctype, extra, run_failed=failed, exec_ms=elapsed)
+        if streamed:
+            resp.stream = map(_chunk, output.iter_encoded())
+        return resp
     try:
         body = json.dumps(output, default=_json_default).encode()
     except (TypeError, ValueError, RecursionError) as exc:

@@ -1,8 +1,14 @@
-"""Swagger 2 / OpenAPI 3 documents for ``/score``, generated from inference-schema decorators."""
+"""Swagger 2 / OpenAPI 3 documents for ``/score``: the user's own files from ``AML_APP_ROOT``
+(``swagger.json`` or ``swagger2.json``, ``swagger3.json``, ``swagger3.1.json``, as azmlinfsrv
+reads them), else generated from the inference-schema decorators, paths under
+``SERVICE_PATH_PREFIX``."""
 
 from __future__ import annotations
 
 import copy
+import json
+import logging
+from pathlib import Path
 from typing import Any
 
 from .entry import UserScript
@@ -12,8 +18,36 @@ _ERROR = {"type": "object", "properties": {"message": {"type": "string"}}}
 _EMPTY = {"type": "object", "example": {}}
 
 
+log = logging.getLogger("scoring")
+
+# version -> the user's files that answer it, first found wins (azmlinfsrv's names)
+_USER_FILES = {
+    "2.0": ("swagger.json", "swagger2.json"),
+    "3.0": ("swagger3.json",),
+    "3.1": ("swagger3.1.json",),
+}
+
+
 class SwaggerError(Exception):
     pass
+
+
+def user_documents(app_root: Path) -> dict[str, Any]:
+    """The user's swagger files in ``app_root``, read once at start (as azmlinfsrv does)."""
+    docs: dict[str, Any] = {}
+    for version, names in _USER_FILES.items():
+        for name in names:
+            path = Path(app_root) / name
+            try:
+                docs[version] = json.loads(path.read_text(encoding="utf-8"))
+            except FileNotFoundError:
+                continue
+            except (OSError, ValueError) as exc:
+                log.error("ignoring %s: %s", path, exc)
+                continue
+            log.info("serving the user's swagger %s for version %s", path, version)
+            break
+    return docs
 
 
 def _schemas(script: UserScript) -> tuple[Any, Any, list[str]]:
@@ -52,13 +86,31 @@ def _operations(auth: bool, ref: str) -> dict[str, Any]:
 
 
 def build(
-    script: UserScript, version: str, *, title: str, service_version: str, auth: bool
+    script: UserScript,
+    version: str,
+    *,
+    title: str,
+    service_version: str,
+    auth: bool,
+    prefix: str = "",
+    user: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     canonical = VERSION_ALIASES.get(version)
     if canonical is None:
         raise SwaggerError(
             f"Swagger version [{version}] is not valid. Supported versions: [2, 3, 3.1]."
         )
+    if user and canonical in user:
+        return user[canonical]
+    doc = _generate(script, canonical, version, title, service_version, auth)
+    if prefix:
+        doc["paths"] = {prefix + path: item for path, item in doc["paths"].items()}
+    return doc
+
+
+def _generate(
+    script: UserScript, canonical: str, version: str, title: str, service_version: str, auth: bool
+) -> dict[str, Any]:
     input_schema, output_schema, supported = _schemas(script)
     if canonical not in supported:
         raise SwaggerError(

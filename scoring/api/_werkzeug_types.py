@@ -1,4 +1,9 @@
-"""werkzeug-based request/response types with Azure ML's constructor signatures."""
+"""Request/response types with Azure ML's constructor signatures.
+
+Flask's ``Request``/``Response`` when Flask is installed (it is in the scoring image), as in
+azmlinfsrv, so scripts that check ``isinstance(x, flask.Response)`` or use Flask's extras work;
+werkzeug's otherwise.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,10 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import quote
 
-from werkzeug.wrappers import Request, Response
+try:
+    from flask import Request, Response
+except ImportError:  # pragma: no cover - Flask is in requirements.txt
+    from werkzeug.wrappers import Request, Response  # type: ignore[assignment]
 
 
 class AMLRequest(Request):

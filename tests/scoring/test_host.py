@@ -207,92 +207,23 @@ def test_timeout_interrupts_a_pure_python_loop(start_host: HostFactory) -> None:
     assert time.monotonic() - t0 < 1.0
 
 
-def test_readiness_does_not_wait_behind_slow_init_or_run(start_host: HostFactory) -> None:
-    host = start_host(SCRIPTS / "slow.py", env={"SLOW_INIT_SECONDS": "1.5"}, wait=False)
-    deadline = time.monotonic() + 30
-    while True:  # liveness answers while init() is still running
-        try:
-            if host.client.get("/", timeout=0.5).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
-    assert host.client.get("/ready").status_code == 503
-    early = host.client.post("/score", json={"sleep": 0})
-    assert early.status_code == 503
-    host.wait_ready()
-    with ThreadPoolExecutor(1) as pool:
-        slow = pool.submit(host.client.post, "/score", json={"sleep": 1.5})
-        time.sleep(0.2)
-        t0 = time.monotonic()
-        assert host.client.get("/ready").status_code == 200
-        assert host.client.get("/status").json()["ready"] is True
-        assert time.monotonic() - t0 < 0.5
-        assert slow.result().json() == {"slept": 1.5}
-
-
 def _run_status(host: Host) -> dict[str, object]:
     return host.client.get("/status").json()["run"]
 
 
-def test_fast_run_moves_to_the_event_loop_and_a_slow_one_back_to_the_thread(
-    start_host: HostFactory,
-) -> None:
-    # a 20 ms budget: a sleep(0) stays far below it even on a loaded machine
-    host = start_host(SCRIPTS / "slow.py", env={"SCORING_INLINE_MAX_MS": "20"})
-    for _ in range(3):  # while the duration is being learnt, calls go to the run thread
+def test_fast_calls_then_a_slow_one_never_hold_up_readiness(start_host: HostFactory) -> None:
+    host = start_host(SCRIPTS / "slow.py")
+    for _ in range(30):
         assert host.client.post("/score", json={"sleep": 0}).json() == {"slept": 0}
     assert _run_status(host)["where"] == "run thread"
-    for _ in range(10):
-        host.client.post("/score", json={"sleep": 0})
-    status = _run_status(host)
-    assert status["where"] == "event loop", status
-    assert status["inline_calls"] >= 4 and status["thread_calls"] == 8
-
-    # one call over the budget, and the next ones run in the thread again ...
-    assert host.client.post("/score", json={"sleep": 0.2}).json() == {"slept": 0.2}
-    assert _run_status(host)["where"] == "run thread"
-    # ... where a slow run() does not hold up readiness
     with ThreadPoolExecutor(1) as pool:
         slow = pool.submit(host.client.post, "/score", json={"sleep": 1.5})
         time.sleep(0.2)
         t0 = time.monotonic()
         assert host.client.get("/ready").status_code == 200
+        assert host.client.get("/").status_code == 200
         assert time.monotonic() - t0 < 0.5
         assert slow.result().json() == {"slept": 1.5}
-    # fast calls bring the average back under the budget: the event loop again
-    for _ in range(30):
-        host.client.post("/score", json={"sleep": 0})
-    assert _run_status(host)["where"] == "event loop"
-
-
-def test_inline_max_ms_zero_keeps_every_run_in_the_thread(start_host: HostFactory) -> None:
-    host = start_host(SCRIPTS / "slow.py", env={"SCORING_INLINE_MAX_MS": "0"})
-    for _ in range(20):
-        host.client.post("/score", json={"sleep": 0})
-    status = _run_status(host)
-    assert status == {**status, "where": "run thread", "inline_calls": 0, "thread_calls": 20}
-
-
-def test_timeout_interrupts_a_loop_running_on_the_event_loop(start_host: HostFactory) -> None:
-    host = start_host(
-        SCRIPTS / "busy.py", env={"SCORING_TIMEOUT_MS": "300", "SCORING_INLINE_MAX_MS": "20"}
-    )
-    for _ in range(12):
-        assert host.client.post("/score", json={"n": 10}).json() == {"total": 45}
-    assert _run_status(host)["where"] == "event loop"
-    t0 = time.monotonic()
-    r = host.client.post("/score", json={"n": 0})  # never ends: the watchdog interrupts it
-    assert time.monotonic() - t0 < 2.5
-    assert r.status_code == 500
-    assert r.json() == {"message": "Scoring timeout after 300 ms"}
-    assert r.headers["x-ms-run-function-failed"] == "True"
-    t0 = time.monotonic()
-    assert host.client.get("/ready").status_code == 200
-    assert host.client.post("/score", json={"n": 10}).json() == {"total": 45}
-    assert time.monotonic() - t0 < 1.0
-    assert _run_status(host)["where"] == "run thread"  # it was slow: the next calls are not
 
 
 def test_broken_init_exits_nonzero_with_the_reason_logged(start_host: HostFactory) -> None:
@@ -330,10 +261,9 @@ def test_undecorated_run_gets_the_body_string_and_headers(start_host: HostFactor
         "/score", content=b"hello, world", headers={"Content-Type": "text/plain", "X-Custom": "yes"}
     )
     assert r.json() == {"raw": "hello, world", "type": "str", "header": "yes"}
-    r = host.client.post("/score", content=b'{"a": 1')  # JSON content type, malformed
-    assert r.status_code in (200, 400)
+    # malformed JSON is run()'s to judge, as in azmlinfsrv (tests/scoring/test_compat.py)
     r = host.client.post("/score", content=b'{"a": 1', headers={"Content-Type": "application/json"})
-    assert r.status_code == 400
+    assert r.json()["raw"] == '{"a": 1'
     r = host.client.post("/score", content=b"\xff\xfe", headers={"Content-Type": "text/plain"})
     assert r.status_code == 400
 
@@ -420,25 +350,3 @@ def test_worker_count_starts_several_workers(start_host: HostFactory, model_dir:
             if r.status_code == 200:
                 pids.add(r.json()["pid"])
     assert len(pids) == 2
-
-
-def test_local_demo_scores_the_seed_payload(tmp_path: Path, redis_server) -> None:
-    import os
-    import subprocess
-    import sys
-
-    from _scoring_support import REPO
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "SCORING_"))}
-    env.update(redis_server.env())
-    result = subprocess.run(
-        [sys.executable, "-m", "scoring.demo", "--model-dir", str(tmp_path / "model")],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    assert "POST /score #1 -> 200 (cache: miss)" in result.stdout
-    assert "POST /score #2 -> 200 (cache: hit)" in result.stdout
