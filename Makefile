@@ -10,11 +10,11 @@ PY := $(VENV)/bin/python
 STACK ?= dev
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test setup system-deps preview serve-local bench lint typecheck clean
+.PHONY: demo test setup system-deps preview serve-local bench critical-path fuzz lint typecheck clean
 
 demo: setup
 	$(PY) -m preview $(STACK)
-	$(PY) -m scoring.demo
+	$(PY) -m scoring.demo --stack $(STACK)
 
 test: setup system-deps
 	$(PY) -m ruff check .
@@ -52,6 +52,15 @@ serve-local: setup
 bench: setup system-deps
 	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 	$(PY) bench/run.py --duration 8 --cold-runs 5 --rounds 3
+
+# The critical path of `pulumi up` from the program's graph, against the floor Azure imposes.
+critical-path: setup
+	$(PY) -m bench.critical_path dev prod
+
+# schemathesis against a schema script's swagger (a benchmark, not a test: it runs until done).
+fuzz: setup
+	$(PY) -m pip install --quiet 'schemathesis>=3.30,<5'
+	$(PY) bench/fuzz_swagger.py
 
 lint: setup
 	$(PY) -m ruff check . && $(PY) -m ruff format --check .

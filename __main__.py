@@ -17,6 +17,7 @@ import pulumi_azure_native.resources as resources
 
 from components.config.settings import from_pulumi
 from components.contract import Endpoint, ScoringDeployment
+from components.platform.build_context import assemble
 from components.platform.cache import PredictionCache, PredictionCacheArgs
 from components.platform.identity import ScoringIdentity, ScoringIdentityArgs
 from components.platform.image import ScoringImage, ScoringImageArgs
@@ -52,13 +53,14 @@ identity = ScoringIdentity(
     ScoringIdentityArgs(s, rg.name, client.subscription_id, registry.id, workspace.key_vault.id),
 )
 keys = ScoringKeys("scoring-keys", ScoringKeysArgs(s, rg.name, workspace.vault.name))
+context = assemble(s.model)  # the build context: host, entry script, dependencies, model
 image = ScoringImage(
     "scoring-image",
     ScoringImageArgs(
         login_server=registry.login_server,
         tenant_id=client.tenant_id,
         repository=s.scoring.image_repository,
-        tag=f"{s.model.name}-{s.model.version}",
+        context=context,
         after=[registry.push_grant],
     ),
 )
@@ -104,8 +106,7 @@ if s.functions.enabled:
             login_server=registry.login_server,
             tenant_id=client.tenant_id,
             repository=f"{s.scoring.image_repository}-functions",
-            tag=f"{s.model.name}-{s.model.version}",
-            dockerfile="functions.Dockerfile",
+            context=assemble(s.model, "functions"),
             after=[registry.push_grant],
         ),
     )
@@ -120,7 +121,13 @@ if s.aci.enabled:
 model = AmlModel(
     "model",
     AmlModelArgs(
-        s, rg.name, client.subscription_id, workspace.name, workspace.storage.name, s.model.path
+        s,
+        rg.name,
+        client.subscription_id,
+        workspace.name,
+        workspace.storage.name,
+        context.model_files,  # the same bytes the images carry
+        context.build_args["MODEL_SOURCE"],
     ),
 )
 if s.online.enabled:

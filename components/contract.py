@@ -125,14 +125,17 @@ class ScoringDeployment:
     def runtime_env(self) -> dict[str, pulumi.Input[str]]:
         """Plain (non-secret) environment of the scoring host, the same in every target.
 
-        Secrets (scoring keys, the Redis key) are added by each target in the form its platform
-        keeps secret: Key Vault references, secure environment values or Kubernetes secrets. The
-        cache's settings come from :meth:`cache_env`, which depends on the target.
+        No ``AZUREML_ENTRY_SCRIPT`` or ``AZUREML_MODEL_DIR``: each image sets them to where its
+        Dockerfile put the entry script and the model (``/var/azureml-app/code/<script>`` and
+        ``/var/azureml-app/azureml-models/<name>/<version>``, the folder holding the registered
+        model's files, where Azure ML online deployments mount the same model), and a target
+        must not override them. Secrets (scoring keys, the Redis key) are added by each target in
+        the form its platform keeps secret: Key Vault references, secure environment values or
+        Kubernetes secrets. The cache's settings come from :meth:`cache_env`, which depends on
+        the target.
         """
         s = self.settings
         env: dict[str, pulumi.Input[str]] = {
-            "AZUREML_ENTRY_SCRIPT": "sample_model/score.py",
-            "AZUREML_MODEL_DIR": "/var/azureml-app/models",
             "AZUREML_SERVER_PORT": str(s.scoring.port),
             "WORKER_COUNT": str(s.scoring.workers),
             "SCORING_TIMEOUT_MS": str(s.scoring.timeout_ms),

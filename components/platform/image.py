@@ -1,7 +1,10 @@
-"""An image built from ``scoring/`` with pulumi-docker and pushed to the registry.
+"""A scoring image built with pulumi-docker from the build context the program assembles
+(``build_context.py``: the host, the user's entry script and dependencies, the model) and pushed
+to the registry.
 
-The push logs in with an ACR refresh token exchanged from the deployer's Entra token
-(``acr_token.py``), never with an admin password. Targets deploy the image by digest
+The tag carries the context's digest, so the same inputs give the same tag and one changed byte
+gives a new one. The push logs in with an ACR refresh token exchanged from the deployer's Entra
+token (``acr_token.py``), never with an admin password. Targets deploy the image by digest
 (``repo_digest``), so a new build rolls out to every target that uses it (the seeds'
 ``service.update``).
 """
@@ -10,15 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pulumi
 import pulumi_docker as docker
 
-from components import PROJECT_ROOT
 from components.platform.acr_token import ACR_TOKEN_USER, registry_password
-
-SCORING_DIR = PROJECT_ROOT / "scoring"
+from components.platform.build_context import BuildContext
 
 
 @dataclass(frozen=True)
@@ -26,9 +26,7 @@ class ScoringImageArgs:
     login_server: pulumi.Input[str]
     tenant_id: pulumi.Input[str]
     repository: str
-    tag: str
-    dockerfile: str = "Dockerfile"
-    context: Path = SCORING_DIR
+    context: BuildContext  # build_context.assemble(settings.model, "scoring" | "functions")
     # Resources that must exist before the push (the deployer's AcrPush role assignment).
     after: Sequence[pulumi.Resource] = field(default_factory=tuple)
 
@@ -38,14 +36,16 @@ class ScoringImage(pulumi.ComponentResource):
         self, name: str, args: ScoringImageArgs, opts: pulumi.ResourceOptions | None = None
     ):
         super().__init__("mlscore:platform:ScoringImage", name, None, opts)
-        image_name = pulumi.Output.concat(args.login_server, "/", args.repository, ":", args.tag)
+        ctx = args.context
+        image_name = pulumi.Output.concat(args.login_server, "/", args.repository, ":", ctx.tag)
         self.image = docker.Image(
             name,  # unique per ScoringImage: a child's URN carries its parent's type, not its name
             image_name=image_name,
             build=docker.DockerBuildArgs(
-                context=str(args.context),
-                dockerfile=str(args.context / args.dockerfile),
+                context=str(ctx.path),
+                dockerfile=str(ctx.dockerfile),
                 platform="linux/amd64",
+                args=dict(ctx.build_args),
             ),
             registry=docker.RegistryArgs(
                 server=args.login_server,
@@ -56,6 +56,9 @@ class ScoringImage(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.after)),
         )
         self.image_name = image_name
+        self.tag = ctx.tag
         # <login server>/<repository>@sha256:<digest>: what every target deploys.
         self.ref = self.image.repo_digest
-        self.register_outputs({"image_name": image_name, "ref": self.ref})
+        self.register_outputs(
+            {"image_name": image_name, "ref": self.ref, "context_digest": ctx.digest}
+        )

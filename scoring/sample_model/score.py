@@ -22,10 +22,9 @@ output_sample = np.array([5021.23])
 
 
 def _model_path() -> Path:
+    """``AZUREML_MODEL_DIR`` is the folder holding the registered model's files: the file
+    itself, or (a registered folder) ``<folder>/model.joblib``, as in every image."""
     root = Path(os.getenv("AZUREML_MODEL_DIR", "."))
-    preferred = root / "diabetes-ridge" / "1" / "model.joblib"
-    if preferred.is_file():
-        return preferred
     found = sorted(root.rglob("model.joblib"))
     if not found:
         raise FileNotFoundError(f"no model.joblib under AZUREML_MODEL_DIR={root}")

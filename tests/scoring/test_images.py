@@ -1,12 +1,12 @@
 """The Dockerfiles: hadolint-clean, pinned, non-root, and their layout actually runs.
 
-No Docker engine here, so the image layout is rebuilt in a temp dir (same paths relative to
-each other, same ENV and ENTRYPOINT) and run as a process.
+No Docker engine here, so the image layout is rebuilt in a temp dir from the build context the
+program assembles, the way the Dockerfile's COPY, ENV and WORKDIR lines lay it out
+(components/platform/image_layout.py), and run as a process.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -14,7 +14,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from _scoring_support import REPO, SEED_PAYLOAD, Host, free_port
+from _image_support import clean_env, serve
+from _scoring_support import REPO, SEED_PAYLOAD
+
+from components.config.settings import load
+from components.platform.build_context import BuildContext, assemble
+from components.platform.image_layout import rebuild
+from preview import engine
 
 SCORING = REPO / "scoring"
 DOCKERFILES = [SCORING / "Dockerfile", SCORING / "functions.Dockerfile"]
@@ -51,62 +57,37 @@ def test_pinned_base_non_root_healthcheck(dockerfile: Path) -> None:
     assert "HEALTHCHECK" in text
 
 
-@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
-def test_copy_sources_exist_in_the_build_context(dockerfile: Path) -> None:
-    for line in dockerfile.read_text().splitlines():
-        if line.startswith("COPY ") and "--from=" not in line:
-            parts = [p for p in line.split()[1:] if not p.startswith("--")]
-            for src in parts[:-1]:
-                assert (SCORING / src).exists(), f"{dockerfile.name}: COPY {src} not in scoring/"
+def _sample_context(image: str, root: Path) -> BuildContext:
+    """The build context the program assembles for the dev stack's (sample) model."""
+    config, _ = engine.stack_config("dev")
+    settings = load(lambda k: config.get(f"mlscore:{k}"), project="mlscore", stack="dev")
+    return assemble(settings.model, image, root=root)
 
 
-def _image_env(dockerfile: Path) -> dict[str, str]:
-    text = dockerfile.read_text().replace("\\\n", " ")
-    env: dict[str, str] = {}
-    for line in text.splitlines():
-        if line.startswith("ENV "):
-            for key, value in re.findall(r"(\w+)=(\S+)", line[4:]):
-                env[key] = value
-    return env
+@pytest.mark.parametrize("image", ["scoring", "functions"])
+def test_copy_sources_exist_in_the_build_context(image: str, tmp_path: Path) -> None:
+    ctx = _sample_context(image, tmp_path)
+    text = ctx.dockerfile.read_text().replace("\\\n", " ")
+    copies = [ln for ln in text.splitlines() if ln.startswith("COPY ") and "--from=" not in ln]
+    assert copies
+    for line in copies:
+        parts = [p for p in line.split()[1:] if not p.startswith("--")]
+        for src in parts[:-1]:
+            assert (ctx.path / src).exists(), f"{image}: COPY {src} not in the build context"
+    for arg in ("MODEL_NAME", "MODEL_VERSION", "ENTRY_SCRIPT", "CONTEXT_DIGEST"):
+        assert re.search(rf"^ARG {arg}=", text, re.M), f"{image}: no ARG {arg}"
 
 
 def test_scoring_image_layout_serves_the_sample_model(tmp_path: Path) -> None:
-    """/app/scoring + a model trained the way the Dockerfile does, run with its ENV."""
-    env_decl = _image_env(SCORING / "Dockerfile")
-    assert env_decl["AZUREML_SERVER_PORT"] == "5001"
-    root = tmp_path / "image"
-    app = root / "app"
-    shutil.copytree(SCORING, app / "scoring", ignore=shutil.ignore_patterns("__pycache__"))
-    models = root / "var" / "azureml-app" / "models"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "SCORING_"))}
-    env.update(
-        {
-            "PYTHONPATH": str(app),
-            "AZUREML_ENTRY_SCRIPT": env_decl["AZUREML_ENTRY_SCRIPT"].replace("/app", str(app), 1),
-            "AZUREML_MODEL_DIR": str(models),
-            "AZUREML_SERVER_PORT": str(free_port()),
-            "WORKER_COUNT": env_decl["WORKER_COUNT"],
-            "SCORING_HOST": "127.0.0.1",
-        }
-    )
-    subprocess.run(
-        [sys.executable, "-m", "scoring.sample_model.train", "--out", str(models)],
-        cwd=app,
-        env=env,
-        check=True,
-        capture_output=True,
-    )
-    assert (models / "diabetes-ridge" / "1" / "model.joblib").is_file()
-    log = tmp_path / "host.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "scoring"],
-            cwd=app,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    host = Host(proc, int(env["AZUREML_SERVER_PORT"]), log)
+    """The image's own ENV (no target settings): script and model where its COPY lines put them."""
+    ctx = _sample_context("scoring", tmp_path / "ctx")
+    layout = rebuild(ctx, tmp_path / "image")
+    assert layout.env["AZUREML_SERVER_PORT"] == "5001"
+    assert layout.env["AZUREML_ENTRY_SCRIPT"] == str(layout.local("/var/azureml-app/code/score.py"))
+    model_dir = Path(layout.env["AZUREML_MODEL_DIR"])
+    assert model_dir == layout.local("/var/azureml-app/azureml-models/diabetes-ridge/1")
+    assert (model_dir / "1" / "model.joblib").is_file()  # the folder modelPath names, by its name
+    host = serve(layout, {}, tmp_path)
     try:
         host.wait_ready()
         r = host.client.post("/score", json=SEED_PAYLOAD)
@@ -117,25 +98,35 @@ def test_scoring_image_layout_serves_the_sample_model(tmp_path: Path) -> None:
         host.stop()
 
 
-def test_function_image_layout_imports_and_indexes(tmp_path: Path, model_dir: Path) -> None:
+def test_function_image_layout_imports_and_indexes(tmp_path: Path) -> None:
     """/home/site/wwwroot/{function_app.py,host.json,scoring/}: the worker's import works."""
-    wwwroot = tmp_path / "wwwroot"
-    shutil.copytree(SCORING, wwwroot / "scoring", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(SCORING / "functions" / "function_app.py", wwwroot)
-    shutil.copy(SCORING / "functions" / "host.json", wwwroot)
+    layout = rebuild(_sample_context("functions", tmp_path / "ctx"), tmp_path / "image")
+    wwwroot = layout.local("/home/site/wwwroot")
+    assert layout.workdir == wwwroot and (wwwroot / "host.json").is_file()
     code = (
-        "import sys; sys.path.insert(0, sys.argv[1]); import function_app as f; "
+        "import os, sys; sys.path.insert(0, sys.argv[1]); import function_app as f; "
         "print(sorted(x.get_function_name() for x in f.app.get_functions())); "
-        "print(f._DEFAULT_ENTRY.is_file())"
+        "print(os.path.isfile(os.environ['AZUREML_ENTRY_SCRIPT']))"
     )
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     result = subprocess.run(
         [sys.executable, "-c", code, str(wwwroot)],
         cwd=tmp_path,
-        env=env,
+        env=clean_env() | layout.env,
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split("\n")[:2] == ["['score', 'score_blob', 'score_message']", "True"]
+
+
+def test_function_image_runs_as_a_user_owning_what_the_functions_host_writes() -> None:
+    """Issue 14 item 7: the non-root user owns /azure-functions-host, the extension bundles and
+    HOME's writable folders, and not the code."""
+    text = (SCORING / "functions.Dockerfile").read_text().replace("\\\n", " ")
+    (chowns,) = [ln for ln in text.splitlines() if "chown -R" in ln]
+    owned = chowns.split("chown -R functions:functions", 1)[1].split()
+    for path in ("/azure-functions-host", "/FuncExtensionBundles", "/home/data", "/home/LogFiles"):
+        assert path in owned, path
+    assert "/home/site/wwwroot" not in owned and "/var/azureml-app" not in text.split("chown")[1]
+    assert re.search(r"^USER 10001$", text, re.M)

@@ -1,19 +1,24 @@
 """The model registered in the Azure ML workspace: its files in the workspace storage, a versioned
 model asset (``ModelContainer`` + ``ModelVersion``) that online and batch deployments reference.
 
-Where the files come from: the folder ``mlscore:modelPath`` (default ``aml/model/diabetes-ridge/1``,
-the sample Ridge model that ``python -m scoring.sample_model.train --out aml/model`` writes, small
-and committed). Nothing is trained while the program runs: a preview must not execute training
-code, and a deploy must upload exactly the reviewed bytes. Each file becomes a ``storage.Blob``
-(a ``pulumi.FileAsset``, so a changed file shows in the preview) under
-``<container>/<modelName>/<modelVersion>/`` of the workspace's storage account, reached by Azure ML
-through an identity-based datastore (no account key in the workspace). The model version is the
-config's ``modelVersion``; Azure ML versions are immutable, so new model bytes need a new version.
+Where the files come from: the scoring image's build context (``build_context.py``), which holds
+``mlscore:modelPath`` (a file or a folder; default ``aml/model/diabetes-ridge/1``, the sample
+Ridge model that ``python -m scoring.sample_model.train --out aml/model`` writes, committed) in
+Azure ML's layout. So Azure ML registers exactly the bytes the images carry, laid out the same
+under ``AZUREML_MODEL_DIR``: a file as ``<file>``, a folder as ``<folder>/...``. Nothing is
+trained while the program runs: a preview must not execute training code, and a deploy must
+upload exactly the reviewed bytes. Each file becomes a ``storage.Blob`` (a ``pulumi.FileAsset``,
+so a changed file shows in the preview) under ``<container>/<modelName>/<modelVersion>/`` of the
+workspace's storage account, reached by Azure ML through an identity-based datastore (no account
+key in the workspace); the model version points at the file or folder there, as registering that
+path with the Azure ML SDK does. The model version is the config's ``modelVersion``; Azure ML
+versions are immutable, so new model bytes need a new version.
 """
 
 from __future__ import annotations
 
 import mimetypes
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,16 +39,19 @@ class AmlModelArgs:
     subscription_id: pulumi.Input[str]
     workspace_name: pulumi.Input[str]
     storage_account_name: pulumi.Input[str]
-    model_dir: Path | None  # settings.model.path (validated to exist)
+    # (path under AZUREML_MODEL_DIR, file): BuildContext.model_files, the bytes the images carry
+    model_files: Sequence[tuple[str, Path]]
+    source: str = ""  # mlscore:modelPath as configured (shown in the description)
 
 
-def model_files(model_dir: Path) -> list[tuple[str, Path]]:
-    """``(relative posix path, file)`` of every file under ``model_dir``, sorted, hidden skipped."""
-    return sorted(
-        (f.relative_to(model_dir).as_posix(), f)
-        for f in model_dir.rglob("*")
-        if f.is_file() and not any(part.startswith(".") for part in f.relative_to(model_dir).parts)
-    )
+def model_asset_path(files: Sequence[tuple[str, Path]]) -> str:
+    """What the model version points at, relative to ``<name>/<version>/``: the folder
+    (``<folder>/``) or the single file that ``modelPath`` named."""
+    top = {rel.split("/", 1)[0] for rel, _ in files}
+    if len(top) != 1:
+        raise ValueError(f"the model's files must sit under one file or folder, not {sorted(top)}")
+    (name,) = top
+    return f"{name}/" if any("/" in rel for rel, _ in files) else name
 
 
 def datastore_uri(
@@ -75,9 +83,9 @@ class AmlModel(pulumi.ComponentResource):
     def __init__(self, name: str, args: AmlModelArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("mlscore:platform:AmlModel", name, None, opts)
         s = args.settings
-        if args.model_dir is None:
-            raise ValueError("AmlModel needs the model folder (mlscore:modelPath)")
-        model_dir = args.model_dir
+        files = list(args.model_files)
+        if not files:
+            raise ValueError("AmlModel needs the model's files (mlscore:modelPath)")
         child = pulumi.ResourceOptions(parent=self)
         self.model_name = s.model.name
         self.version = s.model.version
@@ -85,14 +93,13 @@ class AmlModel(pulumi.ComponentResource):
         self.resource_group_name = args.resource_group_name
         self.workspace_name = args.workspace_name
         prefix = f"{s.model.name}/{s.model.version}"
-        files = model_files(model_dir)
 
         self.container = self._blob_container(args, child)
         self.datastore = self._datastore(args, child)
         self.blobs: list[storage.Blob] = self._upload(args, files, prefix, child)
         self.container_registration = self._model_container(args, child)
-        self.model_uri = self.uri(f"{prefix}/")
-        self.model_version = self._model_version(args, model_dir, files)
+        self.model_uri = self.uri(f"{prefix}/{model_asset_path(files)}")
+        self.model_version = self._model_version(args, files)
         # ARM ID of the model version: what deployments reference.
         self.id = self.model_version.id
         self.register_outputs(
@@ -178,9 +185,7 @@ class AmlModel(pulumi.ComponentResource):
             opts=child,
         )
 
-    def _model_version(
-        self, args: AmlModelArgs, model_dir: Path, files: list[tuple[str, Path]]
-    ) -> ml.ModelVersion:
+    def _model_version(self, args: AmlModelArgs, files: list[tuple[str, Path]]) -> ml.ModelVersion:
         s = args.settings
         return ml.ModelVersion(
             "version",
@@ -191,8 +196,9 @@ class AmlModel(pulumi.ComponentResource):
             properties=ml.ModelVersionPropertiesArgs(
                 model_uri=self.model_uri,
                 model_type="custom_model",
-                description=f"{s.model.name} version {s.model.version}, files from "
-                f"{model_dir.name} ({len(self.blobs)} files).",
+                description=f"{s.model.name} version {s.model.version}: "
+                f"{model_asset_path(files)} ({len(self.blobs)} files, as in the scoring image)"
+                + (f" from {args.source}." if args.source else "."),
                 properties={"files": ",".join(rel for rel, _ in files)},
                 tags=dict(s.tags),
             ),

@@ -107,14 +107,12 @@ def test_deployer_principal_type_is_configurable(run_stack) -> None:
 
 
 def test_image_is_built_from_scoring_and_pushed_with_an_entra_token(each_stack) -> None:
-    image = next(
-        r
-        for r in each_stack.of_type("docker:index/image:Image")
-        if r.inputs["build"]["dockerfile"].endswith("scoring/Dockerfile")
-    )
+    image = each_stack.one("docker:index/image:Image", "scoring-image")
     login = each_stack.one(ACR).outputs["loginServer"]
-    assert image.inputs["imageName"] == f"{login}/scoring:diabetes-ridge-1"
-    assert image.inputs["build"]["context"].endswith("/scoring")
+    # the build context the program assembled (tests/infra/platform/test_image.py), by digest
+    digest = image.inputs["build"]["args"]["CONTEXT_DIGEST"]
+    assert image.inputs["imageName"] == f"{login}/scoring:diabetes-ridge-1-{digest[:12]}"
+    assert image.inputs["build"]["context"].endswith(f"/.local/build/scoring-{digest[:16]}")
     assert image.inputs["build"]["platform"] == "linux/amd64"
     registry = image.inputs["registry"]
     assert isinstance(registry, engine.Secret)  # the refresh token makes the block secret

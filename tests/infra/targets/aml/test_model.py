@@ -24,14 +24,19 @@ def test_model_files_go_to_a_private_container_of_the_workspace_storage(prod) ->
         r for r in under(prod, "mlscore:platform:AmlModel") if r.type == "azure-native:storage:Blob"
     ]
     files = sorted(p.name for p in MODEL_DIR.iterdir())
-    assert sorted(inputs(b)["blobName"] for b in blobs) == [f"diabetes-ridge/1/{f}" for f in files]
+    # The folder "1" (modelPath) under <name>/<version>/, as AZUREML_MODEL_DIR holds it.
+    assert sorted(inputs(b)["blobName"] for b in blobs) == [
+        f"diabetes-ridge/1/1/{f}" for f in files
+    ]
     for b in blobs:
         i = inputs(b)
         assert i["containerName"] == "aml-models" and i["type"] == "Block"
         assert i["accountName"] == account.azure_name
         source = b.inputs["source"]
         assert type(source).__name__ == "FileAsset"
-        assert Path(source.path).parent == MODEL_DIR
+        # the scoring image's build context: the bytes the image carries, the same as modelPath's
+        assert Path(source.path).parent.parent.name == "model"
+        assert Path(source.path).read_bytes() == (MODEL_DIR / Path(source.path).name).read_bytes()
 
 
 def test_identity_based_datastore_points_at_the_container(prod) -> None:
@@ -57,7 +62,7 @@ def test_model_version_points_at_the_uploaded_folder_and_waits_for_the_files(pro
     assert i["properties"]["modelType"] == "custom_model"
     assert i["properties"]["modelUri"] == (
         f"azureml://subscriptions/{fakes.SUBSCRIPTION}/resourcegroups/{rg}/workspaces/{ws}"
-        "/datastores/mlscore_models/paths/diabetes-ridge/1/"
+        "/datastores/mlscore_models/paths/diabetes-ridge/1/1/"
     )
     blobs = [
         r.urn
@@ -72,9 +77,9 @@ def test_model_version_comes_from_config_and_is_in_the_outputs(run_stack) -> Non
     assert run.error is None, run.error
     (version,) = run.of_type(f"{ML}:ModelVersion")
     assert inputs(version)["version"] == "2"
-    assert inputs(version)["properties"]["modelUri"].endswith("/paths/diabetes-ridge/2/")
+    assert inputs(version)["properties"]["modelUri"].endswith("/paths/diabetes-ridge/2/1/")
     names = {inputs(b)["blobName"] for b in run.of_type("azure-native:storage:Blob")}
-    assert "diabetes-ridge/2/model.joblib" in names
+    assert "diabetes-ridge/2/1/model.joblib" in names
     assert run.outputs["model"]["name"] == "diabetes-ridge"
     assert run.outputs["model"]["version"] == "2"
     assert run.outputs["model"]["id"] == arm_id(run, version)
