@@ -8,12 +8,15 @@ the stack outputs. The offline preview (``python -m preview``) and the test fixt
 
 from __future__ import annotations
 
+import asyncio
 import json
+import pickle
 import runpy
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -282,6 +285,15 @@ class Run:
         return list(getattr(self.error, "problems", []) or [])
 
 
+def _ensure_event_loop() -> None:
+    """Pulumi's runtime creates futures on the thread's current loop; ``asyncio.run`` elsewhere
+    in the same process (a test, a caller) leaves none set, and the run would fail."""
+    try:
+        asyncio.get_event_loop_policy().get_event_loop()
+    except RuntimeError:
+        asyncio.set_event_loop(asyncio.new_event_loop())
+
+
 def run(stack: str, overrides: Mapping[str, Any] | None = None, *, preview: bool = True) -> Run:
     """Run ``__main__.py`` for ``stack`` under mocks. Never raises for program errors: they are
     in ``Run.error`` (a SettingsError carries ``.problems``)."""
@@ -291,6 +303,7 @@ def run(stack: str, overrides: Mapping[str, Any] | None = None, *, preview: bool
     mocks = _Mocks(preview)
     monitor = _Monitor(mocks)
 
+    _ensure_event_loop()
     set_root_resource(None)  # type: ignore[arg-type]  # a fresh root stack for every run
     _forget_unfinished_work()
     set_all_config(config, secret_keys)
@@ -310,7 +323,10 @@ def run(stack: str, overrides: Mapping[str, Any] | None = None, *, preview: bool
     try:
         # A deploy-mode run (tests) would exchange a real Entra token for the registry push; the
         # fake Azure answers that too. A preview never asks (see components/platform/acr_token.py).
-        with patch("components.platform.acr_token.exchange_refresh_token", fake_exchange):
+        with (
+            patch("components.platform.acr_token.exchange_refresh_token", fake_exchange),
+            _pickler_restored(),
+        ):
             _sync_await(run_pulumi_func(program))
         root = pulumi.runtime.get_root_resource()
         raw = dict(getattr(root, "outputs", {}) or {})
@@ -326,6 +342,24 @@ def run(stack: str, overrides: Mapping[str, Any] | None = None, *, preview: bool
     result.calls = mocks.calls
     result.seconds = time.perf_counter() - started
     return result
+
+
+@contextmanager
+def _pickler_restored() -> Iterator[None]:
+    """Undo what serialising a dynamic provider leaves on ``pickle._Pickler``.
+
+    ``pulumi.dynamic.serialize_provider`` wraps ``_Pickler._batch_setitems`` (to sort dicts) and
+    replaces ``save_dict``, and restores neither: every provider serialised in a process wraps
+    the method once more. The real engine serialises in a short-lived program process; runs of
+    the program in one long test process would stack the wrappers until any later pure-Python
+    pickling (joblib's, for a model) exceeds the recursion limit.
+    """
+    saved = {name: pickle._Pickler.__dict__[name] for name in ("_batch_setitems", "save_dict")}
+    try:
+        yield
+    finally:
+        for name, method in saved.items():
+            setattr(pickle._Pickler, name, method)
 
 
 def _forget_unfinished_work() -> None:

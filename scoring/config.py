@@ -21,7 +21,7 @@ from pathlib import Path
 DEFAULT_PORT = 5001
 DEFAULT_HOST = "0.0.0.0"
 DEFAULT_TIMEOUT_MS = 60_000
-DEFAULT_INLINE_MAX_MS = 1
+DEFAULT_MAX_STUCK_RUNS = 2  # run() threads stuck in native code before the worker recycles
 DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -107,7 +107,7 @@ class Settings:
     port: int = DEFAULT_PORT
     worker_count: int = 1
     run_threads: int = 1
-    inline_max_ms: int = DEFAULT_INLINE_MAX_MS
+    max_stuck_runs: int = DEFAULT_MAX_STUCK_RUNS
     timeout_ms: int = DEFAULT_TIMEOUT_MS
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     keep_alive_seconds: int = 75
@@ -155,7 +155,7 @@ class Settings:
             port=_int({"port": port_raw} if port_raw else {}, "port", DEFAULT_PORT, 1),
             worker_count=_int(env, "WORKER_COUNT", 1, 1),
             run_threads=_int(env, "SCORING_RUN_THREADS", 1, 1),
-            inline_max_ms=_int(env, "SCORING_INLINE_MAX_MS", DEFAULT_INLINE_MAX_MS, 0),
+            max_stuck_runs=_int(env, "SCORING_MAX_STUCK_RUNS", DEFAULT_MAX_STUCK_RUNS, 0),
             timeout_ms=_int(env, "SCORING_TIMEOUT_MS", DEFAULT_TIMEOUT_MS, 1),
             max_body_bytes=_int(env, "SCORING_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, 1),
             keep_alive_seconds=_int(env, "SCORING_KEEP_ALIVE_SECONDS", 75, 1),

@@ -45,20 +45,8 @@ __all__ = ["ScoreRequest", "ScoreResponse", "ScoringService", "ScoringTimeout", 
 log = logging.getLogger("scoring")
 
 _FAILURES = (ScoringTimeout, RunFailed, RenderFailed, BadInput)  # each has its own response
-DEFAULT_MAX_STUCK_RUNS = 2
 RECYCLE_GRACE_SECONDS = 10.0
 _RAW_METHODS = ("GET", "POST", "OPTIONS", "HEAD")  # azmlinfsrv's /score route (HEAD via GET)
-
-
-def max_stuck_runs(env: dict[str, str] | None = None) -> int:
-    raw = (env if env is not None else os.environ).get("SCORING_MAX_STUCK_RUNS", "")
-    try:
-        return max(int(raw), 0) if raw.strip() else DEFAULT_MAX_STUCK_RUNS
-    except ValueError:
-        log.warning(
-            "SCORING_MAX_STUCK_RUNS=%r is not an integer: using %d", raw, DEFAULT_MAX_STUCK_RUNS
-        )
-        return DEFAULT_MAX_STUCK_RUNS
 
 
 def recycle_process(stuck: int) -> None:
@@ -97,7 +85,7 @@ class ScoringService:
         self.init_seconds: float | None = None
         self._recycle = on_stuck or recycle_process
         self._runs = RunThreads(
-            settings.run_threads, settings.timeout_ms / 1000.0, max_stuck_runs(), self._stuck
+            settings.run_threads, settings.timeout_ms / 1000.0, settings.max_stuck_runs, self._stuck
         )
         self._first_param = self.script.params[0].name
 

@@ -162,10 +162,7 @@ def test_a_pure_python_hang_is_interrupted_and_its_thread_ends() -> None:
     _run(test, _service("h_sleep.py", SCORING_TIMEOUT_MS="200"))
 
 
-def test_more_stuck_threads_than_allowed_recycle_the_worker(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setenv("SCORING_MAX_STUCK_RUNS", "1")
+def test_more_stuck_threads_than_allowed_recycle_the_worker() -> None:
     recycled: list[int] = []
 
     async def test(service: ScoringService) -> None:
@@ -176,4 +173,9 @@ def test_more_stuck_threads_than_allowed_recycle_the_worker(
         r = await service.score(_request({"sleep": 0}))
         assert r.status == 503 and "recycled" in r.json()["message"]
 
-    _run(test, _service("h_sleep.py", recycled.append, SCORING_TIMEOUT_MS="200"))
+    _run(
+        test,
+        _service(
+            "h_sleep.py", recycled.append, SCORING_TIMEOUT_MS="200", SCORING_MAX_STUCK_RUNS="1"
+        ),
+    )

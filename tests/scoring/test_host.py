@@ -241,8 +241,9 @@ def test_missing_entry_script_fails_fast(start_host: HostFactory, tmp_path: Path
 @pytest.mark.parametrize(
     ("name", "value", "reason"),
     [
-        ("SCORING_INLINE_MAX_MS", "-1", "must be >= 0"),
-        ("SCORING_INLINE_MAX_MS", "fast", "expected an integer"),
+        ("SCORING_MAX_STUCK_RUNS", "-1", "must be >= 0"),
+        ("SCORING_MAX_STUCK_RUNS", "many", "expected an integer"),
+        ("SCORING_STALL_TIMEOUT_SECONDS", "0", "must be > 0"),
         ("SCORING_TIMEOUT_MS", "0", "must be >= 1"),
         ("SCORING_ACCESS_LOG", "maybe", "expected true or false"),
     ],

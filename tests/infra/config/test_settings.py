@@ -23,10 +23,11 @@ def test_every_stack_file_is_valid(stack: str) -> None:
 
 def test_dev_is_small_and_prod_is_sized() -> None:
     dev, prod = load("dev"), load("prod")
-    assert (dev.redis.sku, dev.redis.capacity) == ("Basic", 0)
+    assert (dev.redis.sku, dev.redis.high_availability) == ("Balanced_B0", False)
     assert dev.app_service.sku == "B1" and dev.functions.sku == "EP1"
     assert dev.aci.enabled and (dev.aci.cpu, dev.aci.memory_gb) == (1.0, 1.0)
-    assert prod.redis.sku == "Premium" and prod.app_service.sku.startswith("P")
+    assert (prod.redis.sku, prod.redis.high_availability) == ("Balanced_B5", True)
+    assert prod.app_service.sku.startswith("P")
     assert not prod.aci.enabled  # dev/test only, as the seeds say
     assert prod.aks.node_count * 8 >= 24 and prod.aks.max_node_count > prod.aks.node_count
     assert prod.registry_sku == "Premium"
@@ -161,6 +162,7 @@ def test_replica_planning_with_the_seeds_numbers() -> None:
 )
 def test_redis_sku_family_capacity(sku: str, family: str, capacity: int, ok: bool) -> None:
     overrides = {"redisSku": sku, "redisFamily": family, "redisCapacity": capacity}
+    overrides |= {"redisService": "azure-cache", "redisPort": 6380}  # the explicit choice
     if ok:
         load(**overrides)
     else:
@@ -296,14 +298,14 @@ def test_several_bad_values_give_several_messages_in_one_run() -> None:
         aksNodeCount=2,
         aksVmSize="Standard_D4s_v5",
         aciCpu="9",
-        redisCapacity=9,
+        redisSku="Enterprise_E10",  # retiring: refused
         autoscaleTargetUtilization=150,
         location="Mars Base",
     )
     assert keys_of(found) >= {
         "aksNodeCount",
         "aciCpu",
-        "redisCapacity",
+        "redisSku",
         "autoscaleTargetUtilization",
         "location",
     }

@@ -9,17 +9,16 @@ know the caller yet), the next ``denied`` get ``status.allowed: false`` and ever
 
 from __future__ import annotations
 
-import json
-import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.infra.providers.loopback import JsonServer
 
 REVIEW_PATH = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
 
 
 @dataclass
-class FakeKubeApi:
+class FakeKubeApi(JsonServer):
     token: str = "entra-token"
     forbidden: int = 0
     denied: int = 0
@@ -27,34 +26,9 @@ class FakeKubeApi:
     seen: list[dict[str, Any]] = field(default_factory=list)
     url: str = ""
 
-    def __enter__(self) -> FakeKubeApi:
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
-                outer.seen.append(
-                    {"path": self.path, "auth": self.headers.get("Authorization"), "body": body}
-                )
-                status, answer = outer._answer(self.path, self.headers.get("Authorization"), body)
-                data = json.dumps(answer).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *_: Any) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    def answer(self, path: str, auth: str | None, body: Any) -> tuple[int, Any]:
+        self.seen.append({"path": path, "auth": auth, "body": body})
+        return self._answer(path, auth, body)
 
     def _answer(self, path: str, auth: str | None, body: dict[str, Any]) -> tuple[int, Any]:
         if path != REVIEW_PATH:

@@ -4,9 +4,6 @@ keys; and the bounded end of the wait with its message."""
 
 from __future__ import annotations
 
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -18,6 +15,7 @@ from components.providers.function_keys import (
     read_host_keys,
 )
 from components.providers.waiting import Backoff, WaitTimeout
+from tests.infra.providers.loopback import JsonServer
 
 SITE = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Web/sites/fn1"
 FAST = Backoff(first=0.01, cap=0.05)
@@ -27,37 +25,17 @@ NOT_RUNNING = {
 }
 
 
-class FakeArm:
+class FakeArm(JsonServer):
+    """ARM's listkeys while the host starts: ``starting`` answers of ``status``, then the keys."""
+
     def __init__(self, starting: int, status: int = 400):
         self.starting, self.status, self.seen = starting, status, []
 
-    def __enter__(self) -> FakeArm:
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                outer.seen.append((self.path, self.headers.get("Authorization")))
-                if len(outer.seen) <= outer.starting:
-                    code, body = outer.status, NOT_RUNNING
-                else:
-                    code, body = 200, {"masterKey": "m", "functionKeys": {"default": "fk-1"}}
-                data = json.dumps(body).encode()
-                self.send_response(code)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *_: Any) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    def answer(self, path: str, auth: str | None, body: Any) -> tuple[int, Any]:
+        self.seen.append((path, auth))
+        if len(self.seen) <= self.starting:
+            return self.status, NOT_RUNNING
+        return 200, {"masterKey": "m", "functionKeys": {"default": "fk-1"}}
 
 
 def props(arm: FakeArm, **extra: Any) -> dict[str, Any]:
