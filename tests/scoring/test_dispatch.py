@@ -14,7 +14,6 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import pytest
 from _scoring_support import SCRIPTS
 
 from scoring.config import Settings
