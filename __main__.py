@@ -96,7 +96,7 @@ deployment = ScoringDeployment(
 endpoints: dict[str, Endpoint] = {}
 if s.app_service.enabled:
     endpoints["app_service"] = AppServiceTarget(
-        "app-service", AppServiceTargetArgs(deployment)
+        "app-service", AppServiceTargetArgs(deployment.for_target("app_service"))
     ).endpoint
 functions: FunctionsTarget | None = None
 if s.functions.enabled:
@@ -111,11 +111,14 @@ if s.functions.enabled:
         ),
     )
     functions = FunctionsTarget(
-        "functions", FunctionsTargetArgs(deployment, client.subscription_id, functions_image.ref)
+        "functions",
+        FunctionsTargetArgs(
+            deployment.for_target("functions"), client.subscription_id, functions_image.ref
+        ),
     )
     endpoints["functions"] = functions.endpoint
 if s.aci.enabled:
-    endpoints["aci"] = AciTarget("aci", AciTargetArgs(deployment)).endpoint
+    endpoints["aci"] = AciTarget("aci", AciTargetArgs(deployment.for_target("aci"))).endpoint
 # Azure ML: the model registered in the workspace, served by a managed online endpoint (blue/green)
 # and by batch scoring on a cluster that scales to zero.
 model = AmlModel(
@@ -132,7 +135,8 @@ model = AmlModel(
 )
 if s.online.enabled:
     endpoints["aml_online"] = AmlOnline(
-        "aml-online", AmlOnlineArgs(deployment, workspace.name, model.id, cache)
+        "aml-online",
+        AmlOnlineArgs(deployment.for_target("aml_online"), workspace.name, model.id, cache),
     ).endpoint
 batch: AmlBatch | None = None
 if s.batch.enabled:
@@ -141,7 +145,9 @@ if s.batch.enabled:
     )
 iot: IotEdgeTarget | None = None
 if s.iot.enabled:  # hub, edge device, scoring module; endpoint only if the device is addressable
-    iot = IotEdgeTarget("iot-edge", IotEdgeTargetArgs(deployment, registry.name, registry.id))
+    iot = IotEdgeTarget(
+        "iot-edge", IotEdgeTargetArgs(deployment.for_target("iot_edge"), registry.name, registry.id)
+    )
     if iot.endpoint is not None:
         endpoints["iot_edge"] = iot.endpoint
 aks: AksCluster | None = None
@@ -160,7 +166,9 @@ if s.aks.enabled:  # cluster (>= 12 vCPUs, or attached by ID) + scoring Deployme
     )
     aks_scoring = AksScoring(
         "aks-scoring",
-        AksScoringArgs(deployment, aks.kubeconfig, aks.name, aks.grants, aks.accelerator_pool),
+        AksScoringArgs(
+            deployment.for_target("aks"), aks.kubeconfig, aks.name, aks.grants, aks.accelerator_pool
+        ),
     )
     endpoints["aks"] = aks_scoring.endpoint
     if aks_scoring.accelerator_endpoint is not None:  # the seeds' FPGA service, or GPU

@@ -9,7 +9,7 @@ one file under ``components/`` that takes these inputs and returns these outputs
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pulumi
@@ -109,6 +109,13 @@ class ScoringDeployment:
     app_insights_connection_string: pulumi.Input[str]
     cache: CacheConnection | None = None
     extra_images: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    # Which target these inputs are for ("" until :meth:`for_target`): it names the endpoint in
+    # the host's telemetry, metrics and collected data (SCORING_ENDPOINT_NAME).
+    target: str = ""
+
+    def for_target(self, target: str) -> ScoringDeployment:
+        """The same inputs, addressed to one target (``app_service``, ``aks``, ...)."""
+        return replace(self, target=target)
 
     @property
     def naming(self) -> Naming:
