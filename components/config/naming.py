@@ -41,12 +41,16 @@ RULES: dict[str, NameRule] = {
         24,
         "3-24 letters, digits and single hyphens, starting with a letter",
     ),
+    # The stricter of the two services: an Azure Managed Redis (Redis Enterprise) cluster name
+    # "must be 1-60 characters long" (https://learn.microsoft.com/en-us/dotnet/api/microsoft.azure.
+    # powershell.cmdlets.redisenterprisecache.models.iredisenterprisecacheidentity.clustername);
+    # Azure Cache for Redis allows 63.
     "redis": NameRule(
         "Redis cache",
         r"[a-zA-Z0-9](?:-?[a-zA-Z0-9])*",
         1,
-        63,
-        "1-63 letters, digits and hyphens, no '--', not starting or ending with '-'",
+        60,
+        "1-60 letters, digits and hyphens, no '--', not starting or ending with '-'",
     ),
     "webapp": NameRule(
         "web/function app",

@@ -271,6 +271,8 @@ def test_bad_prefix_or_suffix(prefix: str, suffix: str) -> None:
         ("redis", "my-cache", True),
         ("redis", "my--cache", False),
         ("redis", "-cache", False),
+        ("redis", "r" * 60, True),
+        ("redis", "r" * 61, False),  # Azure Managed Redis: 1-60 (Azure Cache for Redis: 63)
         ("webapp", "app-1", True),
         ("webapp", "app-", False),
         ("aks_pool", "userpool", True),
