@@ -7,18 +7,20 @@ database ``default``: TLS only (``clientProtocol: Encrypted``, port 10000, Enter
 that a plain client needs no cluster support), TLS 1.2 minimum, access keys **disabled**. Every
 client signs in with Microsoft Entra ID, as an identity holding the ``default`` access policy
 (an access policy assignment on the database): the pull identity here, the Azure ML online
-endpoint's identity through :meth:`PredictionCache.grant_data_access`. AKS pods, which have no
-workload identity, get no cache settings (``ScoringDeployment.cache_env``). Docs:
+endpoint's identity through :meth:`PredictionCache.grant_data_access`. AKS pods run as the pull
+identity through workload identity (components/targets/aks/identity.py). Docs:
 https://learn.microsoft.com/azure/redis/entra-for-authentication ("Azure Managed Redis caches use
 Microsoft Entra ID by default"; the database's ``accessKeysAuthentication`` turns keys off) and
 the SDK's ``redisenterprise.AccessPolicyAssignment`` ("Only 'default' policy is supported").
 
 **Azure Cache for Redis** (``redisService: azure-cache``, for tenants that still have it): Basic /
-Standard / Premium, TLS 6380, Entra on beside the access key, which is kept in the key vault for
-AKS pods only (``store_key``).
+Standard / Premium, TLS 6380, Entra ID only: access key authentication disabled
+(``disableAccessKeyAuthentication``,
+https://learn.microsoft.com/azure/azure-cache-for-redis/cache-azure-active-directory-for-authentication),
+since every target now signs in as an identity and no key is stored anywhere.
 
 **An existing host** (``redisHost``): nothing is created; the targets that run as the pull identity
-use Entra ID (the cache's owner grants the identity a data access policy); AKS runs without it.
+use Entra ID (the cache's owner grants the identity a data access policy).
 
 One update at a time: a cache refuses a second access policy assignment while it applies one
 (409 "is busy processing a previous update request", Azure/bicep-types-az#1760; the azurerm
@@ -36,8 +38,7 @@ import pulumi_azure_native.redis as redis
 import pulumi_azure_native.redisenterprise as redisenterprise
 
 from components.config.settings import Settings
-from components.contract import CacheConnection, PullIdentity, SecretRef
-from components.platform.scoring_keys import vault_secret
+from components.contract import CacheConnection, PullIdentity
 
 # Host names in the public cloud, known from the cache's name before it exists:
 # Azure Cache for Redis <name>.redis.cache.windows.net, Azure Managed Redis
@@ -51,7 +52,6 @@ DATA_CONTRIBUTOR = "Data Contributor"
 MANAGED_ACCESS_POLICY = "default"
 # Azure Managed Redis has one database per cluster, named "default".
 MANAGED_DATABASE = "default"
-REDIS_KEY_SECRET = "redis-primary-key"
 
 CacheResource = redis.Redis | redisenterprise.RedisEnterprise
 AccessAssignment = redis.AccessPolicyAssignment | redisenterprise.AccessPolicyAssignment
@@ -61,9 +61,7 @@ AccessAssignment = redis.AccessPolicyAssignment | redisenterprise.AccessPolicyAs
 class PredictionCacheArgs:
     settings: Settings
     resource_group_name: pulumi.Input[str]
-    vault_name: pulumi.Input[str]
     identity: PullIdentity
-    store_key: bool = True  # Azure Cache for Redis: keep the access key for targets without Entra
 
 
 class PredictionCache(pulumi.ComponentResource):
@@ -72,7 +70,6 @@ class PredictionCache(pulumi.ComponentResource):
     connection: CacheConnection
     cache: CacheResource | None
     database: redisenterprise.Database | None = None
-    password: SecretRef | None = None
 
     def __init__(
         self, name: str, args: PredictionCacheArgs, opts: pulumi.ResourceOptions | None = None
@@ -98,8 +95,6 @@ class PredictionCache(pulumi.ComponentResource):
         else:
             self.cache = self._azure_cache(s)
             self.host = _host_name(s.naming.redis(), self.cache)
-            if args.store_key:
-                self.password = self._store_key(args, self.cache)
         self.entra_access = self.grant_data_access(
             "redis-pull-identity-access",
             "scoringpullidentity",
@@ -108,15 +103,9 @@ class PredictionCache(pulumi.ComponentResource):
         )
         self.port = r.port
         self.connection = CacheConnection(
-            host=self.host, port=self.port, password=self.password, entra_id=True
+            host=self.host, port=self.port, password=None, entra_id=True
         )
-        self.register_outputs(
-            {
-                "host": self.host,
-                "port": self.port,
-                "password_uri": self.password.uri if self.password else None,
-            }
-        )
+        self.register_outputs({"host": self.host, "port": self.port})
 
     def _managed_redis(self, s: Settings) -> redisenterprise.RedisEnterprise:
         """Azure Managed Redis: the cluster and its database, Entra ID only, TLS only."""
@@ -169,27 +158,14 @@ class PredictionCache(pulumi.ComponentResource):
             enable_non_ssl_port=False,
             minimum_tls_version=redis.TlsVersion.TLS_VERSION_1_2,
             public_network_access="Enabled" if s.public_network_access else "Disabled",
-            # Keys stay usable for AKS pods (no workload identity), Entra is on beside.
-            disable_access_key_authentication=False,
+            # Entra ID only: every target signs in as an identity (AKS: workload identity).
+            disable_access_key_authentication=True,
             redis_configuration=redis.RedisCommonPropertiesRedisConfigurationArgs(
                 aad_enabled="true",
                 maxmemory_policy="allkeys-lru",  # a cache: evict the least recently used
             ),
             tags=dict(s.tags),
             opts=pulumi.ResourceOptions(parent=self),
-        )
-
-    def _store_key(self, args: PredictionCacheArgs, cache: redis.Redis) -> SecretRef:
-        keys = redis.list_redis_keys_output(
-            name=cache.name, resource_group_name=args.resource_group_name
-        )
-        return vault_secret(
-            "redis-key-secret",
-            REDIS_KEY_SECRET,
-            pulumi.Output.secret(keys.primary_key),
-            args.resource_group_name,
-            args.vault_name,
-            pulumi.ResourceOptions(parent=self),
         )
 
     def grant_data_access(

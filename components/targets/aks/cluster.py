@@ -20,7 +20,12 @@ Created cluster:
 * **Network.** Azure CNI overlay with the Cilium dataplane, which is also the network policy
   engine (AKS's current recommendation; Calico and Azure NPM are the older engines).
 * **Monitoring.** Container Insights (the ``omsagent`` add-on) to the Log Analytics workspace,
-  authenticated with its managed identity (``useAADAuth``).
+  authenticated with its managed identity (``useAADAuth``); Azure Managed Prometheus for the
+  scoring pods' in-flight gauge that KEDA scales on (prometheus.py).
+* **Add-ons of the workload** (profiles.py): the Secrets Store CSI driver with rotation, the
+  Istio add-on's external ingress gateway, KEDA; the OIDC issuer and workload identity on.
+* **Nodes** (nodes.py): availability zones, ephemeral OS disks where the size allows, max pods,
+  encryption at host (checked against the subscription's feature registration first).
 * **Credentials.** ``listManagedClusterUserCredentials`` returns an Entra ID kubeconfig whose
   ``kubelogin`` exec plugin is set to sign in the way ``aksKubeloginMode`` says (Azure CLI on a
   workstation, workload identity in CI). It is a secret Output.
@@ -46,8 +51,13 @@ from components.config.settings import Settings
 from components.config.sizes import SIZES
 from components.contract import ROLE_ACR_PULL, role_definition_id
 from components.providers.kube_access import KubeAccess
+from components.targets.aks import profiles
 from components.targets.aks.insights import container_insights
+from components.targets.aks.profiles import SYSTEM_POOL, SYSTEM_TAINT, USER_POOL
+from components.targets.aks.prometheus import ManagedPrometheus, managed_prometheus
 from components.targets.aks.settings import MIN_AKS_VCPUS
+
+__all__ = ["SYSTEM_POOL", "SYSTEM_TAINT", "USER_POOL", "AksCluster", "AksClusterArgs"]
 
 # Azure built-in role: full access to Kubernetes objects through Azure RBAC for Kubernetes.
 ROLE_AKS_RBAC_CLUSTER_ADMIN = "b1ff04bb-8a4e-4dc4-8eb5-8693973ce19b"
@@ -63,9 +73,6 @@ FIRST_CALLS = (
 # validated against this version's schema.
 AKS_DEFAULT_KUBERNETES_MINOR = "1.33"
 
-SYSTEM_POOL = "system"
-USER_POOL = "scoring"
-SYSTEM_TAINT = "CriticalAddonsOnly=true:NoSchedule"
 # The accelerator pool is tainted so that only pods that tolerate it land there, and labelled so
 # that the accelerator Deployment can select it (see workload.py).
 ACCELERATOR_LABEL = "mlscore.io/accelerator"
@@ -187,6 +194,8 @@ class AksCluster(pulumi.ComponentResource):
     name: pulumi.Output[str]
     kubeconfig: pulumi.Output[str]
     grants: tuple[pulumi.Resource, ...]
+    oidc_issuer_url: pulumi.Output[str]
+    prometheus: ManagedPrometheus
 
     def __init__(self, name: str, args: AksClusterArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("mlscore:aks:Cluster", name, None, opts)
@@ -197,18 +206,32 @@ class AksCluster(pulumi.ComponentResource):
         if s.aks.existing_cluster_id:
             resource_group_name, kubelet_object_id = self._attach(s.aks.existing_cluster_id)
             deployer_grant: pulumi.Input[str] = ""  # attached: the deployer's access is given
+            cluster_name = parse_cluster_id(s.aks.existing_cluster_id)[1]
         else:
             resource_group_name = args.resource_group_name
-            cluster = self._create(args, child)
+            encryption = profiles.host_encryption(s, self)
+            cluster = self._create(args, encryption, child)
             self.name = cluster.name
             self.id = cluster.id
             self.fqdn = cluster.fqdn.apply(lambda f: f or "")
+            self.oidc_issuer_url = cluster.oidc_issuer_profile.apply(_issuer_url)
             kubelet_object_id = cluster.identity_profile.apply(_kubelet_object_id)
             deployer_grant = self._deployer_grant(args, cluster, child).id
-            self.user_pool = self._user_pool(s, resource_group_name, cluster)
+            self.user_pool = self._user_pool(s, resource_group_name, cluster, encryption)
             self.insights = container_insights(
                 s, resource_group_name, cluster, args.log_analytics_workspace_id, child
             )
+            cluster_name = s.naming.dashed("aks")
+        # The pods' metrics for KEDA, in the stack's resource group (also for an attached cluster).
+        self.prometheus = managed_prometheus(
+            s,
+            args.resource_group_name,
+            args.subscription_id,
+            self.id,
+            cluster_name,
+            self.oidc_issuer_url,
+            child,
+        )
 
         self.acr_pull = self._kubelet_acr_pull(args, kubelet_object_id, child)
         if s.accelerator.enabled:
@@ -224,6 +247,8 @@ class AksCluster(pulumi.ComponentResource):
                 "id": self.id,
                 "fqdn": self.fqdn,
                 "kubeconfig": self.kubeconfig,
+                "oidc_issuer_url": self.oidc_issuer_url,
+                "prometheus_query_endpoint": self.prometheus.query_endpoint,
             }
         )
 
@@ -237,6 +262,9 @@ class AksCluster(pulumi.ComponentResource):
         self.id = found.id
         self.fqdn = found.fqdn.apply(lambda f: f or "")
         kubelet_object_id = found.identity_profile.apply(_kubelet_object_id)
+        # Workload identity needs the attached cluster's OIDC issuer (az aks update
+        # --enable-oidc-issuer --enable-workload-identity).
+        self.oidc_issuer_url = found.oidc_issuer_profile.apply(_issuer_url)
         found.agent_pool_profiles.apply(lambda pools: _warn_if_small(cluster_name, pools))
         return rg_name, kubelet_object_id
 
@@ -272,27 +300,18 @@ class AksCluster(pulumi.ComponentResource):
         )
 
     def _user_pool(
-        self, s: Settings, resource_group_name: pulumi.Input[str], cluster: cs.ManagedCluster
+        self,
+        s: Settings,
+        resource_group_name: pulumi.Input[str],
+        cluster: cs.ManagedCluster,
+        encryption: pulumi.Input[bool],
     ) -> cs.AgentPool:
-        """The pool of the scoring pods, autoscaled between aksNodeCount and aksMaxNodeCount."""
+        """The pool of the scoring pods (profiles.user_pool_args)."""
         return cs.AgentPool(
             "user-pool",
-            agent_pool_name=USER_POOL,
             resource_group_name=resource_group_name,
             resource_name_=cluster.name,
-            mode=cs.AgentPoolMode.USER,
-            vm_size=s.aks.vm_size,
-            os_type=cs.OSType.LINUX,
-            os_sku=cs.OSSKU.AZURE_LINUX3,
-            type=cs.AgentPoolType.VIRTUAL_MACHINE_SCALE_SETS,
-            enable_auto_scaling=True,
-            count=s.aks.node_count,
-            min_count=s.aks.node_count,
-            max_count=s.aks.max_node_count,
-            orchestrator_version=s.aks.kubernetes_version or None,
-            upgrade_settings=cs.AgentPoolUpgradeSettingsArgs(max_surge="33%"),
-            node_labels={"mlscore.io/pool": USER_POOL},
-            tags=dict(s.tags),
+            **profiles.user_pool_args(s, encryption),
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=["count"]),
         )
 
@@ -329,6 +348,7 @@ class AksCluster(pulumi.ComponentResource):
             type=cs.AgentPoolType.VIRTUAL_MACHINE_SCALE_SETS,
             count=acc.node_count,
             enable_auto_scaling=False,
+            max_pods=s.aks.nodes.max_pods,
             node_labels={ACCELERATOR_LABEL: acc.kind},
             node_taints=[accelerator_taint(acc.kind)],
             # AKS installs the NVIDIA driver on GPU sizes; the device plugin that advertises
@@ -352,7 +372,9 @@ class AksCluster(pulumi.ComponentResource):
         )
         return pulumi.Output.secret(credentials.apply(lambda r: _kubeconfig(r, login)))
 
-    def _create(self, args: AksClusterArgs, child: pulumi.ResourceOptions) -> cs.ManagedCluster:
+    def _create(
+        self, args: AksClusterArgs, encryption: pulumi.Input[bool], child: pulumi.ResourceOptions
+    ) -> cs.ManagedCluster:
         s = args.settings
         return cs.ManagedCluster(
             "cluster",
@@ -371,9 +393,12 @@ class AksCluster(pulumi.ComponentResource):
             ),
             disable_local_accounts=True,
             # AKS needs one system pool at creation: inline, tainted for system pods only.
-            agent_pool_profiles=[_system_pool(s)],
-            network_profile=_network_profile(),
-            addon_profiles=_addon_profiles(args.log_analytics_workspace_id),
+            agent_pool_profiles=[profiles.system_pool(s, encryption)],
+            network_profile=profiles.network_profile(),
+            addon_profiles=profiles.addon_profiles(s, args.log_analytics_workspace_id),
+            service_mesh_profile=profiles.service_mesh_profile(s),
+            workload_auto_scaler_profile=profiles.workload_autoscaler(s),
+            azure_monitor_profile=profiles.azure_monitor_profile(),
             auto_upgrade_profile=cs.ManagedClusterAutoUpgradeProfileArgs(
                 upgrade_channel=cs.UpgradeChannel.PATCH,
                 node_os_upgrade_channel=cs.NodeOSUpgradeChannel.NODE_IMAGE,
@@ -392,50 +417,15 @@ class AksCluster(pulumi.ComponentResource):
         )
 
 
-def _system_pool(s: Settings) -> cs.ManagedClusterAgentPoolProfileArgs:
-    return cs.ManagedClusterAgentPoolProfileArgs(
-        name=SYSTEM_POOL,
-        mode=cs.AgentPoolMode.SYSTEM,
-        vm_size=s.aks.system_vm_size,
-        count=s.aks.system_node_count,
-        os_type=cs.OSType.LINUX,
-        os_sku=cs.OSSKU.AZURE_LINUX3,
-        type=cs.AgentPoolType.VIRTUAL_MACHINE_SCALE_SETS,
-        node_taints=[SYSTEM_TAINT],
-        upgrade_settings=cs.AgentPoolUpgradeSettingsArgs(max_surge="33%"),
-    )
-
-
-def _network_profile() -> cs.ContainerServiceNetworkProfileArgs:
-    """Azure CNI overlay; Cilium is both the dataplane and the network policy engine."""
-    return cs.ContainerServiceNetworkProfileArgs(
-        network_plugin=cs.NetworkPlugin.AZURE,
-        network_plugin_mode=cs.NetworkPluginMode.OVERLAY,
-        network_dataplane=cs.NetworkDataplane.CILIUM,
-        network_policy=cs.NetworkPolicy.CILIUM,
-        load_balancer_sku=cs.LoadBalancerSku.STANDARD,
-        pod_cidr="10.244.0.0/16",
-    )
-
-
-def _addon_profiles(
-    log_analytics_workspace_id: pulumi.Input[str],
-) -> dict[str, cs.ManagedClusterAddonProfileArgs]:
-    """Container Insights to the workspace with its managed identity, and Azure Policy."""
-    return {
-        "omsagent": cs.ManagedClusterAddonProfileArgs(
-            enabled=True,
-            config={
-                "logAnalyticsWorkspaceResourceID": log_analytics_workspace_id,
-                "useAADAuth": "true",
-            },
-        ),
-        "azurepolicy": cs.ManagedClusterAddonProfileArgs(enabled=True),
-    }
-
-
 def child_invoke(parent: pulumi.Resource) -> pulumi.InvokeOutputOptions:
     return pulumi.InvokeOutputOptions(parent=parent)
+
+
+def _issuer_url(profile: Any) -> str:
+    url = getattr(profile, "issuer_url", None) if profile is not None else None
+    if url is None and isinstance(profile, dict):
+        url = profile.get("issuerURL") or profile.get("issuer_url")
+    return url or ""
 
 
 def _kubelet_object_id(profile: Any) -> str:

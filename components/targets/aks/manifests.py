@@ -10,15 +10,26 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import pulumi
-
 from components.contract import LIVENESS_PATH, READINESS_PATH, ScoringDeployment
 from components.targets.aks.cluster import ACCELERATOR_LABEL, ACCELERATOR_TAINT_EFFECT
-from components.targets.aks.settings import AutoscaleSettings
 
 APP = "scoring"
 RUN_AS = 10001  # a high UID/GID that clashes with no host user
 CHECKOV_SKIP = "checkov.io/skip"
+# Azure Workload Identity: the webhook projects a token for pods with this label whose service
+# account names the identity (https://learn.microsoft.com/azure/aks/workload-identity-overview).
+WORKLOAD_IDENTITY_LABEL = "azure.workload.identity/use"
+WORKLOAD_IDENTITY_CLIENT_ID = "azure.workload.identity/client-id"
+# The Secrets Store CSI driver and the Kubernetes Secret it syncs the scoring keys into.
+CSI_DRIVER = "secrets-store.csi.k8s.io"
+KEYS_SECRET = f"{APP}-keys"
+KEYS_MOUNT = "/mnt/secrets-store"
+KEY_ENV = ("SCORING_KEY_PRIMARY", "SCORING_KEY_SECONDARY")
+METRICS_PATH = "/metrics"
+# Namespaces whose pods reach the scoring port: the Istio add-on's ingress gateway and the
+# managed Prometheus agent (ama-metrics, in kube-system).
+INGRESS_NAMESPACE = "aks-istio-ingress"
+SCRAPER_NAMESPACE = "kube-system"
 
 
 def as_manifest(value: Mapping[str, Any]) -> Any:
@@ -49,8 +60,9 @@ def skips(*checks: tuple[str, str]) -> dict[str, str]:
 SCORING_SKIPS = (
     (
         "CKV_K8S_35",
-        "the scoring host reads SCORING_AUTH_KEYS and REDIS_PASSWORD from its environment "
-        "(the contract of every target); the values come from a Kubernetes Secret, never plain",
+        "the scoring host reads SCORING_AUTH_KEYS from its environment (the contract of every "
+        "target); the keys come from Key Vault through the Secrets Store CSI driver's synced "
+        "Secret (mounted and rotated by the driver), never from Pulumi state",
     ),
 )
 
@@ -69,20 +81,22 @@ def namespace_metadata(name: str) -> dict[str, Any]:
 
 
 # --- the scoring pod ----------------------------------------------------------------------------
-def _secret_env(name: str, secret_name: pulumi.Input[str]) -> dict[str, Any]:
+def _secret_env(name: str, secret_name: str) -> dict[str, Any]:
     return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret_name, "key": name}}}
 
 
-def scoring_env(d: ScoringDeployment, secret_name: pulumi.Input[str]) -> list[dict[str, Any]]:
-    """The host's env: the runtime settings, the cache's, and the keys from the Secret."""
-    # AKS pods do not run as the pull identity (no workload identity): the cache's key, if any.
-    cache_env, cache_key = d.cache_env(signs_in_as=None)
+def scoring_env(d: ScoringDeployment) -> list[dict[str, Any]]:
+    """The host's env: the runtime settings, the cache through Entra ID as the pull identity
+    (workload identity: no key exists), and the scoring keys from the CSI driver's synced
+    Secret. ``SCORING_AUTH_KEYS`` joins the two with Kubernetes' dependent variables
+    (``$(VAR)`` of variables defined before it:
+    https://kubernetes.io/docs/tasks/inject-data-application/define-interdependent-environment-variables/)."""
+    cache_env, _ = d.cache_env(signs_in_as=d.identity.principal_id)
     env: list[dict[str, Any]] = [
         {"name": k, "value": v} for k, v in {**d.runtime_env(), **cache_env}.items()
     ]
-    env.append(_secret_env("SCORING_AUTH_KEYS", secret_name))
-    if cache_key is not None:
-        env.append(_secret_env("REDIS_PASSWORD", secret_name))
+    env += [_secret_env(name, KEYS_SECRET) for name in KEY_ENV]
+    env.append({"name": "SCORING_AUTH_KEYS", "value": ",".join(f"$({n})" for n in KEY_ENV)})
     return env
 
 
@@ -141,7 +155,11 @@ def scoring_container(
             "runAsUser": RUN_AS,
             "capabilities": {"drop": ["ALL"]},
         },
-        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+        "volumeMounts": [
+            {"name": "tmp", "mountPath": "/tmp"},
+            # The CSI volume must be mounted for the driver to sync (and rotate) the Secret.
+            {"name": "scoring-keys", "mountPath": KEYS_MOUNT, "readOnly": True},
+        ],
     }
 
 
@@ -160,15 +178,25 @@ def accelerator_tolerations(accelerator: str) -> list[dict[str, Any]]:
     return tolerations
 
 
+def csi_volume(name: str, provider_class: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "csi": {
+            "driver": CSI_DRIVER,
+            "readOnly": True,
+            "volumeAttributes": {"secretProviderClass": provider_class},
+        },
+    }
+
+
 def pod_spec(
     d: ScoringDeployment,
     component: str,
-    secret_name: pulumi.Input[str],
     *,
     accelerator: str | None = None,
 ) -> dict[str, Any]:
     """The scoring pod: the same container in every variant, only scheduling differs."""
-    container = scoring_container(d, scoring_env(d, secret_name), accelerator)
+    container = scoring_container(d, scoring_env(d), accelerator)
     spec: dict[str, Any] = {
         "serviceAccountName": APP,
         "automountServiceAccountToken": False,
@@ -182,7 +210,10 @@ def pod_spec(
             "seccompProfile": {"type": "RuntimeDefault"},
         },
         "containers": [container],
-        "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}}],
+        "volumes": [
+            {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}},
+            csi_volume("scoring-keys", KEYS_SECRET),
+        ],
         "topologySpreadConstraints": [
             {
                 "maxSkew": 1,
@@ -202,8 +233,26 @@ def pod_spec(
 
 
 # --- the objects around it ----------------------------------------------------------------------
+def pod_metadata(component: str, port: int) -> dict[str, Any]:
+    """Pod labels (with workload identity's) and the annotations managed Prometheus' agent
+    scrapes by (``prometheus.io/*`` in the namespaces ama-metrics-settings-configmap names:
+    https://learn.microsoft.com/azure/azure-monitor/containers/prometheus-metrics-scrape-configuration)."""
+    return {
+        "labels": {**labels(component), WORKLOAD_IDENTITY_LABEL: "true"},
+        "annotations": {
+            "prometheus.io/scrape": "true",
+            "prometheus.io/port": str(port),
+            "prometheus.io/path": METRICS_PATH,
+            "prometheus.io/scheme": "http",
+        },
+    }
+
+
 def deployment_spec(
-    spec: Mapping[str, Any], component: str, replicas: int | None
+    spec: Mapping[str, Any],
+    component: str,
+    replicas: int | None,
+    template_metadata: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     deployment: dict[str, Any] = {
         "selector": {"matchLabels": selector(component)},
@@ -215,31 +264,19 @@ def deployment_spec(
             "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
         },
         "template": {
-            "metadata": {"labels": labels(component)},
+            "metadata": dict(template_metadata or {"labels": labels(component)}),
             "spec": dict(spec),
         },
     }
-    if replicas is not None:  # with an HPA the replica count is the HPA's alone
+    if replicas is not None:  # with KEDA's HPA the replica count is the HPA's alone
         deployment["replicas"] = replicas
     return deployment
 
 
-def service_annotations(dns_label: str) -> dict[str, str]:
-    return {
-        # <label>.<region>.cloudapp.azure.com on the Service's public IP.
-        "service.beta.kubernetes.io/azure-dns-label-name": dns_label,
-        # Azure LB health probe on the readiness path, not a bare TCP connect.
-        "service.beta.kubernetes.io/azure-load-balancer-health-probe-request-path": (
-            READINESS_PATH
-        ),
-    }
-
-
 def service_spec(component: str) -> dict[str, Any]:
+    """ClusterIP behind the Istio ingress gateway: no public address of its own."""
     return {
-        "type": "LoadBalancer",
-        # Local: no second hop between nodes, and the client IP reaches the pod.
-        "externalTrafficPolicy": "Local",
+        "type": "ClusterIP",
         "selector": selector(component),
         "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}],
     }
@@ -255,50 +292,9 @@ def pdb_spec(component: str) -> dict[str, Any]:
     }
 
 
-def hpa_behavior() -> dict[str, Any]:
-    """The seeds' scaling rhythm: up at once, down after about a minute."""
-    return {
-        "scaleUp": {
-            "stabilizationWindowSeconds": 0,
-            "selectPolicy": "Max",
-            "policies": [
-                {"type": "Percent", "value": 100, "periodSeconds": 15},
-                {"type": "Pods", "value": 4, "periodSeconds": 15},
-            ],
-        },
-        "scaleDown": {
-            "stabilizationWindowSeconds": 60,
-            "selectPolicy": "Max",
-            "policies": [{"type": "Percent", "value": 100, "periodSeconds": 15}],
-        },
-    }
-
-
-def hpa_spec(autoscale: AutoscaleSettings) -> dict[str, Any]:
-    """CPU utilisation between the seeds' min and (planned) max replicas."""
-    return {
-        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": APP},
-        "minReplicas": autoscale.min_replicas,
-        "maxReplicas": autoscale.effective_max_replicas,
-        "metrics": [
-            {
-                "type": "Resource",
-                "resource": {
-                    "name": "cpu",
-                    "target": {
-                        "type": "Utilization",
-                        "averageUtilization": autoscale.target_utilization,
-                    },
-                },
-            }
-        ],
-        "behavior": hpa_behavior(),
-    }
-
-
 def network_policy_spec(port: int, redis_port: int | None) -> dict[str, Any]:
-    """Scoring pods: ingress only on the scoring port; egress only to DNS, Redis and HTTPS
-    (Entra ID tokens, Application Insights)."""
+    """Scoring pods: ingress only on the scoring port and only from the ingress gateway and the
+    metrics agent; egress only to DNS, Redis and HTTPS (Entra ID tokens, Application Insights)."""
     egress: list[dict[str, Any]] = [
         {
             "to": [
@@ -318,6 +314,14 @@ def network_policy_spec(port: int, redis_port: int | None) -> dict[str, Any]:
     return {
         "podSelector": {"matchLabels": {"app.kubernetes.io/name": APP}},
         "policyTypes": ["Ingress", "Egress"],
-        "ingress": [{"ports": [{"protocol": "TCP", "port": port}]}],
+        "ingress": [
+            {
+                "from": [
+                    {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}}}
+                    for ns in (INGRESS_NAMESPACE, SCRAPER_NAMESPACE)
+                ],
+                "ports": [{"protocol": "TCP", "port": port}],
+            }
+        ],
         "egress": egress,
     }

@@ -1,33 +1,32 @@
 """The scoring service on AKS: the Kubernetes side, applied through the cluster's Entra kubeconfig.
 
-In one namespace (Pod Security ``restricted`` enforced):
+In the scoring namespace (Pod Security ``restricted`` enforced):
 
-* a **Secret** with the scoring keys (``SCORING_AUTH_KEYS``, checked by the host as
-  ``Authorization: Bearer <key>``, as Azure ML's AKS web services did) and the Redis password;
+* a **ServiceAccount** federated with the pull identity (Azure Workload Identity: the cluster's
+  OIDC issuer, a federated identity credential on the identity for
+  ``system:serviceaccount:<ns>:scoring``, the ``azure.workload.identity/client-id`` annotation,
+  pods labelled ``azure.workload.identity/use: "true"``,
+  https://learn.microsoft.com/azure/aks/workload-identity-deploy-cluster). The pods sign in to
+  the cache with Entra ID as that identity (azure-identity's ManagedIdentityCredential takes the
+  workload identity token when the webhook's variables are set); no cache key exists anywhere;
+* a **SecretProviderClass** for the scoring keys (secret_store.py): the Secrets Store CSI driver
+  reads them from Key Vault as the pull identity, mounts them and syncs them into the
+  ``scoring-keys`` Secret the host's ``SCORING_AUTH_KEYS`` is built from. Pulumi never writes a
+  key into the cluster;
 * the scoring **Deployment**: the image by digest (a new digest is a new pod template, so
   ``pulumi up`` rolls it out: the seeds' ``service.update``), a RollingUpdate that never drops
-  below the current capacity, CPU/memory requests and limits, liveness ``/``, readiness ``/ready``
-  and a startup probe for slow ``init()``, non-root with a read-only root filesystem (``/tmp`` is
-  an ``emptyDir``), no service-account token, spread across nodes;
-* a **Service** of type LoadBalancer with an Azure DNS label: the endpoint is
-  ``http://<label>.<region>.cloudapp.azure.com/score``, known before the IP is (see
-  "Why LoadBalancer" below);
-* a **HorizontalPodAutoscaler** (``autoscaling/v2``) with the seeds' numbers: min/max replicas,
-  CPU target utilisation, scale up at once (window 0 s), scale down after 60 s; the maximum is
-  raised to what the seeds' formula plans for ``autoscaleTargetRps``;
-* a **PodDisruptionBudget** (``maxUnavailable: 1``, so node drains and upgrades always progress,
-  even at one replica) and a **NetworkPolicy** (ingress only to the scoring port; egress only to
-  DNS, Redis and HTTPS);
+  below the current capacity, requests and limits, liveness ``/``, readiness ``/ready``, a
+  startup probe for slow ``init()``, non-root with a read-only root filesystem, no service
+  account token, spread across nodes, annotated for managed Prometheus' scraping of ``/metrics``;
+* a **ClusterIP Service** behind the Istio ingress gateway (ingress.py: ``Gateway`` with TLS 1.2+
+  and the Key Vault certificate, ``VirtualService``);
+* autoscaling (scaling.py): KEDA's **ScaledObject** and **TriggerAuthentication** on the
+  in-flight gauge; KEDA owns the only HPA;
+* a **PodDisruptionBudget** (``maxUnavailable: 1``) and a **NetworkPolicy** (ingress only from
+  the gateway and the metrics agent to the scoring port; egress only to DNS, the cache and HTTPS);
 * with the accelerator on: a second Deployment (node selector + toleration of the tainted
-  accelerator pool, ``nvidia.com/gpu: 1`` for GPU), its own Service, PDB and endpoint, and for
-  GPU the NVIDIA device plugin DaemonSet that advertises ``nvidia.com/gpu``.
-
-Why LoadBalancer and not an ingress with TLS: the seeds' AKS web service was a plain HTTP
-endpoint with key auth unless a certificate was supplied; TLS on AKS needs a DNS name you own and
-a certificate (Key Vault + the app routing add-on, or cert-manager with Let's Encrypt), which this
-program cannot mint on its own. The Service is the honest default; put an ingress with TLS (or
-Application Gateway for Containers) in front when you have the certificate, and until then treat
-the key as protection against casual use only, not against an on-path observer.
+  accelerator pool, ``nvidia.com/gpu: 1`` for GPU), its Service, PDB and endpoint under
+  ``/<kind>/``, and for GPU the NVIDIA device plugin DaemonSet.
 
 FPGA: Project Brainwave (``Standard_PB6s``) ran only through Azure ML SDK v1's
 ``AccelContainerImage`` with Microsoft's own runtime and device plugin, never published for
@@ -45,30 +44,32 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.contract import (
-    AUTH_BEARER_KEY,
-    Endpoint,
-    ScoringDeployment,
-    ScoringTarget,
-    SecretRef,
-)
+from components.contract import AUTH_BEARER_KEY, Endpoint, ScoringDeployment, ScoringTarget
+from components.targets.aks import ingress as gw
+from components.targets.aks import scaling, secret_store
 from components.targets.aks.device_plugins import nvidia_device_plugin
+from components.targets.aks.identity import federate_pull_identity
 from components.targets.aks.manifests import (
     APP,
+    INGRESS_NAMESPACE,
+    KEY_ENV,
+    KEYS_SECRET,
     SCORING_SKIPS,
+    SCRAPER_NAMESPACE,
+    WORKLOAD_IDENTITY_CLIENT_ID,
     as_manifest,
     deployment_spec,
-    hpa_spec,
     labels,
     namespace_metadata,
     network_policy_spec,
     pdb_spec,
+    pod_metadata,
     pod_spec,
-    service_annotations,
     service_spec,
     skips,
 )
-from components.targets.aks.settings import AutoscaleSettings, aks_service_dns_label
+
+METRICS_SETTINGS = "ama-metrics-settings-configmap"
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,11 @@ class AksScoringArgs:
     after: Sequence[pulumi.Resource] = field(default_factory=tuple)
     # The accelerator node pool, when there is one (its pods wait for its nodes).
     accelerator_pool: pulumi.Resource | None = None
+    tenant_id: pulumi.Input[str] = ""
+    # Workload identity and KEDA (AksCluster: oidc_issuer_url, prometheus).
+    oidc_issuer_url: pulumi.Input[str] = ""
+    prometheus_query_endpoint: pulumi.Input[str] = ""
+    keda_client_id: pulumi.Input[str] = ""
 
 
 class AksScoring(ScoringTarget):
@@ -93,38 +99,53 @@ class AksScoring(ScoringTarget):
         s = d.settings
         self.provider = self._kubernetes_provider(args)
         k8s_opts = pulumi.ResourceOptions(parent=self, provider=self.provider)
-        namespace_name = f"{s.naming.prefix}-scoring"
+        ns = f"{s.naming.prefix}-scoring"
         self.namespace = k8s.core.v1.Namespace(
-            "namespace", metadata=as_manifest(namespace_metadata(namespace_name)), opts=k8s_opts
+            "namespace", metadata=as_manifest(namespace_metadata(ns)), opts=k8s_opts
         )
-        ns = self.namespace.metadata.apply(lambda m: m.name or namespace_name)
-        _, cache_key = d.cache_env(signs_in_as=None)
-        self.secret = self._secret(d, cache_key, ns, k8s_opts)
-        secret_name = self.secret.metadata.apply(lambda m: m.name or f"{APP}-secrets")
-        self.service_account = self._service_account(ns, k8s_opts)
+        after_ns = pulumi.ResourceOptions.merge(
+            k8s_opts, pulumi.ResourceOptions(depends_on=[self.namespace])
+        )
+        tls = s.aks.ingress.tls
+        self.credentials = federate_pull_identity(
+            d.identity, args.oidc_issuer_url, ns, gw.TLS_SYNC if tls else None, self
+        )
+        self.service_account = self._service_account(APP, ns, d.identity.client_id, after_ns)
+        self.keys = self._keys_provider(args, ns, after_ns)
 
         autoscale = s.aks.autoscale
         self.deployment = self._deployment(
             "deployment",
             APP,
             ns,
-            pod_spec(d, "cpu", secret_name),
+            pod_spec(d, "cpu"),
             "cpu",
             replicas=None if autoscale.enabled else autoscale.min_replicas,
-            after=[self.service_account],
+            after=[self.service_account, self.keys, *self.credentials],
+            opts=after_ns,
+        )
+        self.service = self._service("service", APP, ns, "cpu", after_ns)
+        self._pdb("pdb", APP, ns, "cpu", after_ns)
+        self.network_policy = k8s.networking.v1.NetworkPolicy(
+            "network-policy",
+            metadata={"name": APP, "namespace": ns, "labels": labels("cpu")},
+            spec=as_manifest(network_policy_spec(s.scoring.port, self._redis_port(d))),
+            opts=after_ns,
+        )
+        self.metrics_settings = k8s.core.v1.ConfigMap(
+            "metrics-settings",
+            metadata={"name": METRICS_SETTINGS, "namespace": SCRAPER_NAMESPACE},
+            data=scaling.metrics_settings(ns),
             opts=k8s_opts,
         )
-        label = aks_service_dns_label(s.naming)
-        self.service = self._service("service", APP, ns, label, "cpu", k8s_opts)
-        self._pdb("pdb", APP, ns, "cpu", k8s_opts)
         if autoscale.enabled:
-            self.hpa = self._hpa(ns, autoscale)
-        self.network_policy = self._network_policy(d, cache_key, ns, k8s_opts)
-        self.endpoint = self._endpoint(args, ns, label, self.service)
+            self._autoscaler(args, ns, after_ns)
+        self._ingress(args, ns, k8s_opts, after_ns)
+        self.endpoint = self._endpoint(args, ns)
 
         self.accelerator_endpoint = None
         if s.accelerator.enabled:
-            self.accelerator_endpoint = self._accelerator(args, ns, secret_name, label, k8s_opts)
+            self.accelerator_endpoint = self._accelerator(args, ns, after_ns)
 
         outputs: dict[str, Any] = {"namespace": ns}
         if self.accelerator_endpoint is not None:
@@ -141,137 +162,218 @@ class AksScoring(ScoringTarget):
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.after)),
         )
 
+    @staticmethod
+    def _redis_port(d: ScoringDeployment) -> int | None:
+        cache_env, _ = d.cache_env(signs_in_as=d.identity.principal_id)
+        return d.cache.port if d.cache is not None and cache_env else None
+
     def _service_account(
-        self, ns: pulumi.Input[str], opts: pulumi.ResourceOptions
+        self,
+        name: str,
+        ns: str,
+        client_id: pulumi.Input[str],
+        opts: pulumi.ResourceOptions,
+        logical: str = "service-account",
+        component_labels: Mapping[str, str] | None = None,
     ) -> k8s.core.v1.ServiceAccount:
         return k8s.core.v1.ServiceAccount(
-            "service-account",
-            metadata={"name": APP, "namespace": ns, "labels": labels("cpu")},
+            logical,
+            metadata={
+                "name": name,
+                "namespace": ns,
+                "labels": dict(component_labels or labels("cpu")),
+                "annotations": {WORKLOAD_IDENTITY_CLIENT_ID: client_id},
+            },
             automount_service_account_token=False,
             opts=opts,
         )
 
-    def _network_policy(
-        self,
-        d: ScoringDeployment,
-        cache_key: SecretRef | None,
-        ns: pulumi.Input[str],
-        opts: pulumi.ResourceOptions,
-    ) -> k8s.networking.v1.NetworkPolicy:
-        # egress to Redis only when the pods use it
-        redis_port = d.cache.port if d.cache is not None and cache_key is not None else None
-        return k8s.networking.v1.NetworkPolicy(
-            "network-policy",
-            metadata={"name": APP, "namespace": ns, "labels": labels("cpu")},
-            spec=as_manifest(network_policy_spec(d.settings.scoring.port, redis_port)),
+    def _keys_provider(
+        self, args: AksScoringArgs, ns: str, opts: pulumi.ResourceOptions
+    ) -> k8s.apiextensions.CustomResource:
+        d = args.deployment
+        primary, secondary = d.scoring_keys
+        return k8s.apiextensions.CustomResource(
+            "scoring-keys",
+            api_version=secret_store.PROVIDER_API,
+            kind="SecretProviderClass",
+            metadata={"name": KEYS_SECRET, "namespace": ns, "labels": labels("cpu")},
+            spec=secret_store.keys_spec(
+                KEYS_SECRET,
+                (
+                    secret_store.secret_name_of(primary.uri),
+                    secret_store.secret_name_of(secondary.uri),
+                ),
+                KEY_ENV,
+                d.identity.client_id,
+                args.tenant_id,
+                d.key_vault.name,
+            ),
             opts=opts,
         )
 
-    def _secret(
-        self,
-        d: ScoringDeployment,
-        cache_key: SecretRef | None,
-        ns: pulumi.Input[str],
-        opts: pulumi.ResourceOptions,
-    ) -> k8s.core.v1.Secret:
-        """The scoring keys, and the Redis password when the pods sign in with it."""
-        secret_data: dict[str, pulumi.Input[str]] = {
-            "SCORING_AUTH_KEYS": pulumi.Output.concat(
-                d.scoring_keys[0].value, ",", d.scoring_keys[1].value
-            )
-        }
-        if cache_key is not None:
-            secret_data["REDIS_PASSWORD"] = cache_key.value
-        return k8s.core.v1.Secret(
-            "scoring-secrets",
-            metadata={"name": f"{APP}-secrets", "namespace": ns, "labels": labels("cpu")},
-            type="Opaque",
-            string_data={k: pulumi.Output.secret(v) for k, v in secret_data.items()},
+    def _autoscaler(self, args: AksScoringArgs, ns: str, opts: pulumi.ResourceOptions) -> None:
+        """KEDA's TriggerAuthentication and ScaledObject (its HPA is the only one)."""
+        autoscale = args.deployment.settings.aks.autoscale
+        auth_name = f"{APP}-prometheus"
+        self.trigger_auth = k8s.apiextensions.CustomResource(
+            "keda-trigger-auth",
+            api_version=scaling.KEDA_API,
+            kind="TriggerAuthentication",
+            metadata={"name": auth_name, "namespace": ns, "labels": labels("cpu")},
+            spec=scaling.trigger_authentication_spec(args.keda_client_id),
             opts=opts,
         )
-
-    def _hpa(
-        self, ns: pulumi.Input[str], autoscale: AutoscaleSettings
-    ) -> k8s.autoscaling.v2.HorizontalPodAutoscaler:
-        return k8s.autoscaling.v2.HorizontalPodAutoscaler(
-            "hpa",
+        self.scaled_object = k8s.apiextensions.CustomResource(
+            "keda-scaled-object",
+            api_version=scaling.KEDA_API,
+            kind="ScaledObject",
             metadata={"name": APP, "namespace": ns, "labels": labels("cpu")},
-            spec=as_manifest(hpa_spec(autoscale)),
-            opts=pulumi.ResourceOptions(
-                parent=self, provider=self.provider, depends_on=[self.deployment]
+            spec=scaling.scaled_object_spec(
+                autoscale, APP, ns, args.prometheus_query_endpoint, auth_name
+            ),
+            opts=pulumi.ResourceOptions.merge(
+                opts, pulumi.ResourceOptions(depends_on=[self.deployment, self.trigger_auth])
             ),
         )
 
-    def _endpoint(
+    def _ingress(
         self,
         args: AksScoringArgs,
-        ns: pulumi.Input[str],
-        dns_label: str,
-        service: k8s.core.v1.Service,
-        **extra: Any,
-    ) -> Endpoint:
-        """``http://<label>.<region>.cloudapp.azure.com``, known before the IP is."""
+        ns: str,
+        k8s_opts: pulumi.ResourceOptions,
+        after_ns: pulumi.ResourceOptions,
+    ) -> None:
+        """The Gateway (and the TLS certificate's sync) in the gateway's namespace, the
+        VirtualService beside the Service."""
         d = args.deployment
-        base = pulumi.Output.concat(
-            "http://", dns_label, ".", d.settings.location, ".cloudapp.azure.com"
+        ingress = d.settings.aks.ingress
+        acc = d.settings.accelerator
+        if ingress.tls:
+            self._tls_sync(args, k8s_opts)
+        self.gateway = k8s.apiextensions.CustomResource(
+            "gateway",
+            api_version=gw.ISTIO_API,
+            kind="Gateway",
+            metadata={"name": gw.GATEWAY_NAME, "namespace": INGRESS_NAMESPACE},
+            spec=gw.gateway_spec(ingress),
+            opts=k8s_opts,
         )
+        self.virtual_service = k8s.apiextensions.CustomResource(
+            "virtual-service",
+            api_version=gw.ISTIO_API,
+            kind="VirtualService",
+            metadata={"name": APP, "namespace": ns, "labels": labels("cpu")},
+            spec=gw.virtual_service_spec(ingress, ns, acc.kind if acc.enabled else None),
+            opts=after_ns,
+        )
+        # The add-on's gateway Service: its public IP, for the DNS record of aksTlsHost.
+        self.gateway_service = k8s.core.v1.Service.get(
+            "ingress-gateway-service",
+            f"{INGRESS_NAMESPACE}/{gw.GATEWAY_SERVICE}",
+            opts=pulumi.ResourceOptions(parent=self, provider=self.provider),
+        )
+
+    def _tls_sync(self, args: AksScoringArgs, opts: pulumi.ResourceOptions) -> None:
+        d = args.deployment
+        cert = d.settings.aks.ingress.certificate_name
+        meta = {"namespace": INGRESS_NAMESPACE, "labels": gw.tls_sync_labels()}
+        self.tls_provider = k8s.apiextensions.CustomResource(
+            "tls-certificate",
+            api_version=secret_store.PROVIDER_API,
+            kind="SecretProviderClass",
+            metadata={"name": secret_store.TLS_SECRET, **meta},
+            spec=secret_store.tls_spec(
+                cert, d.identity.client_id, args.tenant_id, d.key_vault.name
+            ),
+            opts=opts,
+        )
+        account = self._service_account(
+            gw.TLS_SYNC,
+            INGRESS_NAMESPACE,
+            d.identity.client_id,
+            opts,
+            logical="tls-sync-service-account",
+            component_labels=gw.tls_sync_labels(),
+        )
+        self.tls_sync = k8s.apps.v1.Deployment(
+            "tls-sync",
+            metadata=as_manifest({"name": gw.TLS_SYNC, **meta}),
+            spec=as_manifest(gw.tls_sync_spec(d.image, cert)),
+            opts=pulumi.ResourceOptions.merge(
+                opts,
+                pulumi.ResourceOptions(depends_on=[self.tls_provider, account, *self.credentials]),
+            ),
+        )
+        k8s.networking.v1.NetworkPolicy(
+            "tls-sync-network-policy",
+            metadata=as_manifest({"name": gw.TLS_SYNC, **meta}),
+            spec=as_manifest(gw.tls_sync_network_policy_spec()),
+            opts=opts,
+        )
+        k8s.policy.v1.PodDisruptionBudget(
+            "tls-sync-pdb",
+            metadata=as_manifest({"name": gw.TLS_SYNC, **meta}),
+            spec=as_manifest(gw.tls_sync_pdb_spec()),
+            opts=opts,
+        )
+
+    def _endpoint(self, args: AksScoringArgs, ns: str, path: str = "", **extra: Any) -> Endpoint:
+        """``https://<aksTlsHost>`` (or, plain HTTP in dev, the host or the gateway's IP)."""
+        d = args.deployment
+        ingress = d.settings.aks.ingress
+        ip = _ingress_ip(self.gateway_service)
+        if ingress.tls:
+            base: pulumi.Input[str] = f"https://{ingress.host}"
+        elif ingress.host:
+            base = f"http://{ingress.host}"
+        else:
+            base = pulumi.Output.concat("http://", ip)
         return Endpoint.for_host(
-            base,
+            pulumi.Output.concat(base, path),
             AUTH_BEARER_KEY,
             key=d.scoring_keys[0].value,
+            tls=ingress.tls,
             cluster=args.cluster_name,
             namespace=ns,
             **extra,
-            ip=_ingress_ip(service),
+            ingress_ip=ip,
         )
 
-    def _accelerator(
-        self,
-        args: AksScoringArgs,
-        ns: pulumi.Input[str],
-        secret_name: pulumi.Input[str],
-        label: str,
-        opts: pulumi.ResourceOptions,
-    ) -> Endpoint:
+    def _accelerator(self, args: AksScoringArgs, ns: str, opts: pulumi.ResourceOptions) -> Endpoint:
         """The accelerator Deployment (and for GPU the device plugin), its Service and PDB."""
         d = args.deployment
         acc = d.settings.accelerator
         acc_name = f"{APP}-{acc.kind}"
-        after: list[pulumi.Resource] = [self.service_account]
+        after: list[pulumi.Resource] = [self.service_account, self.keys, *self.credentials]
         if args.accelerator_pool is not None:
             after.append(args.accelerator_pool)
         if acc.kind == "gpu":
-            after.append(nvidia_device_plugin(opts))
+            after.append(
+                nvidia_device_plugin(pulumi.ResourceOptions(parent=self, provider=self.provider))
+            )
         self.accelerator_deployment = self._deployment(
             "accelerator-deployment",
             acc_name,
             ns,
-            pod_spec(d, acc.kind, secret_name, accelerator=acc.kind),
+            pod_spec(d, acc.kind, accelerator=acc.kind),
             acc.kind,
-            # One pod per accelerator node: the pool has a fixed size, no HPA.
+            # One pod per accelerator node: the pool has a fixed size, no autoscaler.
             replicas=acc.node_count,
             after=after,
             opts=opts,
         )
-        acc_label = f"{label}-{acc.kind}"
         self.accelerator_service = self._service(
-            "accelerator-service", acc_name, ns, acc_label, acc.kind, opts
+            "accelerator-service", acc_name, ns, acc.kind, opts
         )
         self._pdb("accelerator-pdb", acc_name, ns, acc.kind, opts)
-        return self._endpoint(
-            args,
-            ns,
-            acc_label,
-            self.accelerator_service,
-            accelerator=acc.kind,
-            vm_size=acc.vm_size,
-        )
+        return self._endpoint(args, ns, f"/{acc.kind}", accelerator=acc.kind, vm_size=acc.vm_size)
 
     def _deployment(
         self,
         logical: str,
         name: str,
-        ns: pulumi.Input[str],
+        ns: str,
         spec: Mapping[str, Any],
         component: str,
         *,
@@ -279,6 +381,7 @@ class AksScoring(ScoringTarget):
         after: Sequence[pulumi.Resource],
         opts: pulumi.ResourceOptions,
     ) -> k8s.apps.v1.Deployment:
+        port = self_port(spec)
         return k8s.apps.v1.Deployment(
             logical,
             metadata={
@@ -287,38 +390,24 @@ class AksScoring(ScoringTarget):
                 "labels": labels(component),
                 "annotations": skips(*SCORING_SKIPS),
             },
-            spec=as_manifest(deployment_spec(spec, component, replicas)),
+            spec=as_manifest(
+                deployment_spec(spec, component, replicas, pod_metadata(component, port))
+            ),
             opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=list(after))),
         )
 
     def _service(
-        self,
-        logical: str,
-        name: str,
-        ns: pulumi.Input[str],
-        dns_label: str,
-        component: str,
-        opts: pulumi.ResourceOptions,
+        self, logical: str, name: str, ns: str, component: str, opts: pulumi.ResourceOptions
     ) -> k8s.core.v1.Service:
         return k8s.core.v1.Service(
             logical,
-            metadata={
-                "name": name,
-                "namespace": ns,
-                "labels": labels(component),
-                "annotations": service_annotations(dns_label),
-            },
+            metadata={"name": name, "namespace": ns, "labels": labels(component)},
             spec=as_manifest(service_spec(component)),
             opts=opts,
         )
 
     def _pdb(
-        self,
-        logical: str,
-        name: str,
-        ns: pulumi.Input[str],
-        component: str,
-        opts: pulumi.ResourceOptions,
+        self, logical: str, name: str, ns: str, component: str, opts: pulumi.ResourceOptions
     ) -> k8s.policy.v1.PodDisruptionBudget:
         return k8s.policy.v1.PodDisruptionBudget(
             logical,
@@ -326,6 +415,11 @@ class AksScoring(ScoringTarget):
             spec=as_manifest(pdb_spec(component)),
             opts=opts,
         )
+
+
+def self_port(spec: Mapping[str, Any]) -> int:
+    """The scoring container's port (the one managed Prometheus scrapes)."""
+    return int(spec["containers"][0]["ports"][0]["containerPort"])
 
 
 def _ingress_ip(service: k8s.core.v1.Service) -> pulumi.Output[str]:

@@ -82,12 +82,17 @@ def test_access_policy_assignments_on_the_cache_are_chained(prod) -> None:
 
 
 def test_no_key_is_read_stored_or_given_to_any_target(each_stack) -> None:
-    """Access keys are off: AKS pods (no workload identity) run without the cache."""
+    """Access keys are off: every target, AKS pods included (workload identity), signs in with
+    Entra ID as the pull identity."""
     assert [r for r in each_stack.of_type(SECRET) if r.name == "redis-key-secret"] == []
     assert not any("listDatabaseKeys" in t or "listRedisKeys" in t for t, _ in each_stack.calls)
-    pods = engine.reveal(each_stack.one("kubernetes:apps/v1:Deployment").inputs["spec"])
-    (container,) = pods["template"]["spec"]["containers"]
-    assert not [e for e in container.get("env", []) if e["name"].startswith("REDIS_")]
+    pods = engine.reveal(each_stack.one("kubernetes:apps/v1:Deployment", "deployment").inputs)
+    (container,) = pods["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    identity = each_stack.one("azure-native:managedidentity:UserAssignedIdentity", "pull-identity")
+    assert env["REDIS_USE_ENTRA_ID"] == "true"
+    assert env["REDIS_USERNAME"] == fakes.fake_uuid(f"principal:{identity.azure_name}")
+    assert "REDIS_PASSWORD" not in env and "REDIS_PASSWORD" not in str(engine.reveal(pods))
     settings = app_settings(each_stack)
     assert settings["REDIS_USE_ENTRA_ID"] == "true" and "REDIS_PASSWORD" not in settings
 
@@ -150,27 +155,19 @@ def test_azure_cache_for_redis_is_an_explicit_choice(run_stack) -> None:
     assert first.urn in second.dependencies  # one update at a time here too
 
 
-def test_azure_cache_for_redis_keeps_its_key_for_aks_only(run_stack) -> None:
+def test_azure_cache_for_redis_is_entra_only_and_no_key_is_stored(run_stack) -> None:
     run = run_stack("dev", redisSku="Basic", redisFamily="C", redisCapacity=0, **AZURE_CACHE)
     assert run.error is None, run.error
-    cache = run.one(REDIS)
-    calls = [a for token, a in run.calls if token == "azure-native:redis:listRedisKeys"]
-    rg = run.one("azure-native:resources:ResourceGroup").azure_name
-    assert calls == [{"name": cache.azure_name, "resourceGroupName": rg}]
-    secret = run.one(SECRET, "redis-key-secret")
-    assert isinstance(secret.inputs["properties"], engine.Secret)
-    key = fakes.CALLS["azure-native:redis:listRedisKeys"](calls[0])["primaryKey"]
-    holders = [
-        r.type
-        for r in run.resources
-        if r.type != SECRET
-        and (
-            "secrets/redis-primary-key" in str(engine.reveal(r.inputs))
-            or key in str(engine.reveal(r.inputs))
-        )
-    ]
-    assert holders == ["kubernetes:core/v1:Secret"]
-    assert cache.urn in secret.dependencies  # the key exists only once the cache does
+    cache = run.one(REDIS).inputs
+    assert cache["disableAccessKeyAuthentication"] is True
+    assert cache["redisConfiguration"]["aadEnabled"] == "true"
+    assert not any(t == "azure-native:redis:listRedisKeys" for t, _ in run.calls)
+    assert [r for r in run.of_type(SECRET) if "redis" in r.name] == []
+    pods = engine.reveal(run.one("kubernetes:apps/v1:Deployment", "deployment").inputs)
+    (container,) = pods["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["REDIS_USE_ENTRA_ID"] == "true" and env["REDIS_PORT"] == "6380"
+    assert "REDIS_PASSWORD" not in env
 
 
 def test_an_existing_host_creates_nothing(run_stack) -> None:
@@ -187,13 +184,12 @@ def test_an_existing_host_creates_nothing(run_stack) -> None:
     assert settings["REDIS_PORT"] == "10000"
     assert settings["REDIS_USE_ENTRA_ID"] == "true"
     assert "REDIS_PASSWORD" not in settings
-    # ... while AKS pods, which cannot (no workload identity, no key), run without the cache.
-    pods = engine.reveal(run.one("kubernetes:apps/v1:Deployment").inputs["spec"])
+    # ... and so do AKS pods, as the pull identity through workload identity.
+    pods = engine.reveal(run.one("kubernetes:apps/v1:Deployment", "deployment").inputs["spec"])
     (container,) = pods["template"]["spec"]["containers"]
-    assert not [e for e in container["env"] if e["name"].startswith("REDIS_")]
-    assert "REDIS_PASSWORD" not in engine.reveal(
-        run.one("kubernetes:core/v1:Secret").inputs["stringData"]
-    )
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["REDIS_HOST"] == "mlscore.westeurope.redis.azure.net"
+    assert env["REDIS_USE_ENTRA_ID"] == "true" and "REDIS_PASSWORD" not in env
 
 
 def test_redis_disabled_leaves_no_cache_no_output_and_no_redis_settings(run_stack) -> None:

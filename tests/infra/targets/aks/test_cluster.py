@@ -10,14 +10,13 @@ import pytest
 import yaml
 
 from components.targets.aks import cluster as aks_mod
-from components.targets.aks.settings import aks_service_dns_label
 from preview import engine, fakes
 from tests.infra.settings_helpers import load, problems
 
 CLUSTER = "azure-native:containerservice:ManagedCluster"
 POOL = "azure-native:containerservice:AgentPool"
 ROLE = "azure-native:authorization:RoleAssignment"
-HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
+SCALED = "kubernetes:keda.sh/v1alpha1:ScaledObject"
 
 
 def arm_id(run: engine.Run, type_: str) -> str:
@@ -113,15 +112,23 @@ def test_kubelogin_mode_rewrites_the_exec_plugin(login: str, client_id_kept: boo
     assert converted["clusters"][0]["cluster"]["server"].startswith("https://c1-")
 
 
-def test_aks_endpoint_is_in_the_shared_contract(dev: engine.Run) -> None:
+def test_aks_endpoint_is_in_the_shared_contract(dev: engine.Run, prod: engine.Run) -> None:
+    # dev: no domain, plain HTTP on the Istio gateway's IP (aksAllowHttp, dev only). The IP is
+    # read from the add-on's gateway Service (Service.get); the mock engine answers reads with
+    # their inputs only, so it is empty here.
     ep = dev.outputs["endpoints"]["aks"]
-    base = f"http://{aks_service_dns_label(load().naming)}.westeurope.cloudapp.azure.com"
-    assert ep["scoring_uri"] == base + "/score"
-    assert ep["swagger_uri"] == base + "/swagger.json"
-    assert ep["health_uri"] == base + "/ready"
+    ip = ep["ingress_ip"]
+    assert ep["tls"] is False
+    for key, path in (("scoring_uri", "/score"), ("swagger_uri", "/swagger.json")):
+        assert ep[key].startswith("http:") and ep[key].endswith(f"{ip}{path}")
+    assert ep["health_uri"].endswith(f"{ip}/ready")
     assert ep["auth"]["scheme"] == "bearer-key" and isinstance(ep["auth"]["key"], engine.Secret)
-    assert ep["cluster"] == "mlscore-dev-aks" and ep["ip"].startswith("20.50.0.")
+    assert ep["cluster"] == "mlscore-dev-aks"
     assert "aks_accelerator" not in dev.outputs["endpoints"]
+    # prod: HTTPS on the configured host
+    ep = prod.outputs["endpoints"]["aks"]
+    host = load("prod").aks.ingress.host
+    assert ep["scoring_uri"] == f"https://{host}/score" and ep["tls"] is True
 
 
 def test_aks_off_leaves_nothing(run_stack: Any) -> None:
@@ -221,7 +228,7 @@ def test_seed_numbers_plan_286_replicas_and_raise_the_hpa_max(run_stack: Any) ->
     assert s.aks.autoscale.planned_replicas == 286
     assert s.aks.autoscale.effective_max_replicas == 286
     run = ok(run_stack("dev", autoscaleTargetRps=20, autoscaleRequestMs=10_000))
-    assert run.one(HPA).inputs["spec"]["maxReplicas"] == 286
+    assert run.one(SCALED).inputs["spec"]["maxReplicaCount"] == 286
 
 
 def test_configured_max_wins_when_above_the_plan(run_stack: Any) -> None:

@@ -1,6 +1,7 @@
 """The Kubernetes objects of the AKS target, rendered from the real program under mocks:
-every workload property, the HPA numbers from config, and the manifests checked by the tools of
-the field (kubernetes-validate against the cluster version's schema, checkov's Kubernetes checks).
+every workload property, and the manifests checked by the tools of the field (kubernetes-validate
+against the cluster version's schema for the built-in kinds, checkov's Kubernetes checks). The
+custom resources (Istio, KEDA, Secrets Store CSI) are asserted in test_ingress_scaling.py.
 
 checkov cannot share the project venv (it pins ``packaging<24``; pulumi needs ``>=26``); it is
 found as ``$CHECKOV``, ``checkov`` on the PATH, or ``.local/checkov/bin/checkov``
@@ -22,7 +23,6 @@ import pytest
 from components import PROJECT_ROOT
 from components.config import settings as cfg
 from components.targets.aks import cluster as aks_mod
-from components.targets.aks.settings import aks_service_dns_label
 from preview import engine, manifests
 
 ROOT = PROJECT_ROOT
@@ -107,53 +107,38 @@ def test_the_workload_objects_exist(docs: list[dict[str, Any]]) -> None:
     assert kinds == sorted(
         [
             ("v1", "Namespace"),
-            ("v1", "Secret"),
             ("v1", "ServiceAccount"),
+            ("secrets-store.csi.x-k8s.io/v1", "SecretProviderClass"),
             ("apps/v1", "Deployment"),
             ("v1", "Service"),
-            ("autoscaling/v2", "HorizontalPodAutoscaler"),
             ("policy/v1", "PodDisruptionBudget"),
             ("networking.k8s.io/v1", "NetworkPolicy"),
+            ("v1", "ConfigMap"),
+            ("keda.sh/v1alpha1", "TriggerAuthentication"),
+            ("keda.sh/v1alpha1", "ScaledObject"),
+            ("networking.istio.io/v1", "Gateway"),
+            ("networking.istio.io/v1", "VirtualService"),
         ]
     )
+    assert not [d for d in docs if d["kind"] in ("Secret", "HorizontalPodAutoscaler")]
     ns = find(docs, "Namespace", "mlscore-scoring")
     assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
-    assert all(d["metadata"].get("namespace") == "mlscore-scoring" for d in docs[1:])
-
-
-def test_secret_holds_the_keys_redacted_and_no_redis_key(docs: list[dict[str, Any]]) -> None:
-    # Azure Managed Redis is Entra-only (access keys off): pods without a workload identity get
-    # no cache settings at all, and no key exists to put in the Secret.
-    secret = find(docs, "Secret", "scoring-secrets")
-    assert secret["stringData"] == {"SCORING_AUTH_KEYS": manifests.REDACTED}
-    env = {e["name"] for e in container(find(docs, "Deployment", "scoring"))["env"]}
-    assert not {name for name in env if name.startswith("REDIS_")}
-
-
-def test_with_azure_cache_the_pods_get_its_key_from_the_secret(
-    azure_cache: list[dict[str, Any]],
-) -> None:
-    secret = find(azure_cache, "Secret", "scoring-secrets")
-    assert secret["stringData"] == {
-        "SCORING_AUTH_KEYS": manifests.REDACTED,
-        "REDIS_PASSWORD": manifests.REDACTED,
+    elsewhere = {
+        (d["kind"], d["metadata"]["namespace"])
+        for d in docs[1:]
+        if d["metadata"].get("namespace") != "mlscore-scoring"
     }
-    env = {e["name"]: e for e in container(find(azure_cache, "Deployment", "scoring"))["env"]}
-    assert env["REDIS_PORT"]["value"] == "6380" and env["REDIS_SSL"]["value"] == "true"
-    assert env["REDIS_HOST"]["value"].endswith(".redis.cache.windows.net")
-    assert env["REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
-        "name": "scoring-secrets",
-        "key": "REDIS_PASSWORD",
-    }
-    netpol = find(azure_cache, "NetworkPolicy", "scoring")["spec"]
-    assert {p["port"] for rule in netpol["egress"] for p in rule["ports"]} == {53, 443, 6380}
+    assert elsewhere == {("ConfigMap", "kube-system"), ("Gateway", "aks-istio-ingress")}
 
 
-def test_secret_value_is_both_scoring_keys(dev: engine.Run) -> None:
-    secret = engine.reveal(dev.one("kubernetes:core/v1:Secret").inputs["stringData"])
-    primary, secondary = secret["SCORING_AUTH_KEYS"].split(",")
-    assert len(primary) == len(secondary) == 40 and primary != secondary
-    assert engine.reveal(dev.outputs["endpoints"]["aks"]["auth"]["key"]) == primary
+def test_no_secret_value_is_written_into_the_cluster(dev: engine.Run, prod: engine.Run) -> None:
+    """The keys reach the pods only through the CSI driver from Key Vault: no Kubernetes object
+    carries a key from Pulumi state."""
+    for run in (dev, prod):
+        primary = engine.reveal(run.outputs["endpoints"]["aks"]["auth"]["key"])
+        for r in run.resources:
+            if r.type.startswith("kubernetes:"):
+                assert primary not in str(engine.reveal(r.inputs)), r.type
 
 
 # --- the Deployment ---------------------------------------------------------------------------
@@ -164,9 +149,12 @@ def test_deployment_runs_the_image_by_digest_with_env_and_secrets(
     assert c["image"] == dev.outputs["image"] and "@sha256:" in c["image"]
     env = {e["name"]: e for e in c["env"]}
     assert env["AZUREML_SERVER_PORT"]["value"] == "5001"
-    name = "SCORING_AUTH_KEYS"
-    assert env[name]["valueFrom"]["secretKeyRef"] == {"name": "scoring-secrets", "key": name}
-    assert "value" not in env[name]
+    for name in ("SCORING_KEY_PRIMARY", "SCORING_KEY_SECONDARY"):
+        assert env[name]["valueFrom"]["secretKeyRef"] == {"name": "scoring-keys", "key": name}
+    # Kubernetes expands $(VAR) of variables defined before: both keys, comma-separated.
+    names = [e["name"] for e in c["env"]]
+    assert names.index("SCORING_AUTH_KEYS") > names.index("SCORING_KEY_SECONDARY")
+    assert env["SCORING_AUTH_KEYS"]["value"] == "$(SCORING_KEY_PRIMARY),$(SCORING_KEY_SECONDARY)"
     assert c["ports"] == [{"name": "http", "containerPort": 5001, "protocol": "TCP"}]
 
 
@@ -193,8 +181,16 @@ def test_probes_security_and_tmp(docs: list[dict[str, Any]]) -> None:
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["runAsUser"] >= 10000
     assert pod["automountServiceAccountToken"] is False
-    assert c["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}]
+    assert c["volumeMounts"] == [
+        {"name": "tmp", "mountPath": "/tmp"},
+        {"name": "scoring-keys", "mountPath": "/mnt/secrets-store", "readOnly": True},
+    ]
     assert pod["volumes"][0]["name"] == "tmp" and "emptyDir" in pod["volumes"][0]
+    assert pod["volumes"][1]["csi"] == {
+        "driver": "secrets-store.csi.k8s.io",
+        "readOnly": True,
+        "volumeAttributes": {"secretProviderClass": "scoring-keys"},
+    }
 
 
 def test_spread_across_nodes_and_rolling_update(docs: list[dict[str, Any]]) -> None:
@@ -206,13 +202,13 @@ def test_spread_across_nodes_and_rolling_update(docs: list[dict[str, Any]]) -> N
         "type": "RollingUpdate",
         "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
     }
-    assert "replicas" not in d["spec"], "with an HPA the replica count is the HPA's"
+    assert "replicas" not in d["spec"], "with KEDA's HPA the replica count is the HPA's"
 
 
 def test_without_autoscale_the_deployment_has_fixed_replicas(run_stack: Any) -> None:
     docs = rendered(run_stack, "prod", autoscaleEnabled=False)
     assert find(docs, "Deployment", "scoring")["spec"]["replicas"] == 3
-    assert not [d for d in docs if d["kind"] == "HorizontalPodAutoscaler"]
+    assert not [d for d in docs if d["kind"] in ("HorizontalPodAutoscaler", "ScaledObject")]
 
 
 def test_a_new_image_changes_the_pod_template(run_stack: Any) -> None:
@@ -222,48 +218,18 @@ def test_a_new_image_changes_the_pod_template(run_stack: Any) -> None:
     assert container(before)["image"] != container(after)["image"]
 
 
-# --- Service, HPA, PDB, NetworkPolicy ---------------------------------------------------------
-def test_service_is_a_load_balancer_with_a_dns_label(docs: list[dict[str, Any]]) -> None:
+# --- Service, PDB, NetworkPolicy ---------------------------------------------------------------
+def test_service_is_cluster_ip_behind_the_ingress(docs: list[dict[str, Any]]) -> None:
     svc = find(docs, "Service", "scoring")
-    assert svc["spec"]["type"] == "LoadBalancer"
+    assert svc["spec"]["type"] == "ClusterIP"
     assert svc["spec"]["ports"] == [
         {"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}
     ]
-    label = aks_service_dns_label(settings_of("dev").naming)
-    annotations = svc["metadata"]["annotations"]
-    assert annotations["service.beta.kubernetes.io/azure-dns-label-name"] == label
+    assert "annotations" not in svc["metadata"]
     assert (
         svc["spec"]["selector"]
         == find(docs, "Deployment", "scoring")["spec"]["selector"]["matchLabels"]
     )
-
-
-@pytest.mark.parametrize(("stack", "low", "high"), [("dev", 1, 4), ("prod", 3, 12)])
-def test_hpa_numbers_come_from_config(run_stack: Any, stack: str, low: int, high: int) -> None:
-    hpa = find(rendered(run_stack, stack), "HorizontalPodAutoscaler", "scoring")
-    assert hpa["apiVersion"] == "autoscaling/v2"
-    spec = hpa["spec"]
-    assert (spec["minReplicas"], spec["maxReplicas"]) == (low, high)
-    assert spec["scaleTargetRef"] == {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "name": "scoring",
-    }
-    (metric,) = spec["metrics"]
-    assert metric["resource"]["name"] == "cpu"
-    assert metric["resource"]["target"] == {"type": "Utilization", "averageUtilization": 70}
-    assert spec["behavior"]["scaleUp"]["stabilizationWindowSeconds"] == 0
-    assert spec["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 60
-
-
-def test_hpa_follows_a_changed_target_utilization(run_stack: Any) -> None:
-    hpa = find(
-        rendered(run_stack, "dev", autoscaleTargetUtilization=50, autoscaleMaxReplicas=8),
-        "HorizontalPodAutoscaler",
-        "scoring",
-    )
-    assert hpa["spec"]["maxReplicas"] == 8
-    assert hpa["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"] == 50
 
 
 def test_pdb_and_network_policy(docs: list[dict[str, Any]]) -> None:
@@ -271,9 +237,14 @@ def test_pdb_and_network_policy(docs: list[dict[str, Any]]) -> None:
     assert pdb["spec"]["maxUnavailable"] == 1
     netpol = find(docs, "NetworkPolicy", "scoring")["spec"]
     assert netpol["policyTypes"] == ["Ingress", "Egress"]
-    assert netpol["ingress"] == [{"ports": [{"protocol": "TCP", "port": 5001}]}]
+    (rule,) = netpol["ingress"]
+    assert rule["ports"] == [{"protocol": "TCP", "port": 5001}]
+    sources = {
+        f["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for f in rule["from"]
+    }
+    assert sources == {"aks-istio-ingress", "kube-system"}  # the gateway and ama-metrics
     egress_ports = {p["port"] for rule in netpol["egress"] for p in rule["ports"]}
-    assert egress_ports == {53, 443}  # DNS, Entra ID and Azure APIs; no cache without a key
+    assert egress_ports == {53, 443, 10000}  # DNS, Entra ID / Azure APIs, the cache (Entra)
 
 
 # --- the accelerator variant ------------------------------------------------------------------
@@ -298,7 +269,7 @@ def test_gpu_variant_is_scheduled_on_the_tainted_pool(
     assert pool["nodeLabels"] == {aks_mod.ACCELERATOR_LABEL: "gpu"}
     assert pool["vmSize"] == "Standard_NC4as_T4_v3" and pool["agentPoolName"] == "gpu"
     ep = run.outputs["endpoints"]["aks_accelerator"]
-    assert ep["scoring_uri"].endswith("-gpu.westeurope.cloudapp.azure.com/score")
+    assert ep["scoring_uri"] == f"http://{ep['ingress_ip']}/gpu/score"
     assert ep["accelerator"] == "gpu" and ep["auth"]["scheme"] == "bearer-key"
 
 
@@ -325,22 +296,31 @@ CASES = {
 }
 
 
+BUILT_IN_GROUPS = ("v1", "apps/v1", "policy/v1", "networking.k8s.io/v1")
+
+
+def built_in(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [d for d in docs if d["apiVersion"] in BUILT_IN_GROUPS]
+
+
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_manifests_match_the_kubernetes_schema_of_the_cluster(run_stack: Any, case: str) -> None:
     stack, overrides = CASES[case]
     docs = rendered(run_stack, stack, **overrides)
     version = aks_mod.kubernetes_minor(settings_of(stack, **overrides).aks.kubernetes_version)
+    checked = built_in(docs)
+    assert len(checked) >= 7
     # The cluster's version, and the newest schema kubernetes-validate knows (deprecations).
     for desired in (version, kubernetes_validate.utils.latest_version()):
-        for doc in docs:
+        for doc in checked:
             kubernetes_validate.validate(doc, desired, strict=True)
 
 
 def test_schema_validation_can_fail(docs: list[dict[str, Any]]) -> None:
-    hpa = json.loads(json.dumps(find(docs, "HorizontalPodAutoscaler", "scoring")))
-    hpa["spec"]["maxReplicas"] = "four"
+    deployment = json.loads(json.dumps(find(docs, "Deployment", "scoring")))
+    deployment["spec"]["revisionHistoryLimit"] = "five"
     with pytest.raises(kubernetes_validate.ValidationError):
-        kubernetes_validate.validate(hpa, aks_mod.AKS_DEFAULT_KUBERNETES_MINOR, strict=True)
+        kubernetes_validate.validate(deployment, aks_mod.AKS_DEFAULT_KUBERNETES_MINOR, strict=True)
 
 
 def checkov_binary() -> str:

@@ -24,8 +24,8 @@ def access(run: engine.Run) -> engine.Registered:
     return run.one(DYNAMIC, "deployer-api-access")
 
 
-def arm_id(run: engine.Run, type_: str) -> str:
-    return fakes.arm_id(type_, run.one(type_).azure_name)
+def arm_id(run: engine.Run, type_: str, name: str | None = None) -> str:
+    return fakes.arm_id(type_, run.one(type_, name).azure_name)
 
 
 # --- readiness: the deployer's role works before the first Kubernetes call ---------------------
@@ -70,12 +70,13 @@ def test_an_attached_cluster_is_checked_too(run_stack: Any) -> None:
     wait = engine.reveal(access(run).inputs)
     assert wait["role_assignment_id"] == "" and "aks-shared" in wait["server"]
     assert access(run).urn in run.one(K8S_PROVIDER).dependencies
-    assert not run.of_type(DCR), "the cluster's monitoring is its owner's"
+    # Container Insights of an attached cluster is its owner's; managed Prometheus is ours.
+    assert [r.name for r in run.of_type(DCR)] == ["prometheus-dcr"]
 
 
 # --- Container Insights: the rule and the association ------------------------------------------
 def test_container_insights_has_its_data_collection_rule(each_stack: engine.Run) -> None:
-    rule = each_stack.one(DCR).inputs
+    rule = each_stack.one(DCR, "container-insights-dcr").inputs
     workspace = arm_id(each_stack, "azure-native:operationalinsights:Workspace")
     cluster_name = each_stack.one(CLUSTER).inputs["resourceName"]
     assert rule["dataCollectionRuleName"] == f"MSCI-westeurope-{cluster_name}"
@@ -92,16 +93,18 @@ def test_container_insights_has_its_data_collection_rule(each_stack: engine.Run)
 
 
 def test_the_rule_is_associated_with_the_cluster(each_stack: engine.Run) -> None:
-    association = each_stack.one(DCRA)
+    association = each_stack.one(DCRA, "container-insights-dcra")
     assert association.inputs["associationName"] == "ContainerInsightsExtension"
     assert association.inputs["resourceUri"] == arm_id(each_stack, CLUSTER)
-    assert association.inputs["dataCollectionRuleId"] == arm_id(each_stack, DCR)
+    assert association.inputs["dataCollectionRuleId"] == arm_id(
+        each_stack, DCR, "container-insights-dcr"
+    )
     # the add-on stays on: the rule tells its agent what to collect
     addon = each_stack.one(CLUSTER).inputs["addonProfiles"]["omsagent"]
     assert addon["enabled"] is True and addon["config"]["useAADAuth"] == "true"
 
 
 def test_the_rule_does_not_wait_for_the_cluster(each_stack: engine.Run) -> None:
-    rule = each_stack.one(DCR)
+    rule = each_stack.one(DCR, "container-insights-dcr")
     assert each_stack.one(CLUSTER).urn not in rule.dependencies
     assert insights.dcr_name("westeurope", "x" * 80) == ("MSCI-westeurope-" + "x" * 80)[:64]

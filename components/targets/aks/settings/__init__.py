@@ -5,15 +5,24 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from components.config.naming import Naming
 from components.config.reader import Reader
 from components.config.sizes import FPGA_REGIONS, SIZES
+from components.targets.aks.settings.nodes import NodeSettings
+from components.targets.aks.settings.nodes import read as read_nodes
 
 MIN_AKS_VCPUS = 12
 KUBELOGIN_MODES = ("azurecli", "workloadidentity", "msi", "spn", "devicecode")
 MAX_HPA_REPLICAS = 1000
+# A host name: dot-separated labels of letters, digits and inner hyphens, a letter TLD (RFC 1123).
+DNS_NAME = r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}"
+# A Key Vault object name: 1-127 letters, digits and hyphens.
+VAULT_OBJECT = r"[A-Za-z0-9-]{1,127}"
+# The Istio add-on's revision, asm-<major>-<minor> (`az aks mesh get-revisions -l <region>`).
+ISTIO_REVISION = r"asm-1-\d{2}"
+DURATION = r"\d{1,3}[smh]"
 
 
 def planned_max_replicas(
@@ -59,6 +68,26 @@ class AutoscaleSettings:
         """The HPA maximum: the configured one, raised to the planned one when a load is set."""
         return max(self.max_replicas, self.planned_replicas or 0)
 
+    @property
+    def target_in_flight(self) -> float:
+        """In-flight requests per replica KEDA aims at: the seeds' utilisation of a container's
+        concurrency (maxConcurrentRequestsPerContainer x autoscaleTargetUtilization / 100)."""
+        return self.max_concurrent_per_container * self.target_utilization / 100
+
+
+@dataclass(frozen=True)
+class IngressSettings:
+    """How clients reach the scoring pods: the Istio add-on's external ingress gateway, HTTPS
+    with a Key Vault certificate for ``host`` (see ingress.py)."""
+
+    tls: bool = True
+    host: str = ""  # the DNS name clients use; "" = any host (plain HTTP only)
+    certificate_name: str = ""  # a certificate in the workspace's key vault
+    allow_http: bool = False  # plain HTTP on port 80 too (dev only)
+    istio_revision: str = "asm-1-30"
+    # How often the Secrets Store CSI driver re-reads Key Vault (certificate and scoring keys).
+    rotation_poll_interval: str = "2m"
+
 
 @dataclass(frozen=True)
 class AksSettings:
@@ -78,6 +107,8 @@ class AksSettings:
     kubelogin_mode: str = "azurecli"
     # Control plane tier: Free (no SLA) or Standard (uptime SLA, for production).
     sku_tier: str = "Free"
+    ingress: IngressSettings = field(default_factory=IngressSettings)
+    nodes: NodeSettings = field(default_factory=NodeSettings)
 
 
 @dataclass(frozen=True)
@@ -108,6 +139,17 @@ def read(r: Reader, location: str) -> tuple[AksSettings, AcceleratorSettings]:
         memory_mib=r.int_range("aksMemoryMib", 128, 262_144),
         kubelogin_mode=r.choice("aksKubeloginMode", KUBELOGIN_MODES),
         sku_tier=r.choice("aksSkuTier", ("Free", "Standard", "Premium")),
+        ingress=_read_ingress(r, r.bool("aksEnabled")),
+    )
+    creates = r.bool("aksEnabled") and not aks.existing_cluster_id
+    aks = replace(
+        aks,
+        nodes=read_nodes(
+            r,
+            location,
+            {"aksSystemVmSize": aks.system_vm_size, "aksVmSize": aks.vm_size},
+            check=creates,
+        ),
     )
     accelerator = AcceleratorSettings(
         enabled=r.bool("acceleratorEnabled"),
@@ -158,6 +200,75 @@ def _read_autoscale(r: Reader) -> AutoscaleSettings:
                 "lower the target load",
             )
     return autoscale
+
+
+def _read_ingress(r: Reader, enabled: bool) -> IngressSettings:
+    ingress = IngressSettings(
+        tls=r.bool("aksTlsEnabled"),
+        host=r.str("aksTlsHost").strip().lower(),
+        certificate_name=r.str("aksTlsCertificateName").strip(),
+        allow_http=r.bool("aksAllowHttp"),
+        istio_revision=r.str("aksIstioRevision"),
+        rotation_poll_interval=r.str("aksSecretsRotationInterval"),
+    )
+    if not enabled:
+        return ingress
+    if ingress.host:
+        r.matches(
+            "aksTlsHost",
+            ingress.host,
+            DNS_NAME,
+            "not a DNS name",
+            "use the host name clients call, e.g. scoring.contoso.com (no scheme, port or path)",
+        )
+    if ingress.certificate_name:
+        r.matches(
+            "aksTlsCertificateName",
+            ingress.certificate_name,
+            VAULT_OBJECT,
+            "not a Key Vault certificate name",
+            "use the name of the certificate in the workspace's key vault (letters, digits, -)",
+        )
+    if ingress.tls and not ingress.host:
+        r.fail(
+            ("aksTlsEnabled", "aksTlsHost"),
+            "true, ''",
+            "HTTPS needs the host name its certificate is for",
+            "set mlscore:aksTlsHost to your DNS name (e.g. scoring.contoso.com), or, in dev "
+            "only, mlscore:aksTlsEnabled to false and mlscore:aksAllowHttp to true",
+        )
+    if ingress.tls and not ingress.certificate_name:
+        r.fail(
+            ("aksTlsEnabled", "aksTlsCertificateName"),
+            "true, ''",
+            "TLS is on without a certificate source",
+            "import or create the certificate for mlscore:aksTlsHost in the workspace's key vault "
+            "(az keyvault certificate import/create) and set mlscore:aksTlsCertificateName to "
+            "its name",
+        )
+    if not ingress.tls and not ingress.allow_http:
+        r.fail(
+            ("aksTlsEnabled", "aksAllowHttp"),
+            "false, false",
+            "with TLS off and plain HTTP refused the AKS endpoint would serve nobody",
+            "turn mlscore:aksTlsEnabled on (production), or set mlscore:aksAllowHttp to true "
+            "(dev only: keys cross the network in the clear)",
+        )
+    r.matches(
+        "aksIstioRevision",
+        ingress.istio_revision,
+        ISTIO_REVISION,
+        "not an Istio add-on revision",
+        "use asm-1-<minor> from `az aks mesh get-revisions --location <region>` (e.g. asm-1-30)",
+    )
+    r.matches(
+        "aksSecretsRotationInterval",
+        ingress.rotation_poll_interval,
+        DURATION,
+        "not a duration",
+        "use e.g. 2m (seconds s, minutes m or hours h)",
+    )
+    return ingress
 
 
 def _check_cluster(r: Reader, aks: AksSettings) -> None:
