@@ -22,6 +22,17 @@ ROLE_ACR_PULL = "7f951dda-4ed3-4680-a7ca-43fe172d538d"
 ROLE_ACR_PUSH = "8311e382-0749-4cb8-b61a-304f252e45ec"
 ROLE_KEY_VAULT_SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"
 ROLE_KEY_VAULT_SECRETS_OFFICER = "b86a8fe4-44ce-4948-aee5-eccb2c155cd7"
+# https://learn.microsoft.com/azure/role-based-access-control/built-in-roles/storage
+ROLE_STORAGE_BLOB_DATA_CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
+# https://learn.microsoft.com/azure/role-based-access-control/built-in-roles/monitor: "although
+# [its] name includes metrics, it publishes all telemetry to the Application Insights resource"
+# (https://learn.microsoft.com/azure/azure-monitor/app/azure-ad-authentication).
+ROLE_MONITORING_METRICS_PUBLISHER = "3913510d-42f4-4e42-8a64-420c390055eb"
+
+# Targets whose containers run as the pull identity: they sign in to the data collection container
+# and to Application Insights ingestion with it. Not IoT Edge (a device has no Azure identity) nor
+# the Azure ML online endpoint (its own identity, and Azure ML's own data collector).
+IDENTITY_TARGETS = frozenset({"app_service", "functions", "aci", "aks"})
 
 # Paths of the scoring host (scoring/): the same in every container target.
 SCORE_PATH = "/score"
@@ -95,6 +106,16 @@ class CacheConnection:
 
 
 @dataclass(frozen=True)
+class DataCollectionRef:
+    """Where the container targets write collected inputs and outputs: a blob container that the
+    pull identity may write (Storage Blob Data Contributor on it)."""
+
+    container_url: pulumi.Input[str]  # https://<account>.blob.core.windows.net/<container>
+    container: str
+    grants: tuple[pulumi.Resource, ...] = ()
+
+
+@dataclass(frozen=True)
 class ScoringDeployment:
     """The inputs every scoring target takes."""
 
@@ -109,6 +130,8 @@ class ScoringDeployment:
     app_insights_connection_string: pulumi.Input[str]
     cache: CacheConnection | None = None
     extra_images: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    # Model data collection (None: off in this stack).
+    data_collection: DataCollectionRef | None = None
     # Which target these inputs are for ("" until :meth:`for_target`): it names the endpoint in
     # the host's telemetry, metrics and collected data (SCORING_ENDPOINT_NAME).
     target: str = ""
@@ -150,7 +173,42 @@ class ScoringDeployment:
             "MODEL_VERSION": s.model.version,
             "AZURE_CLIENT_ID": self.identity.client_id,
         }
-        return env
+        return env | self.observability_env()
+
+    def observability_env(self) -> dict[str, pulumi.Input[str]]:
+        """What the host's telemetry and data collection read (``scoring/observability/``).
+
+        ``SCORING_ENDPOINT_NAME`` is the target (the key of the ``endpoints`` output) and
+        ``OTEL_SERVICE_NAME`` the same, so Application Insights' ``cloud_RoleName`` names the
+        endpoint (the alert rules group by it). ``SCORING_DEPLOYMENT_NAME`` is the model version
+        served, so a new version writes to new folders, as a new Azure ML deployment would.
+        Targets running as the pull identity also get ``APPLICATIONINSIGHTS_AUTHENTICATION_STRING``
+        (``ClientId=<id>;Authorization=AAD``: Entra ingestion for the Functions host's own
+        telemetry, https://learn.microsoft.com/azure/azure-functions/functions-app-settings) and,
+        when the stack collects data, the container to write to. The others collect nothing.
+        """
+        s = self.settings
+        o = s.observability
+        env: dict[str, pulumi.Input[str]] = {
+            "SCORING_DEPLOYMENT_NAME": f"{s.model.name}-{s.model.version}",
+            "TELEMETRY_PAYLOADS": "true" if o.telemetry_payloads else "false",
+        }
+        if self.target:
+            env |= {"SCORING_ENDPOINT_NAME": self.target, "OTEL_SERVICE_NAME": self.target}
+        signs_in = self.target in IDENTITY_TARGETS
+        if signs_in:
+            env["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"] = pulumi.Output.concat(
+                "ClientId=", self.identity.client_id, ";Authorization=AAD"
+            )
+        c = self.data_collection
+        if c is None or not signs_in:
+            return env | {"DATA_COLLECTION_ENABLED": "false"}
+        return env | {
+            "DATA_COLLECTION_ENABLED": "true",
+            "DATA_COLLECTION_BLOB_URL": c.container_url,
+            "DATA_COLLECTION_CONTAINER": c.container,
+            "DATA_COLLECTION_SAMPLING_RATE": f"{o.sampling_rate:g}",
+        }
 
     def cache_env(
         self, *, signs_in_as: pulumi.Input[str] | None

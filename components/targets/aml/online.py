@@ -34,6 +34,18 @@ traffic step is one ``pulumi up`` that only PUTs the endpoint's traffic. Clearin
 ``onlineBlueImage`` at the end moves blue to the new build too. To roll back, put the traffic
 back on blue. A single deployment can be called directly with the header
 ``azureml-model-deployment: green``.
+
+Model data collection (``dataCollectionEnabled``): Azure ML's own data collector on each
+deployment (``dataCollector``, https://learn.microsoft.com/azure/machine-learning/concept-data-collection),
+not the host's blob writer (``DATA_COLLECTION_ENABLED=false`` here: the deployments run as the
+endpoint's identity, which holds no grant on the ``modeldata`` container). Azure ML writes to the
+workspace blob store under ``modelDataCollector/<endpoint>/<deployment>/<collection>/yyyy/MM/dd/HH``
+at the stack's ``dataCollectionSamplingRate``. Collections: ``request`` and ``response`` are
+payload logging (the HTTP bodies, captured by Azure ML itself, nothing needed from the image);
+``model_inputs`` and ``model_outputs`` are custom logging ("Collection request and response are
+reserved for payload logging, others are for custom logging", DataCollector.collections in the
+REST API), filled only by a scoring script that logs through ``azureml-ai-monitoring``'s
+``Collector(name="model_inputs")``; they are declared so that such a script works unchanged.
 """
 
 from __future__ import annotations
@@ -66,6 +78,8 @@ MAX_REQUEST_TIMEOUT_MS = 180_000  # managed online endpoints cut requests at 180
 # out of the deployments' environment. AZUREML_MODEL_DIR is not in the runtime environment at all:
 # Azure ML sets it to its mount of the registered model, the same path and files the image has.
 _NOT_FORWARDED = ("AZURE_CLIENT_ID",)
+PAYLOAD_COLLECTIONS = ("request", "response")  # Azure ML captures these itself
+CUSTOM_COLLECTIONS = ("model_inputs", "model_outputs")  # written by azureml-ai-monitoring
 
 
 @dataclass(frozen=True)
@@ -91,6 +105,20 @@ def image_version(image_ref: str) -> str:
 
 def deployment_env(deployment: ScoringDeployment) -> dict[str, pulumi.Input[str]]:
     return {k: v for k, v in deployment.runtime_env().items() if k not in _NOT_FORWARDED}
+
+
+def data_collector(deployment: ScoringDeployment) -> ml.DataCollectorArgs | None:
+    """Azure ML's data collector, hourly folders, the stack's sampling rate; None when off."""
+    o = deployment.settings.observability
+    if not o.data_collection:
+        return None
+    collection = ml.CollectionArgs(
+        data_collection_mode=ml.DataCollectionMode.ENABLED, sampling_rate=o.sampling_rate
+    )
+    return ml.DataCollectorArgs(
+        collections=dict.fromkeys((*PAYLOAD_COLLECTIONS, *CUSTOM_COLLECTIONS), collection),
+        rolling_rate=ml.RollingRateType.HOUR,
+    )
 
 
 def traffic(deployment: ScoringDeployment) -> dict[str, int]:
@@ -307,8 +335,14 @@ class AmlOnline(ScoringTarget):
                 instance_type=s.online.instance_type,
                 model=args.model_id,
                 environment_id=self._environment_id(d, slot),
-                environment_variables={**env, "AZUREML_DEPLOYMENT": slot},
+                # the slot names the deployment in telemetry, as in Azure ML's collected data
+                environment_variables={
+                    **env,
+                    "AZUREML_DEPLOYMENT": slot,
+                    "SCORING_DEPLOYMENT_NAME": slot,
+                },
                 app_insights_enabled=True,
+                data_collector=data_collector(d),
                 egress_public_network_access=public_access(d),
                 liveness_probe=probe,
                 readiness_probe=probe,

@@ -164,6 +164,41 @@ def test_blue_keeps_a_pinned_build_while_green_runs_the_current_one(prod, run_st
     assert versions == [current]  # no second resource for the pinned build
 
 
+# --- model data collection: Azure ML's own data collector ---------------------------------------
+@pytest.mark.parametrize("slot", ["blue", "green"])
+def test_deployments_collect_with_azure_mls_data_collector(online, slot) -> None:
+    p = inputs(online[slot])["properties"]
+    collector = p["dataCollector"]
+    assert collector["rollingRate"] == "Hour"  # modelDataCollector/.../yyyy/MM/dd/HH
+    # payload logging (Azure ML captures the HTTP bodies) and custom logging (azureml-ai-monitoring)
+    assert set(collector["collections"]) == {"request", "response", "model_inputs", "model_outputs"}
+    for name, collection in collector["collections"].items():
+        assert collection == {"dataCollectionMode": "Enabled", "samplingRate": 0.25}, name
+    env = p["environmentVariables"]
+    # the host's own blob writer stays off: the deployments hold no grant on `modeldata`
+    assert env["DATA_COLLECTION_ENABLED"] == "false"
+    assert "DATA_COLLECTION_BLOB_URL" not in env
+    assert env["SCORING_ENDPOINT_NAME"] == "aml_online" and env["SCORING_DEPLOYMENT_NAME"] == slot
+
+
+def test_no_data_collector_when_the_stack_collects_nothing(run_stack) -> None:
+    run = run_stack("prod", dataCollectionEnabled=False)
+    assert run.error is None, run.error
+    for d in run.of_type(f"{ML}:OnlineDeployment"):
+        assert "dataCollector" not in inputs(d)["properties"], d.name
+
+
+def test_the_sampling_rate_is_the_stacks(run_stack) -> None:
+    run = run_stack("prod", dataCollectionSamplingRate="0.05")
+    assert run.error is None, run.error
+    (blue,) = [d for d in run.of_type(f"{ML}:OnlineDeployment") if d.name == "blue"]
+    rates = {
+        c["samplingRate"]
+        for c in inputs(blue)["properties"]["dataCollector"]["collections"].values()
+    }
+    assert rates == {0.05}
+
+
 POLICY = "azure-native:redisenterprise:AccessPolicyAssignment"
 
 
