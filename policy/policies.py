@@ -7,7 +7,8 @@ call them directly on the arguments captured from the real program under mocks, 
 fixtures, without starting the pack's gRPC server (``__main__.py`` does that).
 
 The AKS vCPU rule needs every node pool of a cluster at once (user pools are separate
-``AgentPool`` resources), so it is a stack policy: ``check_aks_vcpus(resources)``.
+``AgentPool`` resources), so it is a stack policy: ``check_aks_vcpus(resources)``. Zones and
+secret hygiene are in ``hygiene.py`` (zones where the stack's policy config says required).
 """
 
 from __future__ import annotations
@@ -36,6 +37,13 @@ if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
 
 from components.config.sizes import SIZES  # noqa: E402
+from policy.hygiene import (  # noqa: E402
+    ZONES_NAME,
+    _get,
+    check_secret_hygiene,
+    check_zone_redundancy,
+    zone_policy,
+)
 
 MIN_AKS_VCPUS = 12
 
@@ -67,15 +75,6 @@ K8S_WORKLOADS = (
 
 WEB_APPS = (WEB_APP, WEB_APP_SLOT)
 TLS_12_PLUS = {"1.2", "1.3"}
-
-
-def _get(props: Mapping[str, Any] | None, *path: str) -> Any:
-    value: Any = props
-    for key in path:
-        if not isinstance(value, Mapping):
-            return None
-        value = value.get(key)
-    return value
 
 
 # --- registry admin off -------------------------------------------------------------------------
@@ -255,9 +254,15 @@ def secret_like(name: str) -> bool:
     return any(tok in _SECRET_TOKENS for tok in re.split(r"[^a-z0-9]+", lowered))
 
 
+# Kubernetes dependent variables ("$(A),$(B)") hold references, no value (kubernetes.io).
+_ONLY_ENV_REFERENCES = re.compile(r"(?:\$\([A-Za-z_][A-Za-z0-9_]*\)[,;: ]?)+")
+
+
 def _plain_secret(name: str, value: Any) -> str | None:
     """Why a plain ``name=value`` setting leaks a secret, or None."""
     if not isinstance(value, str) or value == "" or KEY_VAULT_REFERENCE.match(value):
+        return None
+    if _ONLY_ENV_REFERENCES.fullmatch(value):
         return None
     if _CREDENTIAL_IN_VALUE.search(value):
         return f"{name} carries a credential in its value"
@@ -392,6 +397,13 @@ RULES: tuple[Rule, ...] = (
         "enable_purge_protection=True (with soft delete).",
     ),
     Rule(
+        "key-vault-secret-expiry",
+        "Key Vault secrets carry a content type and an expiry that has not passed.",
+        check_secret_hygiene,
+        "properties.content_type and properties.attributes.expires (renewed by each deploy: "
+        "components/platform/scoring_keys.py).",
+    ),
+    Rule(
         "aks-rbac",
         "AKS clusters have Kubernetes RBAC on.",
         check_aks_rbac,
@@ -438,6 +450,7 @@ def _validate_aks_vcpus(args: StackValidationArgs, report_violation: ReportViola
 def policies() -> list[Policy]:
     """Every policy of the pack (enforcement comes from the pack default and the config file)."""
     built: list[Policy] = [_resource_policy(rule) for rule in RULES]
+    built.append(zone_policy())
     built.append(
         StackValidationPolicy(
             name=AKS_VCPUS_NAME,
@@ -462,12 +475,16 @@ def evaluate(type_: str, props: Mapping[str, Any]) -> dict[str, list[str]]:
     return {name: msgs for name, msgs in out.items() if msgs}
 
 
-def evaluate_stack(resources: Sequence[tuple[str, Mapping[str, Any]]]) -> dict[str, list[str]]:
+def evaluate_stack(
+    resources: Sequence[tuple[str, Mapping[str, Any]]], *, zones_required: bool = False
+) -> dict[str, list[str]]:
     """Every violation of a whole program: resource rules per resource, then stack rules."""
     found: dict[str, list[str]] = {}
     for type_, props in resources:
         for name, msgs in evaluate(type_, props).items():
             found.setdefault(name, []).extend(msgs)
+        if msgs := check_zone_redundancy(type_, props, zones_required):
+            found.setdefault(ZONES_NAME, []).extend(msgs)
     if msgs := check_aks_vcpus(resources):
         found[AKS_VCPUS_NAME] = msgs
     return found

@@ -41,7 +41,8 @@ class Registry(pulumi.ComponentResource):
             public_network_access="Enabled"
             if s.public_network_access or not premium
             else "Disabled",
-            zone_redundancy="Enabled" if premium else "Disabled",
+            # Premium only, and only where the region has zones (else ACR refuses it).
+            zone_redundancy="Enabled" if premium and s.resilience.region_has_zones else "Disabled",
             policies=acr.PoliciesArgs(
                 retention_policy=acr.RetentionPolicyArgs(days=30, status="enabled"),
             )

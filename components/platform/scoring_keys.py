@@ -1,14 +1,29 @@
-"""The scoring keys: two random keys (primary, secondary) kept in the key vault.
+"""The scoring keys: two random keys (primary, secondary) kept in the key vault, rotated.
 
 The scoring host checks ``Authorization: Bearer <key>`` against them in every container target
 (App Service, ACI, AKS, IoT Edge), as Azure ML's AKS web services did. Targets receive the keys as
 Key Vault references, secure environment values or Kubernetes secrets; clients read them from the
 ``endpoints`` stack output, which marks them secret.
+
+Rotation (``scoringKeyRotationDays``, P days): time is cut into periods of P days from the Unix
+epoch; period ``n`` is the *generation*. Two key slots alternate: the slot ``n % 2`` is
+regenerated when generation ``n`` begins (its ``keepers`` change, so the first ``pulumi up`` of
+the period replaces it) and becomes the primary; the other slot still holds the previous
+primary, now the secondary. Every target accepts both, so clients move to the new primary during
+the period without downtime; the key they used is dropped one period later. A key thus lives two
+periods, and every Key Vault secret the program writes in generation ``n`` expires when
+generation ``n + 2`` begins (``exp``): a stack must be deployed at least once per period, else
+its secrets expire (Key Vault then refuses to read them: Azure/AzureKeyVault#19).
+
+The clock is :func:`utc_now`, looked up at each call, so tests replace it (``unittest.mock.patch``
+of ``components.platform.scoring_keys.utc_now``) or pass ``clock=`` to :class:`ScoringKeysArgs`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import pulumi
 import pulumi_azure_native.keyvault as keyvault
@@ -16,6 +31,60 @@ import pulumi_random as random
 
 from components.config.settings import Settings
 from components.contract import SecretRef
+from components.platform.settings import DEFAULT_KEY_ROTATION_DAYS
+
+Clock = Callable[[], datetime]
+DAY_SECONDS = 86400
+# Key Vault secret content types (CKV_AZURE_114: a secret says what it holds).
+CONTENT_KEY = "text/plain; scoring bearer key"
+CONTENT_KEYS = "text/plain; comma-separated scoring bearer keys"
+CONTENT_CONNECTION = "text/plain; connection string"
+# The two slots' logical names: those of the keys before rotation existed, so their state carries
+# over. Which slot holds the primary alternates with the generation (Rotation.primary_slot).
+SLOTS = ("scoring-key-primary", "scoring-key-secondary")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Rotation:
+    """Where ``now`` falls in the rotation schedule of ``period_days``."""
+
+    period_days: int
+    generation: int  # whole periods since 1970-01-01T00:00Z
+
+    @classmethod
+    def at(cls, period_days: int, now: datetime) -> Rotation:
+        return cls(period_days, int(now.timestamp()) // (period_days * DAY_SECONDS))
+
+    def starts(self, generation: int) -> int:
+        """Unix time at which ``generation`` begins."""
+        return generation * self.period_days * DAY_SECONDS
+
+    @property
+    def primary_slot(self) -> int:
+        return self.generation % 2
+
+    def slot_generation(self, slot: int) -> int:
+        """The generation in which ``slot`` (0 or 1) was last regenerated."""
+        return self.generation if slot == self.primary_slot else self.generation - 1
+
+    @property
+    def expires(self) -> int:
+        """Unix time at which the secrets written now expire: the end of the secondary's life."""
+        return self.starts(self.generation + 2)
+
+    @property
+    def next_rotation(self) -> str:
+        return datetime.fromtimestamp(self.starts(self.generation + 1), UTC).isoformat()
+
+
+def rotation(settings: Settings | None = None, clock: Clock | None = None) -> Rotation:
+    """The schedule of ``settings`` (the default period without) at the clock's time."""
+    days = settings.resilience.key_rotation_days if settings else DEFAULT_KEY_ROTATION_DAYS
+    return Rotation.at(days, (clock or utc_now)())
 
 
 @dataclass(frozen=True)
@@ -23,6 +92,7 @@ class ScoringKeysArgs:
     settings: Settings
     resource_group_name: pulumi.Input[str]
     vault_name: pulumi.Input[str]
+    clock: Clock | None = None  # None: utc_now
 
 
 def vault_secret(
@@ -32,14 +102,27 @@ def vault_secret(
     resource_group_name: pulumi.Input[str],
     vault_name: pulumi.Input[str],
     opts: pulumi.ResourceOptions,
+    *,
+    expires: int | None = None,
+    content_type: str = "text/plain",
 ) -> SecretRef:
-    """Store ``value`` in the key vault; return its value (secret) and versionless URI."""
+    """Store ``value`` in the key vault; return its value (secret) and versionless URI.
+
+    The secret carries ``content_type`` and expires at ``expires`` (Unix time; default: two
+    periods of the default rotation from now, see :class:`Rotation`), renewed by each deploy.
+    """
     secret = keyvault.Secret(
         logical_name,
         secret_name=secret_name,
         resource_group_name=resource_group_name,
         vault_name=vault_name,
-        properties=keyvault.SecretPropertiesArgs(value=pulumi.Output.secret(value)),
+        properties=keyvault.SecretPropertiesArgs(
+            value=pulumi.Output.secret(value),
+            content_type=content_type,
+            attributes=keyvault.SecretAttributesArgs(
+                enabled=True, expires=expires if expires is not None else rotation().expires
+            ),
+        ),
         opts=opts,
     )
     return SecretRef(
@@ -54,22 +137,38 @@ class ScoringKeys(pulumi.ComponentResource):
     ):
         super().__init__("mlscore:platform:ScoringKeys", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        refs: list[SecretRef] = []
-        for which in ("primary", "secondary"):
-            key = random.RandomPassword(
-                f"scoring-key-{which}", length=40, special=False, opts=child
+        self.rotation = rotation(args.settings, args.clock)
+        slots = [
+            random.RandomPassword(
+                slot,
+                length=40,
+                special=False,
+                # A new generation for this slot replaces the key (keepers force a new value).
+                keepers={"generation": str(self.rotation.slot_generation(i))},
+                opts=child,
             )
-            refs.append(
-                vault_secret(
-                    f"scoring-key-{which}-secret",
-                    f"scoring-key-{which}",
-                    key.result,
-                    args.resource_group_name,
-                    args.vault_name,
-                    child,
-                )
+            for i, slot in enumerate(SLOTS)
+        ]
+        primary = slots[self.rotation.primary_slot]
+        secondary = slots[1 - self.rotation.primary_slot]
+        self.primary, self.secondary = (
+            vault_secret(
+                f"scoring-key-{which}-secret",
+                f"scoring-key-{which}",
+                key.result,
+                args.resource_group_name,
+                args.vault_name,
+                child,
+                expires=self.rotation.expires,
+                content_type=CONTENT_KEY,
             )
-        self.primary, self.secondary = refs
+            for which, key in (("primary", primary), ("secondary", secondary))
+        )
         self.register_outputs(
-            {"primary_uri": self.primary.uri, "secondary_uri": self.secondary.uri}
+            {
+                "primary_uri": self.primary.uri,
+                "secondary_uri": self.secondary.uri,
+                "generation": self.rotation.generation,
+                "next_rotation": self.rotation.next_rotation,
+            }
         )

@@ -13,6 +13,7 @@ a conda-only package, a pin the scoring host cannot run with.
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -363,3 +364,116 @@ def _check_against_host(r: Reader, raw: str, requirements: list[str]) -> None:
                     f"{line} conflicts with the scoring host's {mine} (scoring/requirements.txt)",
                     f"pin {req.name} to a version in {mine.specifier}",
                 )
+
+
+# --- resilience: zones, storage replication, key rotation ----------------------------------------
+# Regions with availability zones (Azure public cloud), by programmatic name: "Azure regions
+# list", https://learn.microsoft.com/azure/reliability/regions-list (the "Availability zones"
+# column). A region missing here (a new one) is refused for zone-redundant settings: add it.
+REGIONS_WITH_ZONES = frozenset(
+    {
+        # Americas
+        "brazilsouth", "canadacentral", "centralus", "chilecentral", "eastus", "eastus2",
+        "mexicocentral", "southcentralus", "westus2", "westus3",
+        # Europe
+        "austriaeast", "belgiumcentral", "francecentral", "germanywestcentral",
+        "italynorth", "northeurope", "norwayeast", "polandcentral", "spaincentral",
+        "swedencentral", "switzerlandnorth", "uksouth", "westeurope",
+        # Middle East and Africa
+        "israelcentral", "qatarcentral", "southafricanorth", "uaenorth",
+        # Asia Pacific
+        "australiaeast", "centralindia", "eastasia", "indonesiacentral", "japaneast",
+        "japanwest", "koreacentral", "malaysiawest", "newzealandnorth", "southeastasia",
+    }
+)  # fmt: skip
+# Storage redundancy (the SKU is Standard_<this>): "Azure Storage redundancy",
+# https://learn.microsoft.com/azure/storage/common/storage-redundancy. The zone-redundant ones
+# replicate across the region's availability zones, so they need a region with zones.
+STORAGE_REDUNDANCY = ("LRS", "ZRS", "GRS", "RAGRS", "GZRS", "RAGZRS")
+ZONE_REDUNDANT_STORAGE = ("ZRS", "GZRS", "RAGZRS")
+# A zone-redundant App Service plan (and Functions Premium plan) runs at least two instances:
+# "Reliability in Azure App Service", https://learn.microsoft.com/azure/reliability/reliability-app-service
+# ("Enable zone redundancy, which requires your App Service plan to use a minimum of two
+# instances"); Functions Premium: https://learn.microsoft.com/azure/reliability/reliability-functions
+ZONE_MIN_INSTANCES = 2
+DEFAULT_KEY_ROTATION_DAYS = 90  # the Pulumi.yaml default of scoringKeyRotationDays
+
+
+@dataclass(frozen=True)
+class ResilienceSettings:
+    zone_redundant: bool = False  # App Service and Functions plans across zones (zoneRedundant)
+    storage_redundancy: str = "LRS"  # every storage account's replication (storageRedundancy)
+    key_rotation_days: int = DEFAULT_KEY_ROTATION_DAYS  # scoringKeyRotationDays
+    region_has_zones: bool = True
+
+    @property
+    def storage_sku(self) -> str:
+        return f"Standard_{self.storage_redundancy}"
+
+
+def read_resilience(r: Reader, location: str) -> ResilienceSettings:
+    """zoneRedundant, storageRedundancy and scoringKeyRotationDays; zone-redundant values are
+    refused in a region without availability zones. The plans' own rules (SKU, instances) are
+    checked with :func:`check_zone_plans`."""
+    res = ResilienceSettings(
+        zone_redundant=r.bool("zoneRedundant"),
+        storage_redundancy=r.choice("storageRedundancy", STORAGE_REDUNDANCY),
+        key_rotation_days=r.int_range(
+            "scoringKeyRotationDays", 1, 365, "a key lives two periods: primary, then secondary"
+        ),
+        region_has_zones=location in REGIONS_WITH_ZONES,
+    )
+    zonal = [
+        key
+        for key, on in (
+            ("zoneRedundant", res.zone_redundant),
+            ("storageRedundancy", res.storage_redundancy in ZONE_REDUNDANT_STORAGE),
+        )
+        if on
+    ]
+    if zonal and not res.region_has_zones:
+        r.fail(
+            ("location", *zonal),
+            location,
+            f"{' and '.join(zonal)} ask for availability zones, and {location} has none (or is "
+            "not in the list of regions with zones, components/platform/settings.py, from "
+            "learn.microsoft.com/azure/reliability/regions-list)",
+            "pick a region with availability zones (e.g. westeurope, swedencentral, eastus2), or "
+            "set mlscore:zoneRedundant to false and mlscore:storageRedundancy to LRS or GRS",
+        )
+    elif res.zone_redundant and res.storage_redundancy in ("LRS", "GRS", "RAGRS"):
+        r.fail(
+            ("zoneRedundant", "storageRedundancy"),
+            res.storage_redundancy,
+            "zone-redundant plans with storage in one zone: the Functions host and the data "
+            "would not survive the zone the plans survive",
+            f"set mlscore:storageRedundancy to one of {', '.join(ZONE_REDUNDANT_STORAGE)}",
+        )
+    return res
+
+
+# (sku key, sku), (instance count key, count), the SKUs that support zones: one plan's zone facts
+ZonePlan = tuple[tuple[str, str], tuple[str, int], tuple[str, ...]]
+
+
+def check_zone_plans(r: Reader, zone_redundant: bool, plans: Iterable[ZonePlan | None]) -> None:
+    """With zoneRedundant, each plan (None: not deployed) needs a SKU that supports zones and
+    at least :data:`ZONE_MIN_INSTANCES` instances."""
+    for plan in plans if zone_redundant else ():
+        if plan is None:
+            continue
+        (sku_key, sku), (count_key, count), zone_skus = plan
+        if sku not in zone_skus:
+            r.fail(
+                ("zoneRedundant", sku_key),
+                sku,
+                "this plan SKU does not support zone redundancy",
+                f"use one of {', '.join(zone_skus)}, or set mlscore:zoneRedundant to false",
+            )
+        if count < ZONE_MIN_INSTANCES:
+            r.fail(
+                ("zoneRedundant", count_key),
+                count,
+                f"a zone-redundant plan runs at least {ZONE_MIN_INSTANCES} instances",
+                f"set mlscore:{count_key} to {ZONE_MIN_INSTANCES} or more",
+            )

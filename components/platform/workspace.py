@@ -1,8 +1,9 @@
 """The Azure ML workspace with the resources it owns: storage account and key vault.
 
 Application Insights (``monitoring.py``) and the registry (``registry.py``) are created beside it
-and linked in. Secure defaults: HTTPS-only storage with TLS 1.2 and no public blob access; a key
-vault with RBAC authorization, soft delete and purge protection.
+and linked in. Secure defaults: HTTPS-only storage with TLS 1.2 and no public blob access,
+replicated per ``storageRedundancy`` (LRS in dev, GZRS in prod); a key vault with RBAC
+authorization, soft delete and purge protection.
 """
 
 from __future__ import annotations
@@ -43,13 +44,23 @@ def secure_storage_account(
         resource_group_name=resource_group_name,
         location=settings.location,
         kind=storage.Kind.STORAGE_V2,
-        sku=storage.SkuArgs(name=storage.SkuName.STANDARD_LRS),
+        # storageRedundancy: LRS in dev; GZRS in prod (zone-redundant, and geo-replicated to the
+        # paired region): https://learn.microsoft.com/azure/storage/common/storage-redundancy
+        sku=storage.SkuArgs(name=settings.resilience.storage_sku),
         enable_https_traffic_only=True,
         minimum_tls_version=storage.MinimumTlsVersion.TLS1_2,
         allow_blob_public_access=False,
         allow_shared_key_access=allow_shared_key_access,
         default_to_o_auth_authentication=True,
         public_network_access="Enabled" if settings.public_network_access else "Disabled",
+        # Trusted Azure services pass the firewall (CKV_AZURE_36); default-deny with private
+        # endpoints is network isolation's part (issue 18, docs/security.md).
+        network_rule_set=storage.NetworkRuleSetArgs(
+            default_action=storage.DefaultAction.ALLOW
+            if settings.public_network_access
+            else storage.DefaultAction.DENY,
+            bypass=storage.Bypass.AZURE_SERVICES,
+        ),
         tags=dict(settings.tags),
         opts=opts,
     )

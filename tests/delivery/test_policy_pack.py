@@ -27,6 +27,7 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
+from policy import hygiene as H
 from policy import policies as P
 from preview import engine
 
@@ -52,11 +53,14 @@ def _opts() -> PolicyResourceOptions:
     return PolicyResourceOptions(False, [], None, [], PolicyCustomTimeouts(0, 0, 0), [])
 
 
-def run_policy(policy: Policy, type_: str, props: Mapping[str, Any]) -> list[str]:
-    """Violations reported by the pulumi-policy object for one resource."""
+def run_policy(
+    policy: Policy, type_: str, props: Mapping[str, Any], config: Mapping[str, Any] | None = None
+) -> list[str]:
+    """Violations reported by the pulumi-policy object for one resource (``config``: the
+    policy's entry in policy/config.<stack>.json)."""
     assert isinstance(policy, ResourceValidationPolicy)
     found: list[str] = []
-    args = ResourceValidationArgs(type_, props, f"urn:x::{type_}::r", "r", _opts(), None)
+    args = ResourceValidationArgs(type_, props, f"urn:x::{type_}::r", "r", _opts(), None, config)
     policy.validate(args, lambda message, urn=None: found.append(message))
     return found
 
@@ -75,14 +79,20 @@ def run_stack_policy(policy: Policy, resources: Resources) -> list[str]:
 POLICIES = {p.name: p for p in P.policies()}
 
 
-def all_violations(resources: Resources) -> dict[str, list[str]]:
-    """Every violation, through the pulumi-policy objects."""
+def stack_policy_config(stack: str) -> dict[str, Any]:
+    return json.loads((ROOT / "policy" / f"config.{stack}.json").read_text())
+
+
+def all_violations(resources: Resources, stack: str = "dev") -> dict[str, list[str]]:
+    """Every violation, through the pulumi-policy objects, with the stack's policy config."""
     out: dict[str, list[str]] = {}
+    config = stack_policy_config(stack)
     for name, policy in POLICIES.items():
         if isinstance(policy, StackValidationPolicy):
             msgs = run_stack_policy(policy, resources)
         else:
-            msgs = [m for t, p in resources for m in run_policy(policy, t, p)]
+            own = config.get(name) if isinstance(config.get(name), dict) else None
+            msgs = [m for t, p in resources for m in run_policy(policy, t, p, own)]
         if msgs:
             out[name] = msgs
     return out
@@ -97,6 +107,8 @@ def test_the_pack_has_every_policy_of_the_issue():
         "redis-non-tls-port-disabled",
         "storage-no-public-blob-access",
         "key-vault-purge-protection",
+        "key-vault-secret-expiry",
+        "zone-redundancy",
         "aks-rbac",
         "aks-min-12-vcpus",
         "no-plaintext-secrets",
@@ -105,15 +117,18 @@ def test_the_pack_has_every_policy_of_the_issue():
 
 
 def test_every_policy_passes_on_real_dev(dev_resources: Resources):
-    assert all_violations(dev_resources) == {}
+    assert all_violations(dev_resources, "dev") == {}
 
 
 def test_every_policy_passes_on_real_prod(prod_resources: Resources):
-    assert all_violations(prod_resources) == {}
+    assert all_violations(prod_resources, "prod") == {}
 
 
 def test_the_plain_evaluation_agrees_with_the_pack(dev_resources: Resources):
     assert P.evaluate_stack(dev_resources) == {}
+    # dev is single-zone by design: with prod's config the zone rule would object
+    assert set(all_violations(dev_resources, "prod")) == {"zone-redundancy"}
+    assert set(P.evaluate_stack(dev_resources, zones_required=True)) == {"zone-redundancy"}
 
 
 # Which real resource each rule inspects: a pass on the real program means something only if the
@@ -125,6 +140,8 @@ INSPECTED = {
     "redis-non-tls-port-disabled": [P.REDIS_ENTERPRISE_DB],
     "storage-no-public-blob-access": [P.STORAGE],
     "key-vault-purge-protection": [P.KEY_VAULT],
+    "key-vault-secret-expiry": [H.KEY_VAULT_SECRET],
+    "zone-redundancy": [H.APP_SERVICE_PLAN, P.STORAGE],
     "aks-rbac": [P.AKS],
     "aks-min-12-vcpus": [P.AKS, P.AKS_POOL],
     "no-plaintext-secrets": [P.WEB_APP, P.ACI, "kubernetes:apps/v1:Deployment"],
@@ -218,6 +235,12 @@ BROKEN: list[tuple[str, str, Callable[[Mapping[str, Any]], bool], Mutation, str]
      lambda p: _set(p, "allowBlobPublicAccess", True), "allowBlobPublicAccess"),
     ("key-vault-purge-protection", P.KEY_VAULT, _any,
      lambda p: _set(p, "properties.enablePurgeProtection", False), "enablePurgeProtection"),
+    ("key-vault-secret-expiry", H.KEY_VAULT_SECRET, _any,
+     lambda p: _set(p, "properties.contentType", _DELETE), "contentType"),
+    ("key-vault-secret-expiry", H.KEY_VAULT_SECRET, _any,
+     lambda p: _set(p, "properties.attributes.expires", _DELETE), "expires"),
+    ("key-vault-secret-expiry", H.KEY_VAULT_SECRET, _any,
+     lambda p: _set(p, "properties.attributes.expires", 1_000_000_000), "is past"),
     ("aks-rbac", P.AKS, _any, lambda p: _set(p, "enableRBAC", False), "enableRBAC"),
     ("no-plaintext-secrets", P.WEB_APP, _is_app,
      lambda p: _setting(p, "SCORING_AUTH_KEYS", "k1,k2"), "SCORING_AUTH_KEYS"),
@@ -366,11 +389,49 @@ def test_key_vault_references_and_secure_values_pass():
     assert P.check_plaintext_secrets(P.ACI, aci) == []
 
 
+def test_kubernetes_dependent_variables_are_references_not_values():
+    def pod(value: str) -> dict[str, Any]:
+        env = [{"name": "SCORING_AUTH_KEYS", "value": value}]
+        return {"spec": {"template": {"spec": {"containers": [{"name": "c", "env": env}]}}}}
+
+    deployment = "kubernetes:apps/v1:Deployment"
+    assert P.check_plaintext_secrets(deployment, pod("$(KEY_PRIMARY),$(KEY_SECONDARY)")) == []
+    assert P.check_plaintext_secrets(deployment, pod("k1,$(KEY_SECONDARY)"))
+
+
 # --- enforcement per stack ------------------------------------------------------------------------
 @pytest.mark.parametrize(("stack", "level"), [("prod", "mandatory"), ("dev", "advisory")])
 def test_enforcement_config_per_stack(stack: str, level: str):
-    config = json.loads((ROOT / "policy" / f"config.{stack}.json").read_text())
-    assert config == {"all": level}
+    config = stack_policy_config(stack)
+    assert config == {"all": level, "zone-redundancy": {"required": stack == "prod"}}
+
+
+# --- zones: prod's resources broken, with prod's config -------------------------------------------
+ZONE_BROKEN: list[tuple[str, Mutation, str]] = [
+    (H.APP_SERVICE_PLAN, lambda p: _set(p, "zoneRedundant", False), "zoneRedundant"),
+    (H.APP_SERVICE_PLAN, lambda p: _set(p, "sku.capacity", 1), "sku.capacity"),
+    (P.STORAGE, lambda p: _set(p, "sku.name", "Standard_LRS"), "Standard_LRS"),
+    (P.STORAGE, lambda p: _set(p, "sku.name", "Standard_GRS"), "Standard_GRS"),
+]
+
+
+@pytest.mark.parametrize(("type_", "breaks", "says"), ZONE_BROKEN, ids=[z[2] for z in ZONE_BROKEN])
+def test_zone_policy_fires_on_a_real_prod_resource_broken(
+    type_: str, breaks: Mutation, says: str, prod_resources: Resources
+):
+    policy, config = POLICIES["zone-redundancy"], stack_policy_config("prod")["zone-redundancy"]
+    for props in [copy.deepcopy(p) for t, p in prod_resources if t == type_]:
+        assert run_policy(policy, type_, props, config) == []
+        breaks(props)
+        found = run_policy(policy, type_, props, config)
+        assert any(says in m for m in found), found
+        assert run_policy(policy, type_, props, {"required": False}) == []
+
+
+def test_zone_policy_remediation_gives_the_reason_of_the_azure_check():
+    from policy.azure_checks import reason
+
+    assert reason("CKV_AZURE_212") in (POLICIES["zone-redundancy"].remediation_steps or "")
 
 
 def test_the_pack_builds_without_starting_a_server():

@@ -10,6 +10,9 @@ APP_SERVICE_SKUS = (
     "B1", "B2", "B3", "S1", "S2", "S3", "P1v2", "P2v2", "P3v2",
     "P0v3", "P1v3", "P2v3", "P3v3", "P1mv3", "P2mv3", "P3mv3", "P4mv3", "P5mv3",
 )  # fmt: skip
+# Zone redundancy takes Premium v2/v3/v4 (and Isolated v2) plans: "Reliability in Azure App
+# Service", https://learn.microsoft.com/azure/reliability/reliability-app-service
+ZONE_REDUNDANT_SKUS = tuple(s for s in APP_SERVICE_SKUS if s.startswith("P"))
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,14 @@ class AppServiceSettings:
     @property
     def autoscale(self) -> bool:
         return self.max_instances > self.min_instances
+
+    @property
+    def zone_plan(self) -> tuple[tuple[str, str], tuple[str, int], tuple[str, ...]] | None:
+        """What zone redundancy asks of the plan (components/platform/settings.py)."""
+        if not self.enabled:
+            return None
+        counts = ("appServiceMinInstances", self.min_instances)
+        return ("appServiceSku", self.sku), counts, ZONE_REDUNDANT_SKUS
 
 
 def read(r: Reader) -> AppServiceSettings:

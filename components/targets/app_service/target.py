@@ -1,6 +1,7 @@
 """App Service target: the scoring image on a Linux web app.
 
-A Linux plan (``reserved=True``; B1 in dev as in the seeds, P1v3 in prod) and a web app running
+A Linux plan (``reserved=True``; B1 in dev as in the seeds, P1v3 in prod, zone redundant with
+``zoneRedundant``) and a web app running
 the image by digest, pulled by the user-assigned pull identity (``acrUseManagedIdentityCreds``; the
 registry has no admin password). Secure defaults: HTTPS only, TLS 1.2 minimum (site and SCM),
 FTPS off and basic-auth publishing credentials off, HTTP/2. The health check probes ``/ready``
@@ -29,7 +30,12 @@ from components.contract import (
     ScoringTarget,
     SecretRef,
 )
-from components.platform.scoring_keys import vault_secret
+from components.platform.scoring_keys import (
+    CONTENT_CONNECTION,
+    CONTENT_KEYS,
+    rotation,
+    vault_secret,
+)
 from components.targets.app_service.autoscale import cpu_autoscale
 
 
@@ -111,6 +117,9 @@ def linux_plan(d: ScoringDeployment, opts: pulumi.ResourceOptions) -> web.AppSer
         sku=web.SkuDescriptionArgs(
             name=app.sku, tier=plan_tier(app.sku), capacity=app.min_instances
         ),
+        # Across the region's zones in prod (validated: Premium SKU, >= 2 instances, a region
+        # with zones): https://learn.microsoft.com/azure/reliability/reliability-app-service
+        zone_redundant=d.settings.resilience.zone_redundant,
         tags=dict(d.tags),
         opts=opts,
     )
@@ -122,6 +131,7 @@ def key_vault_secrets(
     """The secrets the app reads, by setting name. One Key Vault secret per multi-part value the
     app reads as a single setting."""
     primary, secondary = d.scoring_keys
+    expires = rotation(d.settings).expires  # renewed with the keys (scoring_keys.py)
     auth_keys = vault_secret(
         "appservice-auth-keys-secret",
         "appservice-scoring-auth-keys",
@@ -129,6 +139,8 @@ def key_vault_secrets(
         d.resource_group_name,
         d.key_vault.name,
         opts,
+        expires=expires,
+        content_type=CONTENT_KEYS,
     )
     insights = vault_secret(
         "appservice-appinsights-secret",
@@ -137,6 +149,8 @@ def key_vault_secrets(
         d.resource_group_name,
         d.key_vault.name,
         opts,
+        expires=expires,
+        content_type=CONTENT_CONNECTION,
     )
     secrets: dict[str, SecretRef] = {
         "SCORING_AUTH_KEYS": auth_keys,
@@ -158,6 +172,12 @@ def app_settings(
         **cache_env,
         "WEBSITES_PORT": str(d.settings.scoring.port),
         "WEBSITES_ENABLE_APP_SERVICE_STORAGE": "false",
+        # App Service caches what Key Vault references resolve to and refetches every 24 hours
+        # or on a configuration change (learn.microsoft.com/azure/app-service/
+        # app-service-key-vault-references, "Rotation"): the keys' generation as a setting makes
+        # the update that rotates them change the configuration, so the app takes the new
+        # primary at once.
+        "SCORING_ROTATION_GENERATION": str(rotation(d.settings).generation),
         **{name: ref.app_setting() for name, ref in secrets.items()},
     }
 

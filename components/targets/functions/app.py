@@ -17,7 +17,8 @@ import pulumi_azure_native.web as web
 
 from components.config.settings import Settings
 from components.contract import ScoringDeployment, SecretRef
-from components.platform.scoring_keys import vault_secret
+from components.platform.scoring_keys import CONTENT_CONNECTION, rotation, vault_secret
+from components.platform.settings import ZONE_MIN_INSTANCES
 from components.providers.function_keys import FunctionHostKeys
 
 # The Functions host's own anonymous liveness endpoint (GET or POST, 200 while the host runs).
@@ -30,6 +31,7 @@ def function_plan(
 ) -> web.AppServicePlan:
     f = s.functions
     tier = "ElasticPremium" if f.elastic else "PremiumV3"
+    zonal = s.resilience.zone_redundant
     return web.AppServicePlan(
         "plan",
         name=s.naming.dashed("func-plan"),
@@ -37,9 +39,16 @@ def function_plan(
         location=s.location,
         kind="elastic" if f.elastic else "linux",
         reserved=True,  # Linux
+        # A zone-redundant plan keeps ZONE_MIN_INSTANCES instances, one per zone it spreads over
+        # (validated with the burst limit): "Reliability in Azure Functions",
+        # https://learn.microsoft.com/azure/reliability/reliability-functions
         sku=web.SkuDescriptionArgs(
-            name=f.sku, tier=tier, family="EP" if f.elastic else None, capacity=1
+            name=f.sku,
+            tier=tier,
+            family="EP" if f.elastic else None,
+            capacity=ZONE_MIN_INSTANCES if zonal else 1,
         ),
+        zone_redundant=zonal,
         maximum_elastic_worker_count=f.max_elastic_workers if f.elastic else None,
         tags=dict(s.tags),
         # The instance count belongs to the platform's scale-out once the plan exists: a drift of
@@ -64,6 +73,8 @@ def key_vault_secrets(
             d.resource_group_name,
             d.key_vault.name,
             opts,
+            expires=rotation(d.settings).expires,
+            content_type=CONTENT_CONNECTION,
         )
     }
     if cache_key is not None:
@@ -116,8 +127,17 @@ def _site_config(
         scm_min_tls_version=web.SupportedTlsVersions.SUPPORTED_TLS_VERSIONS_1_2,
         ftps_state=web.FtpsState.DISABLED,
         http20_enabled=True,
-        always_on=not f.elastic,  # Dedicated plans idle without it; EP has no Always On
-        minimum_elastic_instance_count=1 if f.elastic else None,
+        # Dedicated plans idle without Always On. Elastic Premium keeps its always-ready
+        # instances warm itself, and Always On there "will cause unnecessary scale out of your
+        # plan and generate a number of 503 responses" (Azure/Azure-Functions wiki, "Enable
+        # Always On when running on dedicated App Service Plan"): docs/security.md, CKV_AZURE_214.
+        always_on=not f.elastic,
+        # Zone-redundant: every zone keeps a warm instance of the app.
+        minimum_elastic_instance_count=(
+            (ZONE_MIN_INSTANCES if d.settings.resilience.zone_redundant else 1)
+            if f.elastic
+            else None
+        ),
         function_app_scale_limit=f.max_elastic_workers if f.elastic else None,
         health_check_path=HEALTH_PATH,
     )

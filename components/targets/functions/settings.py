@@ -8,6 +8,9 @@ from dataclasses import dataclass
 from components.config.reader import Reader
 
 FUNCTIONS_SKUS = ("EP1", "EP2", "EP3", "P1v3", "P2v3", "P3v3")
+# Every one supports zone redundancy (Elastic Premium and Premium v3): "Reliability in Azure
+# Functions", https://learn.microsoft.com/azure/reliability/reliability-functions
+ZONE_REDUNDANT_SKUS = FUNCTIONS_SKUS
 SERVICE_BUS_SKUS = ("Basic", "Standard", "Premium")
 
 
@@ -23,6 +26,15 @@ class FunctionsSettings:
     def elastic(self) -> bool:
         """True on an Elastic Premium (EP*) plan; False on a Dedicated (P*v3) plan."""
         return self.sku.startswith("EP")
+
+    @property
+    def zone_plan(self) -> tuple[tuple[str, str], tuple[str, int], tuple[str, ...]] | None:
+        """What zone redundancy asks of the plan (components/platform/settings.py): the burst
+        limit must allow the instances a zone-redundant plan keeps."""
+        if not self.enabled:
+            return None
+        counts = ("functionsMaxElasticWorkers", self.max_elastic_workers)
+        return ("functionsSku", self.sku), counts, ZONE_REDUNDANT_SKUS
 
 
 def read(r: Reader) -> FunctionsSettings:

@@ -11,6 +11,7 @@ COMPONENT = "mlscore:target:AppService"
 PLAN = "azure-native:web:AppServicePlan"
 APP = "azure-native:web:WebApp"
 AUTOSCALE = "azure-native:monitor:AutoscaleSetting"
+SECRET = "azure-native:keyvault:Secret"
 
 
 def own(run: engine.Run, type_: str) -> list[engine.Registered]:
@@ -49,6 +50,7 @@ def test_linux_plan_sized_per_stack(run_stack, dev, prod, stack, sku, tier, capa
     plan = one(run, PLAN).inputs
     assert plan["reserved"] is True and plan["kind"] == "linux"
     assert plan["sku"] == {"name": sku, "tier": tier, "capacity": capacity}
+    assert plan["zoneRedundant"] is (stack == "prod")  # prod across zones, dev in one
 
 
 def test_plan_tier_of_every_allowed_sku() -> None:
@@ -195,8 +197,9 @@ def test_endpoint_is_https_on_the_default_host_with_a_bearer_key(each_stack) -> 
     assert ep["auth"]["scheme"] == "bearer-key"
     assert ep["auth"]["header"] == "Authorization: Bearer <key>"
     assert isinstance(ep["auth"]["key"], engine.Secret)
-    primary = each_stack.one("random:index/randomPassword:RandomPassword", "scoring-key-primary")
-    assert engine.reveal(ep["auth"]["key"]) == engine.reveal(primary.outputs["result"])
+    primary = [s for s in each_stack.of_type(SECRET) if s.azure_name == "scoring-key-primary"]
+    value = engine.reveal(primary[0].inputs["properties"])["value"]
+    assert engine.reveal(ep["auth"]["key"]) == value
 
 
 def test_switched_off_leaves_nothing(run_stack) -> None:

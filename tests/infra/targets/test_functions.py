@@ -72,14 +72,17 @@ def secret_values(run: engine.Run) -> set[str]:
 
 # --- plan -------------------------------------------------------------------------------------
 def test_plan_is_linux_elastic_premium_sized_per_stack(dev, prod) -> None:
-    for run, sku, burst in ((dev, "EP1", 3), (prod, "EP2", 10)):
+    # prod is zone redundant: two instances, one per zone it spreads over; dev one, one zone
+    for run, sku, burst, count in ((dev, "EP1", 3, 1), (prod, "EP2", 10, 2)):
         plan = mine(run, PLAN).inputs
         assert plan["kind"] == "elastic" and plan["reserved"] is True
-        assert plan["sku"] == {"name": sku, "tier": "ElasticPremium", "family": "EP", "capacity": 1}
+        sku_args = {"name": sku, "tier": "ElasticPremium", "family": "EP", "capacity": count}
+        assert plan["sku"] == sku_args
+        assert plan.get("zoneRedundant", False) is (run is prod)
         assert plan["maximumElasticWorkerCount"] == burst
         site = mine(run, WEBAPP).inputs["siteConfig"]
         assert site["functionAppScaleLimit"] == burst
-        assert site["minimumElasticInstanceCount"] == 1
+        assert site["minimumElasticInstanceCount"] == count
         assert site["alwaysOn"] is False
 
 
