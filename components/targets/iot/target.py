@@ -49,6 +49,7 @@ import pulumi_azure_native.iothub as iothub
 from components.contract import AUTH_BEARER_KEY, Endpoint, ScoringDeployment
 from components.providers.iot_edge import EdgeDeployment, EdgeDevice, RegistryTokenPassword
 from components.providers.iot_hub_api import secret_ref
+from components.targets.iot.ip_filter import hub_network_rules
 from components.targets.iot.manifest import (
     EdgeManifestSpec,
     EdgeModule,
@@ -141,7 +142,10 @@ class IotEdgeTarget(pulumi.ComponentResource):
                 disable_local_auth=False,
                 disable_device_sas=False,
                 disable_module_sas=False,
-                public_network_access="Enabled" if s.public_network_access else "Disabled",
+                # Devices connect over the internet: the hub's public endpoint stays on, and
+                # iotHubIpFilter, when set, narrows it (see hub_network_rules).
+                public_network_access="Enabled",
+                network_rule_sets=hub_network_rules(s.network),
                 authorization_policies=[
                     iothub.SharedAccessSignatureAuthorizationRuleArgs(
                         key_name=DEPLOYER_POLICY, rights=DEPLOYER_RIGHTS
