@@ -8,6 +8,7 @@ Platform    resource group · monitoring (Log Analytics + App Insights) · regis
                            │  ScoringDeployment: the same inputs for every target
 Targets     App Service · Functions · ACI · AKS (+HPA, accelerator) · IoT Edge · Azure ML
                            │  Endpoint: scoring / swagger / health URI + auth, per target
+Observe     diagnostic settings (every resource -> Log Analytics) · alert rules (alertsEnabled)
 Outputs     endpoints · registry · workspace · identity · image   (secrets marked secret)
 """
 
@@ -17,16 +18,27 @@ import pulumi_azure_native.resources as resources
 
 from components.config.settings import from_pulumi
 from components.contract import Endpoint, ScoringDeployment
+from components.platform import diagnostics as diag
+from components.platform.alerts import AksWorkload, Alerts, AlertsArgs, WebSite, host_endpoints
 from components.platform.build_context import assemble
 from components.platform.cache import PredictionCache, PredictionCacheArgs
+from components.platform.data_collection import DataCollection, DataCollectionArgs
+from components.platform.diagnostics import Diagnostics, DiagnosticsArgs
 from components.platform.identity import ScoringIdentity, ScoringIdentityArgs
 from components.platform.image import ScoringImage, ScoringImageArgs
 from components.platform.monitoring import Monitoring, MonitoringArgs
+from components.platform.network import Network, NetworkArgs
+from components.platform.private_endpoints import (
+    PrivateEndpoints,
+    PrivateEndpointsArgs,
+    platform_endpoints,
+)
 from components.platform.registry import Registry, RegistryArgs
 from components.platform.scoring_keys import ScoringKeys, ScoringKeysArgs
 from components.platform.workspace import MlWorkspace, MlWorkspaceArgs
 from components.targets.aci.target import AciTarget, AciTargetArgs
 from components.targets.aks.cluster import AksCluster, AksClusterArgs
+from components.targets.aks.manifests import APP as AKS_WORKLOAD
 from components.targets.aks.workload import AksScoring, AksScoringArgs
 from components.targets.aml.batch import AmlBatch, AmlBatchArgs
 from components.targets.aml.model import AmlModel, AmlModelArgs
@@ -53,6 +65,23 @@ identity = ScoringIdentity(
     ScoringIdentityArgs(s, rg.name, client.subscription_id, registry.id, workspace.key_vault.id),
 )
 keys = ScoringKeys("scoring-keys", ScoringKeysArgs(s, rg.name, workspace.vault.name))
+# Entra-authenticated telemetry from the targets that run as the pull identity
+monitoring.grant_publisher(identity.pull_identity.principal_id, client.subscription_id)
+collection = (  # inputs and outputs of the container targets, in the workspace's storage
+    DataCollection(
+        "data-collection",
+        DataCollectionArgs(
+            s,
+            rg.name,
+            client.subscription_id,
+            workspace.storage,
+            identity.pull_identity,
+            workspace.name,
+        ),
+    )
+    if s.observability.data_collection
+    else None
+)
 context = assemble(s.model)  # the build context: host, entry script, dependencies, model
 image = ScoringImage(
     "scoring-image",
@@ -67,17 +96,32 @@ image = ScoringImage(
 cache = (
     PredictionCache(
         "cache",
-        PredictionCacheArgs(
-            s,
-            rg.name,
-            workspace.vault.name,
-            identity.pull_identity,
-            store_key=s.aks.enabled,  # AKS pods are the only target without an identity for it
-        ),
+        PredictionCacheArgs(s, rg.name, identity.pull_identity),  # every target signs in with Entra
     )
     if s.redis.enabled
     else None
 )
+# Network isolation (prod): the VNet, and private endpoints for every data plane of the platform
+vnet: Network | None = None
+if s.network.isolated:
+    vnet = Network("network", NetworkArgs(s, rg.name))
+    PrivateEndpoints(
+        "private-endpoints",
+        PrivateEndpointsArgs(
+            s,
+            rg.name,
+            vnet.id,
+            vnet.subnet_ids["private_endpoints"],
+            platform_endpoints(
+                s,
+                key_vault_id=workspace.key_vault.id,
+                storage_id=workspace.storage.id,
+                registry_id=registry.id,
+                workspace_id=workspace.workspace.id,
+                cache_id=cache.cache.id if cache and cache.cache else None,
+            ),
+        ),
+    )
 
 deployment = ScoringDeployment(
     settings=s,
@@ -90,14 +134,17 @@ deployment = ScoringDeployment(
     log_analytics_workspace_id=monitoring.log_analytics_id,
     app_insights_connection_string=monitoring.connection_string,
     cache=cache.connection if cache else None,
+    data_collection=collection.ref if collection else None,
 )
 
 # --- Targets: each takes the ScoringDeployment and returns an Endpoint --------------------------
 endpoints: dict[str, Endpoint] = {}
+app_service: AppServiceTarget | None = None
 if s.app_service.enabled:
-    endpoints["app_service"] = AppServiceTarget(
+    app_service = AppServiceTarget(
         "app-service", AppServiceTargetArgs(deployment.for_target("app_service"))
-    ).endpoint
+    )
+    endpoints["app_service"] = app_service.endpoint
 functions: FunctionsTarget | None = None
 if s.functions.enabled:
     functions_image = ScoringImage(  # the function host image: same scoring core, three triggers
@@ -133,11 +180,13 @@ model = AmlModel(
         context.build_args["MODEL_SOURCE"],
     ),
 )
+online: AmlOnline | None = None
 if s.online.enabled:
-    endpoints["aml_online"] = AmlOnline(
+    online = AmlOnline(
         "aml-online",
         AmlOnlineArgs(deployment.for_target("aml_online"), workspace.name, model.id, cache),
-    ).endpoint
+    )
+    endpoints["aml_online"] = online.endpoint
 batch: AmlBatch | None = None
 if s.batch.enabled:
     batch = AmlBatch(
@@ -151,7 +200,7 @@ if s.iot.enabled:  # hub, edge device, scoring module; endpoint only if the devi
     if iot.endpoint is not None:
         endpoints["iot_edge"] = iot.endpoint
 aks: AksCluster | None = None
-if s.aks.enabled:  # cluster (>= 12 vCPUs, or attached by ID) + scoring Deployment/Service/HPA
+if s.aks.enabled:  # cluster (>= 12 vCPUs, or attached) + scoring behind TLS ingress, KEDA
     aks = AksCluster(
         "aks",
         AksClusterArgs(
@@ -167,12 +216,71 @@ if s.aks.enabled:  # cluster (>= 12 vCPUs, or attached by ID) + scoring Deployme
     aks_scoring = AksScoring(
         "aks-scoring",
         AksScoringArgs(
-            deployment.for_target("aks"), aks.kubeconfig, aks.name, aks.grants, aks.accelerator_pool
+            deployment.for_target("aks"),
+            aks.kubeconfig,
+            aks.name,
+            aks.grants,
+            aks.accelerator_pool,
+            tenant_id=client.tenant_id,
+            oidc_issuer_url=aks.oidc_issuer_url,
+            prometheus_query_endpoint=aks.prometheus.query_endpoint,
+            keda_client_id=aks.prometheus.keda_identity.client_id,
         ),
     )
     endpoints["aks"] = aks_scoring.endpoint
     if aks_scoring.accelerator_endpoint is not None:  # the seeds' FPGA service, or GPU
         endpoints["aks_accelerator"] = aks_scoring.accelerator_endpoint
+
+# --- Diagnostics and alerts: every resource's logs and metrics in Log Analytics; alert rules ----
+sources = [
+    *diag.resource("key-vault", workspace.vault.id),
+    *diag.resource("registry", registry.id),
+    *diag.resource("ml-workspace", workspace.workspace.id),
+    *diag.storage_account("ml-storage", workspace.storage.id),
+]
+if cache and cache.database is not None and cache.cache is not None:  # Azure Managed Redis
+    sources += diag.managed_redis("redis", cache.cache.id, cache.database.id)
+elif cache and cache.cache is not None:  # Azure Cache for Redis
+    sources += diag.resource("redis", cache.cache.id)
+if app_service is not None:
+    sources += diag.resource("web-app", app_service.web_app.id)
+if functions is not None:
+    sources += [
+        *diag.resource("function-app", functions.app.id),
+        *diag.storage_account("functions-host-storage", functions.host_storage.id),
+        *diag.storage_account("functions-trigger-storage", functions.trigger_storage.id),
+        *diag.resource("service-bus", functions.service_bus.id),
+    ]
+if online is not None:
+    sources += diag.resource("online-endpoint", online.online_endpoint.id)
+if iot is not None:
+    sources += diag.resource("iot-hub", iot.hub.id)
+if aks is not None and not s.aks.existing_cluster_id:  # an attached cluster is not ours to change
+    sources += diag.aks_cluster("aks", aks.id)
+Diagnostics("diagnostics", DiagnosticsArgs(monitoring.log_analytics_id, sources))
+if s.observability.alerts:
+    Alerts(
+        "alerts",
+        AlertsArgs(
+            s,
+            rg.name,
+            monitoring.app_insights_id,
+            monitoring.log_analytics_id,
+            host_endpoints=host_endpoints(s, endpoints),
+            sites=[
+                *([WebSite("app_service", app_service.web_app.id)] if app_service else []),
+                *([WebSite("functions", functions.app.id)] if functions else []),
+            ],
+            aml_endpoint_name=online.online_endpoint.name if online else None,
+            aks=AksWorkload(
+                aks.id,
+                AKS_WORKLOAD,
+                s.aks.autoscale.effective_max_replicas if s.aks.autoscale.enabled else None,
+            )
+            if aks is not None
+            else None,
+        ),
+    )
 
 # --- Outputs: the contract client applications read (README, "Stack outputs") ------------------
 pulumi.export("endpoints", {name: ep.to_output() for name, ep in endpoints.items()})
@@ -204,5 +312,16 @@ if iot is not None:
     pulumi.export("iot", iot.summary)
 if cache:
     pulumi.export("redis", {"host": cache.connection.host, "port": cache.connection.port})
+if vnet is not None:
+    pulumi.export("network", vnet.outputs())
 if aks is not None:
-    pulumi.export("aks", {"cluster_name": aks.name, "fqdn": aks.fqdn, "kubeconfig": aks.kubeconfig})
+    pulumi.export(
+        "aks",
+        {
+            "cluster_name": aks.name,
+            "fqdn": aks.fqdn,
+            "kubeconfig": aks.kubeconfig,
+            "oidc_issuer_url": aks.oidc_issuer_url,
+            "prometheus_query_endpoint": aks.prometheus.query_endpoint,
+        },
+    )

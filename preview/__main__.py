@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
+from pathlib import Path
 from typing import Any
 
 from preview import engine
@@ -121,13 +123,30 @@ def parse_set(items: list[str]) -> dict[str, str]:
     return overrides
 
 
+def _stack_of(stack_file: Path | None) -> str:
+    if stack_file is None:
+        return "dev"
+    found = re.fullmatch(r"Pulumi\.(.+)\.ya?ml", stack_file.name)
+    if found is None:
+        raise engine.StackConfigError(
+            f"{stack_file.name} is not Pulumi.<stack>.yaml: name the stack"
+        )
+    return found.group(1)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m preview",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("stack", nargs="?", default="dev", help="stack name (default: dev)")
+    parser.add_argument("stack", nargs="?", default=None, help="stack name (default: dev)")
+    parser.add_argument(
+        "--stack-file",
+        type=Path,
+        help="a stack file anywhere (e.g. one python -m migrate --out wrote); the stack name "
+        "defaults to the NAME of Pulumi.NAME.yaml",
+    )
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument(
         "--set",
@@ -141,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     try:
-        run = engine.run(args.stack, parse_set(args.set), preview=True)
+        stack = args.stack or _stack_of(args.stack_file)
+        run = engine.run(stack, parse_set(args.set), preview=True, stack_file=args.stack_file)
     except engine.StackConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

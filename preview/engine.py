@@ -131,9 +131,12 @@ class _Mocks(pulumi.runtime.Mocks):
         name = fakes.azure_name(args.typ, args.name, inputs)
         if args.typ.startswith("azure-native:"):
             inputs.setdefault("name", name)
-        if not args.custom:
+        read = bool(args.resource_id)  # Resource.get: an existing resource, read in preview too
+        if not args.custom and not read:
             return None, inputs
         fake = fakes.computed(args.typ, name, fakes.unwrap(inputs))
+        if read:
+            return args.resource_id, {**inputs, **fake}
         if self.preview:  # what Azure computes is unknown until apply, as in `pulumi preview`
             return None, _merge_unknown(inputs, fake)
         return fakes.arm_id(args.typ, name), {**inputs, **fake}
@@ -216,14 +219,19 @@ def stacks() -> list[str]:
 
 
 def stack_config(
-    stack: str, overrides: Mapping[str, Any] | None = None
+    stack: str, overrides: Mapping[str, Any] | None = None, *, stack_file: Path | None = None
 ) -> tuple[dict[str, str], list[str]]:
     """The config map the CLI would hand the program: defaults from Pulumi.yaml, the stack file's
-    values on top, then ``overrides`` (bare or namespaced keys). Returns (config, secret keys)."""
+    values on top, then ``overrides`` (bare or namespaced keys). Returns (config, secret keys).
+
+    ``stack_file``: read the stack's values from that file instead of ``Pulumi.<stack>.yaml`` in
+    the project (e.g. a file ``python -m migrate --out`` wrote elsewhere)."""
     project = project_file()
     name = project["name"]
-    path = ROOT / f"Pulumi.{stack}.yaml"
+    path = stack_file or ROOT / f"Pulumi.{stack}.yaml"
     if not path.exists():
+        if stack_file is not None:
+            raise StackConfigError(f"no stack file {path}")
         raise StackConfigError(f"no stack file {path.name}; stacks here: {', '.join(stacks())}")
     declared = project.get("config", {})
     values: dict[str, Any] = {
@@ -294,11 +302,18 @@ def _ensure_event_loop() -> None:
         asyncio.set_event_loop(asyncio.new_event_loop())
 
 
-def run(stack: str, overrides: Mapping[str, Any] | None = None, *, preview: bool = True) -> Run:
-    """Run ``__main__.py`` for ``stack`` under mocks. Never raises for program errors: they are
-    in ``Run.error`` (a SettingsError carries ``.problems``)."""
+def run(
+    stack: str,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    preview: bool = True,
+    stack_file: Path | None = None,
+) -> Run:
+    """Run ``__main__.py`` for ``stack`` under mocks (its values from ``stack_file`` if given).
+    Never raises for program errors: they are in ``Run.error`` (a SettingsError carries
+    ``.problems``)."""
     started = time.perf_counter()
-    config, secret_keys = stack_config(stack, overrides)
+    config, secret_keys = stack_config(stack, overrides, stack_file=stack_file)
     project = project_file()["name"]
     mocks = _Mocks(preview)
     monitor = _Monitor(mocks)

@@ -71,6 +71,11 @@ def fake_aks_kubeconfig(cluster: str) -> str:
     )
 
 
+def fake_oidc_issuer(cluster: str) -> str:
+    """An AKS OIDC issuer URL (workload identity), as AKS returns it."""
+    return f"https://westeurope.oic.prod-aks.azure.com/{TENANT}/{fake_uuid(f'oidc:{cluster}')}/"
+
+
 def azure_name(type_: str, name: str, inputs: dict[str, Any]) -> str:
     """The Azure name of a resource: its explicit ``<x>Name`` input, else the logical name."""
     last = type_.split(":")[-1]
@@ -184,6 +189,7 @@ COMPUTED: dict[str, Outputs] = {
     # and the public IP Azure gives a LoadBalancer Service.
     "azure-native:containerservice:ManagedCluster": lambda n, i: {
         "fqdn": f"{i.get('dnsPrefix', n)}-{fake_secret(n, 8)}.hcp.{i.get('location')}.azmk8s.io",
+        "oidcIssuerProfile": {**i.get("oidcIssuerProfile", {}), "issuerURL": fake_oidc_issuer(n)},
         "identityProfile": {
             "kubeletidentity": {
                 "clientId": fake_uuid(f"kubelet-client:{n}"),
@@ -192,6 +198,14 @@ COMPUTED: dict[str, Outputs] = {
                 f"Microsoft.ManagedIdentity/userAssignedIdentities/{n}-agentpool",
             }
         },
+    },
+    # Azure Monitor workspace (managed Prometheus): its PromQL query endpoint.
+    "azure-native:monitor:AzureMonitorWorkspace": lambda n, i: {
+        "metrics": {
+            "prometheusQueryEndpoint": f"https://{n}-{fake_secret(n, 4)}."
+            f"{i.get('location', 'westeurope')}.prometheus.monitor.azure.com",
+            "internalId": fake_uuid(f"amw:{n}"),
+        }
     },
     "kubernetes:core/v1:Service": lambda n, i: {
         "status": {"loadBalancer": {"ingress": [{"ip": "20.50.0." + str(len(n) % 200 + 10)}]}}
@@ -292,6 +306,7 @@ CALLS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
         "location": "westeurope",
         "fqdn": f"{a.get('resourceName')}-{fake_secret(str(a.get('resourceName')), 8)}"
         ".hcp.westeurope.azmk8s.io",
+        "oidcIssuerProfile": {"enabled": True, "issuerURL": fake_oidc_issuer(a["resourceName"])},
         "identityProfile": {
             "kubeletidentity": {
                 "clientId": fake_uuid(f"kubelet-client:{a.get('resourceName')}"),
@@ -310,6 +325,11 @@ CALLS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
             },
             {"name": "user", "mode": "User", "vmSize": "Standard_D4s_v5", "count": 3},
         ],
+    },
+    # A subscription feature's registration (EncryptionAtHost for AKS nodes): registered.
+    "azure-native:features:getSubscriptionFeatureRegistration": lambda a: {
+        "name": a.get("featureName"),
+        "properties": {"featureName": a.get("featureName"), "state": "Registered"},
     },
     "azure-native:redis:listRedisKeys": lambda a: {
         "primaryKey": fake_secret(f"redis-primary:{a.get('name')}", 44),

@@ -16,9 +16,13 @@ import pulumi
 from components.config.naming import RULES, Naming, stable_suffix
 from components.config.reader import ConfigProblem, Reader, SettingsError, schema
 from components.platform import cache_settings
+from components.platform import network_settings as network
+from components.platform import observability_settings as observability
 from components.platform import settings as platform
 from components.platform.cache_settings import RedisSettings
-from components.platform.settings import ModelSettings, ScoringSettings
+from components.platform.network_settings import NetworkSettings
+from components.platform.observability_settings import ObservabilitySettings
+from components.platform.settings import ModelSettings, ResilienceSettings, ScoringSettings
 from components.targets.aci import settings as aci
 from components.targets.aci.settings import AciSettings
 from components.targets.aks import settings as aks
@@ -55,6 +59,9 @@ class Settings:
     iot: IotSettings
     online: OnlineEndpointSettings
     batch: BatchSettings
+    observability: ObservabilitySettings = field(default_factory=ObservabilitySettings)
+    network: NetworkSettings = field(default_factory=NetworkSettings)  # VNet, allow-lists
+    resilience: ResilienceSettings = field(default_factory=ResilienceSettings)  # zones, keys
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -96,7 +103,15 @@ def load(lookup: Callable[[str], str | None], *, project: str, stack: str) -> Se
         iot=iot.read(r),
         online=aml.read_online(r, naming, scoring.image_repository),
         batch=aml.read_batch(r),
+        resilience=platform.read_resilience(r, location),
+        observability=observability.read(r),
+        network=network.read(r),
         tags={"project": project, "stack": stack, "managed-by": "pulumi"},
+    )
+    platform.check_zone_plans(  # zone-redundant plans: a SKU with zones, enough instances
+        r,
+        settings.resilience.zone_redundant,
+        (settings.app_service.zone_plan, settings.functions.zone_plan),
     )
     if not r.problems:  # names are only meaningful once their parts are valid
         _check_names(r, settings)

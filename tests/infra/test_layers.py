@@ -52,13 +52,19 @@ def _layer(module: str) -> str:
 
 ALLOWED = {
     "root": {"root"},
-    "settings": {"root", "config"},
+    "settings": {"root", "config", "settings"},  # "settings": its own package only (below)
     "config": {"root", "config", "settings"},
     "contract": {"root", "config", "settings"},
     "providers": {"root", "config", "providers"},
     "platform": {"root", "config", "settings", "contract", "providers", "platform"},
     "targets": {"root", "config", "settings", "contract", "providers", "platform", "targets"},
 }
+
+
+def _same_section(module: str, imported: str) -> bool:
+    """Both in one target's settings package (``components.targets.aks.settings[.x]``)."""
+    parts, other = module.split("."), imported.split(".")
+    return len(parts) >= 4 and parts[1] == "targets" and parts[:4] == other[:4]
 
 
 def _name(path: Path) -> str:
@@ -79,6 +85,8 @@ def test_imports_run_one_way(path: Path) -> None:
         same_target = module.split(".")[:3] == imported.split(".")[:3]
         if layer == "targets" and other == "targets" and not same_target:
             wrong.add(imported)  # a target never imports another target
+        if layer == "settings" and other == "settings" and not _same_section(module, imported):
+            wrong.add(imported)  # a settings package may split itself, never read another's
     assert not wrong, f"{module} ({layer}) imports {sorted(wrong)}"
 
 

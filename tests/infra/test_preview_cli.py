@@ -69,3 +69,16 @@ def test_unknown_stack_and_bad_set_are_clear_errors() -> None:
     assert done.returncode == 2 and "no stack file Pulumi.staging.yaml" in done.stderr
     done = preview("dev", "--set", "aksNodeCount")
     assert done.returncode != 0 and "KEY=VALUE" in done.stderr
+
+
+def test_a_stack_file_elsewhere_previews_with_its_own_values(tmp_path) -> None:
+    stack_file = tmp_path / "Pulumi.elsewhere.yaml"
+    stack_file.write_text("config:\n  mlscore:aciCpu: '9'\n")  # ACI allows at most 4 cores
+    done = preview("--stack-file", str(stack_file))
+    assert done.returncode == 1 and "mlscore:aciCpu" in done.stdout, done.stdout
+    assert "'elsewhere'" in done.stdout  # the stack name comes from the file's name
+    done = preview("--stack-file", str(tmp_path / "Pulumi.missing.yaml"))
+    assert done.returncode == 2 and "no stack file" in done.stderr
+    stack_file.write_text("config:\n  mlscore:noSuchKey: 1\n")
+    done = preview("--stack-file", str(stack_file))
+    assert done.returncode == 2 and "mlscore:noSuchKey is not declared" in done.stderr
