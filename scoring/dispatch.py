@@ -25,15 +25,38 @@ import asyncio
 import contextlib
 import ctypes
 import logging
+import os
 import threading
 import time
+import weakref
+from collections import deque
 from collections.abc import Callable
-from queue import SimpleQueue
 from typing import Any, TypeVar
 
 log = logging.getLogger("scoring")
 
 T = TypeVar("T")
+
+# The loop waits for a batch of calls itself (see RunThreads._flush) while calls take less
+# than FAST_CALL_SECONDS on average, for SYNC_WAIT_SECONDS at most: far below the 50 ms in which
+# ``/`` and ``/ready`` must answer during any run().
+FAST_CALL_SECONDS = 0.002
+SYNC_WAIT_SECONDS = 0.005
+MAX_DEFERRALS = 8
+FAST_AFTER_CALLS = 8  # calls timed before the average counts
+
+
+def _getcpu() -> Callable[[], int] | None:
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).sched_getcpu
+    except (OSError, AttributeError):  # pragma: no cover - not glibc/musl
+        return None
+    fn.restype = ctypes.c_int
+    fn.argtypes = []
+    return fn if hasattr(os, "sched_setaffinity") else None
+
+
+_sched_getcpu = _getcpu()
 
 
 class ScoringTimeout(Exception):
@@ -130,7 +153,14 @@ class RunThreads:
         self.timeout = timeout
         self.max_stuck = max_stuck
         self.on_stuck = on_stuck
-        self._queue: SimpleQueue[Job | None] = SimpleQueue()
+        self._jobs: deque[Job | None] = deque()
+        # Wake-up tokens for idle run threads: a pipe, because os.write and os.read let go of
+        # the GIL around the system call. Waking a thread from a lock release or a queue put
+        # holds the GIL while the woken thread starts; it then blocks on the GIL at once.
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)
+        weakref.finalize(self, os.close, self._wake_r)
+        self._threads = threads
         self._done: list[tuple[Job, bool, Any]] = []
         self._done_lock = threading.Lock()
         self._wake_pending = False
@@ -139,6 +169,18 @@ class RunThreads:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_loop: asyncio.AbstractEventLoop | None = None
         self._pending = 0  # submitted, not yet answered (loop side)
+        self._batch: list[Job] = []  # submitted in this loop turn, not yet on the queue
+        self._batch_loop: asyncio.AbstractEventLoop | None = None
+        self._unfinished = 0  # on the queue or running, not abandoned (under _done_lock)
+        self._waiting = False  # the loop is blocked in _flush waiting for _unfinished == 0
+        self._sync = threading.Lock()  # held, except when a run thread ends the loop's wait
+        self._sync.acquire()
+        self._average = 0.0  # seconds per call, moving average (run thread side)
+        self._deferred = 0
+        self._cpu = -1  # the CPU the run threads are kept on (-1: the process's CPUs)
+        self._cpus: set[int] = (
+            os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
+        )
         self._started = 0
         self.calls = 0
         self.wakeups = 0
@@ -153,10 +195,76 @@ class RunThreads:
         fut: asyncio.Future[T] = loop.create_future()
         job = Job(fn, fut, timed)
         self._pending += 1
-        self._queue.put(job)
         if timed and (self._timer is None or self._timer_loop is not loop):
             self._arm(loop, self.timeout)
+        if not self._batch:
+            self._batch_loop = loop
+            loop.call_soon(self._flush)
+        elif self._batch_loop is not loop:  # another loop's turn: no batch to join
+            with self._done_lock:
+                self._unfinished += 1
+            self._jobs.append(job)
+            self._wake(1)
+            return fut
+        self._batch.append(job)
         return fut
+
+    def _flush(self) -> None:
+        """Queue this turn's calls; while calls are fast, wait for them here (a bounded wait).
+
+        It runs when the loop has nothing else to do in this turn (deferred a few turns at
+        most), so a batch holds every request that was read. While the loop waits, its thread
+        holds no GIL: the run thread has the interpreter to itself and ends the wait once, when
+        every call is done; the answers are settled here, with no self-pipe write and no extra
+        turn. The wait never exceeds ``SYNC_WAIT_SECONDS``: calls still running then come back
+        as slow calls do (one ``call_soon_threadsafe`` per batch), and ``/`` and ``/ready``
+        answer during any run().
+        """
+        loop = self._batch_loop
+        ready = getattr(loop, "_ready", None)  # callbacks due in this turn or the next
+        if ready and self._deferred < MAX_DEFERRALS:
+            self._deferred += 1
+            loop.call_soon(self._flush)  # type: ignore[union-attr]
+            return
+        self._deferred = 0
+        batch, self._batch = self._batch, []
+        fast = self.calls >= FAST_AFTER_CALLS and self._average < FAST_CALL_SECONDS
+        self._follow(fast)
+        with self._done_lock:
+            self._unfinished += len(batch)
+            self._waiting = fast
+        self._jobs.extend(batch)
+        self._wake(len(batch))
+        if not fast:
+            return
+        released = self._sync.acquire(timeout=SYNC_WAIT_SECONDS)
+        with self._done_lock:
+            if self._waiting:  # timed out: the calls left come back through _deliver
+                self._waiting = False
+            elif not released:  # released just after the timeout: take the lock back
+                self._sync.acquire()
+        self._deliver()
+
+    def _follow(self, fast: bool) -> None:
+        """While calls are fast, keep the run threads on the loop thread's CPU.
+
+        The loop and the run threads take turns (the GIL lets one run at a time); on one CPU a
+        hand-off is a plain switch when the waker blocks, while across CPUs each wake-up is an
+        inter-processor interrupt (a VM exit on a virtual machine) and the woken thread spins
+        up while the waker still holds the GIL. The loop thread itself is never pinned: the
+        scheduler moves it as it likes, and the run threads follow at the next batch. Slow
+        calls (which may use other cores without the GIL) get the process's CPUs back.
+        """
+        cpu = _sched_getcpu() if fast and _sched_getcpu is not None else -1
+        if cpu == self._cpu:
+            return
+        self._cpu = cpu
+        cpus = {cpu} if cpu >= 0 else self._cpus
+        for worker in self._workers:
+            native = worker.thread.native_id if worker.thread is not None else None
+            if native:
+                with contextlib.suppress(OSError):
+                    os.sched_setaffinity(native, cpus)
 
     def _arm(self, loop: asyncio.AbstractEventLoop, delay: float) -> None:
         self._timer = loop.call_later(delay, self._check)
@@ -190,6 +298,8 @@ class RunThreads:
             async_raise(state.thread_id, Interrupt)  # stops pure-Python work, not C code
         self.timeouts += 1
         self._pending -= 1
+        with self._done_lock:
+            self._unfinished -= 1
         worker.abandoned = True
         self._workers.discard(worker)
         self._stuck.append(worker)
@@ -208,6 +318,8 @@ class RunThreads:
         with self._done_lock:
             done, self._done = self._done, []
             self._wake_pending = False
+        if not done:
+            return
         self.wakeups += 1
         self._pending -= len(done)
         try:
@@ -221,8 +333,11 @@ class RunThreads:
                 _settle_on(job, ok, value)
 
     def stop(self) -> None:
-        for _ in range(len(self._workers)):
-            self._queue.put(None)
+        self._jobs.extend([None] * len(self._workers))
+        self._wake(len(self._workers))
+        if self._wake_w >= 0:  # the threads read the tokens left, then the end of the pipe
+            os.close(self._wake_w)
+            self._wake_w = -1
         if self._timer is not None:
             self._timer.cancel()
 
@@ -230,7 +345,6 @@ class RunThreads:
         return {
             "where": "run thread",
             "threads": len(self._workers),
-            "inline_calls": 0,
             "thread_calls": self.calls,
             "hand_offs": self.wakeups,
             "timeouts": self.timeouts,
@@ -241,6 +355,7 @@ class RunThreads:
     # -- thread side ----------------------------------------------------------------------------
 
     def _spawn(self) -> None:
+        self._cpu = -1  # a new thread has the process's CPUs: the next batch places it
         worker = _Worker()
         self._started += 1
         worker.thread = threading.Thread(
@@ -249,11 +364,25 @@ class RunThreads:
         self._workers.add(worker)
         worker.thread.start()
 
+    def _wake(self, jobs: int) -> None:
+        # a full pipe holds tokens enough; a closed one: stopped, nothing to wake
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"\0" * min(jobs, self._threads))
+
+    def _next(self) -> Job | None:
+        """The next job; blocks (without the GIL) until one is queued."""
+        jobs = self._jobs
+        while True:
+            try:
+                return jobs.popleft()
+            except IndexError:
+                if not os.read(self._wake_r, 1):
+                    return None
+
     def _work(self, worker: _Worker) -> None:
-        queue = self._queue
         while not worker.abandoned:
             try:
-                job = queue.get()
+                job = self._next()
                 if job is None:
                     return
                 if job.fut.done():  # cancelled: the client went away
@@ -270,6 +399,8 @@ class RunThreads:
                 if job.state.interrupted:
                     continue  # the loop has answered it; this worker is abandoned
                 self.calls += 1
+                if job.timed:
+                    self._average += (job.state.elapsed - self._average) * 0.125
                 self._post(job, ok, value)
             except Interrupt:  # a late interrupt outside the call: already answered
                 continue
@@ -277,6 +408,12 @@ class RunThreads:
     def _post(self, job: Job, ok: bool, value: Any) -> None:
         with self._done_lock:
             self._done.append((job, ok, value))
+            self._unfinished -= 1
+            if self._waiting:  # the loop waits in _flush: end its wait when all are done
+                if self._unfinished <= 0:
+                    self._waiting = False
+                    self._sync.release()
+                return
             if self._wake_pending:
                 return
             self._wake_pending = True

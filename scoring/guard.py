@@ -10,6 +10,8 @@ So :class:`GuardedHttpTools` subclasses its protocol and, before the parser sees
   bytes is a **414**, a header line over 8190 bytes or more than 100 headers a **431**, and a
   whole head over 64 KiB a 431, each with a JSON reason, then the connection is closed. A
   connection never holds more than one head (plus one read) in memory;
+* closes a keep-alive connection idle for ``SCORING_KEEP_ALIVE_SECONDS`` (uvicorn's timer per
+  response is replaced by the sweep below);
 * drops a connection whose request head has not arrived ``SCORING_STALL_TIMEOUT_SECONDS`` (20)
   after it began (408) or whose body sends nothing for as long; one timer per process sweeps
   every connection once a second, so a request costs no timer;
@@ -37,7 +39,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.protocols.http import httptools_impl
+from uvicorn.protocols.http.httptools_impl import (
+    HEADER_RE,
+    HEADER_VALUE_RE,
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
 
 from .config import ConfigError
 
@@ -143,6 +152,101 @@ def _raw_response(status: int, message: str) -> bytes:
     )
 
 
+class ScoringCycle(RequestResponseCycle):
+    """uvicorn's request-response cycle with a cheaper response head: its header names and
+    values are checked in one scan each (uvicorn scans each header twice; the patterns are
+    character classes, so one scan of the joined bytes finds the same), and the head is held
+    until the body's first message and sent with it: one write, one ``send()``, per response."""
+
+    _held = b""
+
+    async def send(self, message: Any) -> None:
+        if message["type"] == "http.response.start" and not self.response_started:
+            if self.flow.write_paused and not self.disconnected:
+                await self.flow.drain()  # pragma: no cover - a slow reader
+            if not self.disconnected:
+                self._held = self._head(message)
+            return
+        held = self._held
+        if held:
+            self._held = b""
+            if not self.disconnected:
+                if message["type"] == "http.response.body" and self._whole(message):
+                    self.transport.write(held + message.get("body", b""))
+                    self.expected_content_length = 0
+                    self._complete()
+                    return
+                self.transport.write(held)
+        await super().send(message)
+
+    def _whole(self, message: Any) -> bool:
+        """The body message is the whole body, of the declared length."""
+        return (
+            not message.get("more_body", False)
+            and self.chunked_encoding is False
+            and self.scope["method"] != "HEAD"
+            and len(message.get("body", b"")) == self.expected_content_length
+        )
+
+    def _complete(self) -> None:
+        self.response_complete = True
+        self.message_event.set()
+        if not self.keep_alive:
+            self.transport.close()
+        self.on_response()
+
+    def _head(self, message: Any) -> bytes:
+        """uvicorn's response head for this message (same checks, same bookkeeping)."""
+        self.response_started = True
+        self.waiting_for_100_continue = False
+        status_code = message["status"]
+        headers = self.default_headers + list(message.get("headers", []))
+        if self.access_log:  # pragma: no cover - the host turns uvicorn's access log off
+            self.access_logger.info(
+                '%s - "%s %s HTTP/%s" %d',
+                self.scope.get("client"),
+                self.scope["method"],
+                self.scope["path"],
+                self.scope["http_version"],
+                status_code,
+            )
+        if HEADER_RE.search(b"".join([n for n, _ in headers])):
+            raise RuntimeError("Invalid HTTP header name.")
+        if HEADER_VALUE_RE.search(b"".join([v for _, v in headers])):
+            raise RuntimeError("Invalid HTTP header value.")
+        content = [STATUS_LINE[status_code]]
+        has_connection_close = False
+        for name, value in headers:
+            name = name.lower()
+            if name == b"content-length" and self.chunked_encoding is None:
+                self.expected_content_length = int(value.decode())
+                self.chunked_encoding = False
+            elif name == b"transfer-encoding" and value.lower() == b"chunked":
+                self.expected_content_length = 0
+                self.chunked_encoding = True
+            elif name == b"connection":
+                connection = [token.lower().strip() for token in value.split(b",")]
+                if b"close" in connection:
+                    self.keep_alive = False
+                    has_connection_close = True
+            content.extend((name, b": ", value, b"\r\n"))
+        if not self.keep_alive and not has_connection_close:
+            content.append(b"connection: close\r\n")
+        if (
+            self.chunked_encoding is None
+            and self.scope["method"] != "HEAD"
+            and status_code not in (204, 304)
+        ):
+            self.chunked_encoding = True
+            content.append(b"transfer-encoding: chunked\r\n")
+        content.append(b"\r\n")
+        return b"".join(content)
+
+
+# uvicorn's httptools protocol builds its cycles from this module-level name.
+httptools_impl.RequestResponseCycle = ScoringCycle  # type: ignore[misc]
+
+
 class GuardedHttpTools(HttpToolsProtocol):
     """uvicorn's httptools protocol with head limits, stall timeouts and a connection cap."""
 
@@ -187,9 +291,19 @@ class GuardedHttpTools(HttpToolsProtocol):
         super().on_message_complete()
 
     def on_response_complete(self) -> None:
+        """uvicorn's, except the keep-alive timeout: the sweeper closes a connection idle for
+        ``timeout_keep_alive`` (a timer armed and cancelled per request costs more than the
+        rest of this)."""
         if self._phase == BUSY:
             self._phase, self._since = IDLE, self.loop.time()
-        super().on_response_complete()
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self._unset_keepalive_if_required()
+        self.flow.resume_reading()
+        if self.pipeline:
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
 
     # -- request head ---------------------------------------------------------------------------
 
@@ -255,6 +369,10 @@ class GuardedHttpTools(HttpToolsProtocol):
             return False
         return self._phase == BODY or (self._phase == HEAD and not self._in_flight())
 
+    def idle_expired(self, now: float) -> bool:
+        """Idle between requests for longer than the keep-alive timeout."""
+        return self._phase == IDLE and now - self._since > self.timeout_keep_alive
+
     def drop_stalled(self, seconds: float) -> None:
         what = "head" if self._phase == HEAD else "body"
         _rate_log.warn(
@@ -310,7 +428,7 @@ class _Sweeper:
 
     def __init__(self, loop: asyncio.AbstractEventLoop, connections: set[Any]) -> None:
         self.loop = loop
-        self.connections = connections
+        self.servers = [connections]  # each server's set (a health listener has its own)
         self.seconds = limits().stall_seconds
         self.period = min(1.0, self.seconds / 4)
         loop.call_later(self.period, self.sweep)
@@ -321,10 +439,16 @@ class _Sweeper:
         sweeper = cls._loops.get(key)
         if sweeper is None or sweeper.loop is not conn.loop or sweeper.loop.is_closed():
             cls._loops[key] = cls(conn.loop, conn.connections)
+        elif not any(c is conn.connections for c in sweeper.servers):
+            sweeper.servers.append(conn.connections)
 
     def sweep(self) -> None:
         now = self.loop.time()
-        for conn in list(self.connections):
-            if isinstance(conn, GuardedHttpTools) and conn.stalled(now, self.seconds):
+        for conn in [c for connections in self.servers for c in connections]:
+            if not isinstance(conn, GuardedHttpTools):
+                continue
+            if conn.stalled(now, self.seconds):
                 conn.drop_stalled(self.seconds)
+            elif conn.idle_expired(now) and not conn.transport.is_closing():
+                conn.transport.close()  # the keep-alive timeout, as uvicorn's timer would
         self.loop.call_later(self.period, self.sweep)

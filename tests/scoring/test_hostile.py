@@ -246,3 +246,20 @@ def _is_open(sock: socket.socket) -> bool:
         return False
     finally:
         sock.setblocking(True)
+
+
+def test_an_idle_keep_alive_connection_is_closed_after_its_timeout(
+    launch: Callable[..., Host],
+) -> None:
+    """The keep-alive timeout is the sweeper's (no timer per response): an idle connection is
+    closed after SCORING_KEEP_ALIVE_SECONDS, a busy one is not."""
+    host = launch(env={"SCORING_KEEP_ALIVE_SECONDS": "1"})
+    request = b"GET /ready HTTP/1.1\r\nHost: x\r\n\r\n"
+    with _connect(host, timeout=5.0) as sock:
+        for _ in range(3):  # kept open across requests closer together than the timeout
+            sock.sendall(request)
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+            time.sleep(0.3)
+        t0 = time.monotonic()
+        assert _reply(sock) == b""  # closed by the server, with nothing sent
+        assert 0.5 < time.monotonic() - t0 < 3.5
