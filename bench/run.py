@@ -13,6 +13,7 @@ Both servers also serve a run() that costs next to nothing (bench/trivial.py): t
 compares the servers' own overheads, which the sample model's run() cost dilutes.
 Then the cache scenario: a 20 ms model served by our host without and with a local
 redis-server (every request after the first is a hit).
+Then observability (bench/observability_overhead.py): telemetry and data collection on vs off.
 Prints a table and writes bench/results/<utc-timestamp>.json. Not a test: numbers are
 machine-dependent; compare the ratios.
 """
@@ -477,8 +478,12 @@ def main() -> int:
     add_script_alone(results, setup, args.cold_runs)
     add_light_cold_starts(results, setup, args.cold_runs)
     add_cache_scenario(results, setup, args)
+    from observability_overhead import measure  # this folder is on sys.path
 
-    ratios = compute_ratios(results)
+    scripts = {"sample": SCORE_PY, "trivial": trivial}
+    obs = measure(setup, args, throughput_rounds, medians, results, scripts, free_port)
+    rounds.update(obs[0])
+    ratios = {**compute_ratios(results), **obs[1]}
     print_table(results)
     print_ratios(ratios)
     out = write_results(args, results, rounds, ratios)

@@ -1,7 +1,8 @@
 """The HTTP host: a small ASGI application (served by uvicorn) around the scoring core.
 
 Routes: ``GET /`` liveness, ``GET /ready`` readiness, ``GET /status``, ``GET|POST /score``,
-``GET /swagger.json?version=2|3``; anything else is 404. With ``SERVICE_PATH_PREFIX`` the
+``GET /swagger.json?version=2|3``, ``GET /metrics`` (Prometheus, :mod:`scoring.observability`);
+anything else is 404. With ``SERVICE_PATH_PREFIX`` the
 routes answer under the prefix too. The entry script is imported and its ``init()`` run in the
 background after the socket is listening: ``/ready`` turns 200 when ``init()`` has completed in
 this worker, while ``GET /`` and ``/score`` wait for it, as azmlinfsrv's do (its worker accepts
@@ -12,6 +13,7 @@ early. ``--health_port`` adds a second listener serving the same routes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import json
 import logging
@@ -26,6 +28,9 @@ from typing import Any
 from .accesslog import AccessLog
 from .config import Settings
 from .headers import CORS_PATHS, HEADER_LIMIT, Cors, request_ids
+from .observability import CONTENT_TYPE as METRICS_TYPE
+from .observability import Observability
+from .observability.metrics import IN_FLIGHT
 from .service import ScoreRequest, ScoreResponse, ScoringService, error_response
 from .swagger import SwaggerError, build, user_documents
 
@@ -70,27 +75,36 @@ class ScoringApp:
         self._swagger_files = user_documents(settings.app_root)
         self._streams: ThreadPoolExecutor | None = None  # iterates streamed run() outputs
         self._health: Any = None
+        self.obs = Observability(settings)
+        self._cells = self.obs.metrics.cells  # the in-flight gauge, updated inline
 
     # -- lifespan -------------------------------------------------------------------------------
 
     async def _boot(self) -> None:
         loop = asyncio.get_running_loop()
+        # the sinks start while the entry script is imported, and before its init() runs
+        sinks = loop.run_in_executor(None, self.obs.start)
         try:
             if self.service is None:
                 self.service = await loop.run_in_executor(None, ScoringService, self.settings)
+            await sinks
             await self.service.start()
+            self.obs.init_finished(self.service.init_seconds or 0.0)
             log.info(
                 "worker %d ready (model %s:%s)",
                 os.getpid(),
                 self.settings.model_name,
                 self.settings.model_version,
             )
-        except BaseException:
+        except BaseException as exc:
             log.critical(
                 "cannot start the entry script %s:\n%s",
                 self.settings.entry_script,
                 traceback.format_exc(),
             )
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(sinks, 30)
+            self.obs.init_failed(exc)  # sent now: the worker exits next
             logging.shutdown()
             sys.stderr.flush()
             os._exit(3)
@@ -113,6 +127,7 @@ class ScoringApp:
                     await self.service.close()
                 if self.access_log is not None:
                     self.access_log.flush()
+                await asyncio.get_running_loop().run_in_executor(None, self.obs.close)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -133,21 +148,35 @@ class ScoringApp:
 
     async def _http(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         t0 = time.perf_counter()
-        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
-        hmap = dict(headers)
-        out_headers: list[tuple[bytes, bytes]] = list(self._version)
         path = scope["path"]
         if self._prefix and path.startswith(self._prefix + "/"):
             path = path[len(self._prefix) :]
+        scoring = path == "/score"
+        if scoring:
+            self._cells[IN_FLIGHT] += 1.0  # scoring_requests_in_flight (what KEDA scales on)
+        try:
+            await self._serve(scope, receive, send, path, t0)
+        finally:
+            if scoring:
+                self._cells[IN_FLIGHT] -= 1.0
+
+    async def _serve(
+        self, scope: dict[str, Any], receive: Any, send: Any, path: str, t0: float
+    ) -> None:
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+        hmap = dict(headers)
+        out_headers: list[tuple[bytes, bytes]] = list(self._version)
         method = scope["method"]
         close = False
+        body: bytes | None = None
+        ids: list[tuple[bytes, bytes]] = []
         try:
             ids, refused = request_ids(hmap)
             out_headers.extend(ids)
             if refused is not None:
                 resp = refused
             else:
-                resp, close = await self._route(scope, path, method, headers, hmap, receive)
+                resp, close, body = await self._route(scope, path, method, headers, hmap, receive)
         except _Disconnected:
             return
         except Exception:
@@ -158,11 +187,13 @@ class ScoringApp:
         if self._cors is not None and path in CORS_PATHS:
             out_headers.extend(self._cors.headers(method, hmap))
         await self._send(send, resp, out_headers, path, close)
+        seconds = time.perf_counter() - t0
         if self.access_log is not None and path in ("/score", "/swagger.json"):
             self.access_log.line(
-                f"{method} {path} {resp.status} {(time.perf_counter() - t0) * 1000.0:.3f}ms "
+                f"{method} {path} {resp.status} {seconds * 1000.0:.3f}ms "
                 f"{len(resp.body)}{f' cache={resp.cache}' if resp.cache else ''}"
             )
+        self.obs.answered(t0, seconds, path, method, resp, hmap, ids, body)
 
     async def _route(
         self,
@@ -172,31 +203,42 @@ class ScoringApp:
         headers: list[tuple[str, str]],
         hmap: dict[str, str],
         receive: Any,
-    ) -> tuple[ScoreResponse, bool]:
+    ) -> tuple[ScoreResponse, bool, bytes | None]:
+        """The response, whether to close the connection, and the /score request's body."""
         if path == "/score":
             return await self._score(scope, headers, hmap, receive)
+        resp = await self._other(path, method, scope, hmap)
+        return resp, False, None
+
+    async def _other(
+        self, path: str, method: str, scope: dict[str, Any], hmap: dict[str, str]
+    ) -> ScoreResponse:
         if path == "/":
             if method == "OPTIONS":
                 resp = ScoreResponse(200, b"", "text/html; charset=utf-8")
                 resp.headers.append(("allow", "GET, HEAD, OPTIONS"))
-                return resp, False
+                return resp
             if method not in ("GET", "HEAD"):
-                return error_response(405, "Method not allowed"), False
+                return error_response(405, "Method not allowed")
             await self._wait_for_init()
-            return ScoreResponse(200, b"Healthy", "text/plain; charset=utf-8"), False
+            return ScoreResponse(200, b"Healthy", "text/plain; charset=utf-8")
         if path == "/ready":
             service = self.service
             if service is not None and service.ready:
-                return _json(200, {"ready": True}), False
-            return _json(503, {"ready": False, "message": "init() has not completed"}), False
+                return _json(200, {"ready": True})
+            return _json(503, {"ready": False, "message": "init() has not completed"})
         if path == "/status":
-            return await self._status(), False
+            return await self._status()
+        if path == "/metrics":  # no key: no payload data in it
+            if method not in ("GET", "HEAD"):
+                return error_response(405, "Method not allowed")
+            return ScoreResponse(200, self.obs.render_metrics(), METRICS_TYPE)
         if path == "/swagger.json":
             denied = self._check_auth(hmap)
             if denied is not None:
-                return denied, False
-            return self._swagger(scope), False
-        return error_response(404, f"Not found: {path}"), False
+                return denied
+            return self._swagger(scope)
+        return error_response(404, f"Not found: {path}")
 
     async def _score(
         self,
@@ -204,24 +246,28 @@ class ScoringApp:
         headers: list[tuple[str, str]],
         hmap: dict[str, str],
         receive: Any,
-    ) -> tuple[ScoreResponse, bool]:
+    ) -> tuple[ScoreResponse, bool, bytes | None]:
         denied = self._check_auth(hmap)
         if denied is not None:
-            return denied, False
+            return denied, False, None
         try:
             body = await self._read_body(hmap, receive)
         except _TooLarge:
-            return error_response(
-                413,
-                f"Request body exceeds {self.settings.max_body_bytes} bytes "
-                "(SCORING_MAX_BODY_BYTES).",
-            ), True
+            return (
+                error_response(
+                    413,
+                    f"Request body exceeds {self.settings.max_body_bytes} bytes "
+                    "(SCORING_MAX_BODY_BYTES).",
+                ),
+                True,
+                None,
+            )
         await self._wait_for_init()
         service = self.service
         if service is None:
             resp = error_response(503, "The model is not ready: the entry script is loading.")
             resp.headers.append(("retry-after", "1"))
-            return resp, False
+            return resp, False, None
         server = scope.get("server")
         req = ScoreRequest(
             method=scope["method"],
@@ -233,7 +279,7 @@ class ScoringApp:
             server=tuple(server) if server else None,
             client=tuple(scope["client"]) if scope.get("client") else None,
         )
-        return await service.score(req), False
+        return await service.score(req), False, body
 
     async def _status(self) -> ScoreResponse:
         service = self.service
@@ -251,11 +297,12 @@ class ScoringApp:
                         "connected": False,
                         "disabled_reason": "the entry script is loading",
                     },
+                    **self.obs.status(),
                 },
             )
         if service.cache.enabled:
             await service.cache.ping()
-        return _json(200, service.status())
+        return _json(200, {**service.status(), **self.obs.status()})
 
     def _swagger(self, scope: dict[str, Any]) -> ScoreResponse:
         service = self.service
@@ -422,6 +469,10 @@ def create_app() -> ScoringApp:
 
     settings = Settings.from_env()
     configure_logging(settings.log_level)
-    if (os.environ.get("AML_APP_INSIGHTS_ENABLED") or "").lower() == "true":
-        log.warning("Application Insights is not supported: AML_APP_INSIGHTS_* are ignored")
+    insights = (os.environ.get("AML_APP_INSIGHTS_ENABLED") or "").lower() == "true"
+    if insights and not settings.telemetry.enabled and not settings.telemetry.problem:
+        log.warning(
+            "AML_APP_INSIGHTS_KEY is an instrumentation key alone, which this host does not use: "
+            "set APPLICATIONINSIGHTS_CONNECTION_STRING to the resource's connection string"
+        )
     return ScoringApp(settings)

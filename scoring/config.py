@@ -18,6 +18,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .observability.settings import DataCollectionSettings, TelemetrySettings
+
 DEFAULT_PORT = 5001
 DEFAULT_HOST = "0.0.0.0"
 DEFAULT_TIMEOUT_MS = 60_000
@@ -124,6 +126,9 @@ class Settings:
     health_port: int | None = None
     server_version: str | None = None  # the x-ms-server-version header; None: not sent
     cache: CacheSettings = field(default_factory=CacheSettings)
+    telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
+    data_collection: DataCollectionSettings = field(default_factory=DataCollectionSettings)
+    metrics_dir: str | None = None  # SCORING_METRICS_DIR: workers' shared metrics (main() sets it)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -174,6 +179,9 @@ class Settings:
             health_port=_int({"p": health_raw}, "p", 0, 1) if health_raw else None,
             server_version=_server_version(env),
             cache=CacheSettings.from_env(env),
+            telemetry=TelemetrySettings.from_env(env),
+            data_collection=DataCollectionSettings.from_env(env),
+            metrics_dir=(env.get("SCORING_METRICS_DIR") or "").strip() or None,
         )
 
 

@@ -15,8 +15,11 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Sequence
+from typing import Any
 
 from .config import ConfigError, Settings, apply_args, parse_args
 
@@ -54,7 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings.log_level)
     log = logging.getLogger("scoring")
     log.info(
-        "scoring host %s:%d, %d worker(s), entry script %s, model %s:%s, auth %s, cache %s",
+        "scoring host %s:%d, %d worker(s), entry script %s, model %s:%s, auth %s, cache %s, "
+        "telemetry %s, data collection %s",
         settings.host,
         settings.port,
         settings.worker_count,
@@ -63,6 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings.model_version,
         "on" if settings.auth_keys else "off",
         f"{settings.cache.host}:{settings.cache.port}" if settings.cache.enabled else "off",
+        "on" if settings.telemetry.enabled else "off",
+        "on" if settings.data_collection.enabled else "off",
     )
     log.info(
         "limits: request line %d B, header line %d B, %d headers, head %d B; a request head or "
@@ -77,7 +83,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     import uvicorn
 
+    metrics_dir = _shared_metrics(settings.worker_count)
     has = importlib.util.find_spec
+    try:
+        _run(uvicorn, settings, limits, GuardedHttpTools if has("httptools") else "h11")
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+    return 0
+
+
+def _shared_metrics(workers: int) -> str | None:
+    """With several workers, a folder where each maps its metrics (scoring.observability.metrics):
+    any worker answering /metrics adds them all up. Removed when the host stops."""
+    if workers < 2 or os.environ.get("SCORING_METRICS_DIR"):
+        return None
+    path = tempfile.mkdtemp(prefix="scoring-metrics-")
+    os.environ["SCORING_METRICS_DIR"] = path  # the workers inherit it
+    return path
+
+
+def _run(uvicorn: Any, settings: Settings, limits: Any, http: Any) -> None:
     uvicorn.run(
         "scoring.app:create_app",
         factory=True,
@@ -85,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         port=settings.port,
         workers=settings.worker_count,
         loop="asyncio",
-        http=GuardedHttpTools if has("httptools") else "h11",
+        http=http,
         lifespan="on",
         ws="none",  # no websockets: skips importing them at start
         access_log=False,
@@ -95,4 +121,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         backlog=limits.backlog,
         server_header=False,
     )
-    return 0

@@ -16,6 +16,7 @@ platform to start a fresh one. Only a new process gets such threads back.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -23,6 +24,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from .cache import PredictionCache, cache_key
@@ -30,6 +32,7 @@ from .config import Settings
 from .dispatch import Interrupt, RunFailed, RunThreads, ScoringTimeout
 from .entry import BadInput, InputKind, UserScript
 from .messages import (
+    JSON,
     RenderFailed,
     ScoreRequest,
     ScoreResponse,
@@ -40,13 +43,34 @@ from .messages import (
     title_case,
 )
 
-__all__ = ["ScoreRequest", "ScoreResponse", "ScoringService", "ScoringTimeout", "error_response"]
+__all__ = [
+    "FailedRun",
+    "ScoreRequest",
+    "ScoreResponse",
+    "ScoringService",
+    "ScoringTimeout",
+    "error_response",
+]
 
 log = logging.getLogger("scoring")
 
 _FAILURES = (ScoringTimeout, RunFailed, RenderFailed, BadInput)  # each has its own response
 RECYCLE_GRACE_SECONDS = 10.0
 _RAW_METHODS = ("GET", "POST", "OPTIONS", "HEAD")  # azmlinfsrv's /score route (HEAD via GET)
+
+
+@dataclass
+class FailedRun(ScoreResponse):
+    """The 500 of a run() that raised, timed out or returned what cannot be rendered, with what
+    the host's telemetry and metrics report about it (never sent to the client)."""
+
+    error: BaseException | None = None
+    run_seconds: float | None = None
+
+
+def _failed_run(message: str, error: BaseException, seconds: float | None) -> FailedRun:
+    body = json.dumps({"message": message}).encode()
+    return FailedRun(500, body, JSON, run_failed=True, error=error, run_seconds=seconds)
 
 
 def recycle_process(stuck: int) -> None:
@@ -194,18 +218,18 @@ class ScoringService:
 
     def _failure(self, exc: Exception) -> ScoreResponse:
         if isinstance(exc, ScoringTimeout):
-            log.error("run() timed out after %d ms", self.settings.timeout_ms)
-            return error_response(
-                500, f"Scoring timeout after {self.settings.timeout_ms} ms", run_failed=True
-            )
+            ms = self.settings.timeout_ms
+            log.error("run() timed out after %d ms", ms)
+            error = exc if str(exc) else ScoringTimeout(f"run() exceeded SCORING_TIMEOUT_MS={ms}")
+            return _failed_run(f"Scoring timeout after {ms} ms", error, ms / 1000.0)
         if isinstance(exc, RenderFailed):
-            return error_response(500, str(exc), run_failed=True)
+            return _failed_run(str(exc), exc, None)
         if isinstance(exc, BadInput):
             return error_response(400, str(exc))
-        return error_response(
-            500,
+        return _failed_run(
             "An unexpected error occurred in scoring script. Check the logs for more info.",
-            run_failed=True,
+            exc.__cause__ or exc,  # run()'s own exception
+            getattr(exc, "run_seconds", None),
         )
 
     def _execute(self, req: ScoreRequest, payload: Any, headers: dict[str, str]) -> ScoreResponse:
@@ -240,7 +264,9 @@ class ScoringService:
             raise
         except BaseException as exc:
             log.error("run() raised an exception:\n%s", traceback.format_exc())
-            raise RunFailed(type(exc).__name__) from exc
+            failed = RunFailed(type(exc).__name__)
+            failed.run_seconds = time.perf_counter() - t0  # type: ignore[attr-defined]
+            raise failed from exc
         elapsed = (time.perf_counter() - t0) * 1000.0
         return render(output, elapsed)
 
