@@ -17,7 +17,7 @@ import pulumi_azure_native.authorization as authorization
 import pulumi_azure_native.resources as resources
 
 from components.config.settings import from_pulumi
-from components.contract import Endpoint, ScoringDeployment
+from components.contract import Endpoint, NetworkRef, ScoringDeployment
 from components.platform import diagnostics as diag
 from components.platform.alerts import AksWorkload, Alerts, AlertsArgs, WebSite, host_endpoints
 from components.platform.build_context import assemble
@@ -103,9 +103,10 @@ cache = (
 )
 # Network isolation (prod): the VNet, and private endpoints for every data plane of the platform
 vnet: Network | None = None
+platform_endpoints_: PrivateEndpoints | None = None
 if s.network.isolated:
     vnet = Network("network", NetworkArgs(s, rg.name))
-    PrivateEndpoints(
+    platform_endpoints_ = PrivateEndpoints(
         "private-endpoints",
         PrivateEndpointsArgs(
             s,
@@ -122,6 +123,9 @@ if s.network.isolated:
             ),
         ),
     )
+    if cache is not None and cache.cache is not None:  # the online deployments' way to the cache
+        group = "redisEnterprise" if s.redis.managed else "redisCache"
+        workspace.allow_private_outbound("cache", cache.cache.id, group)
 
 deployment = ScoringDeployment(
     settings=s,
@@ -135,6 +139,9 @@ deployment = ScoringDeployment(
     app_insights_connection_string=monitoring.connection_string,
     cache=cache.connection if cache else None,
     data_collection=collection.ref if collection else None,
+    network=NetworkRef(vnet.id, vnet.subnet_ids, platform_endpoints_.zone_ids)
+    if vnet is not None and platform_endpoints_ is not None
+    else None,
 )
 
 # --- Targets: each takes the ScoringDeployment and returns an Endpoint --------------------------
@@ -211,6 +218,7 @@ if s.aks.enabled:  # cluster (>= 12 vCPUs, or attached) + scoring behind TLS ing
             registry.id,
             monitoring.log_analytics_id,
             client.object_id,
+            network=deployment.network,
         ),
     )
     aks_scoring = AksScoring(

@@ -116,6 +116,19 @@ class DataCollectionRef:
 
 
 @dataclass(frozen=True)
+class NetworkRef:
+    """The VNet of network isolation (``networkIsolation``), as the targets use it: its ID and
+    each subnet's ID by role (``private_endpoints``, ``app_service``, ``functions``,
+    ``aks_nodes``, ``aci``; components/platform/network.py)."""
+
+    vnet_id: pulumi.Input[str]
+    subnet_ids: Mapping[str, pulumi.Input[str]]
+    # The private DNS zones already linked to the VNet (zone name -> ID): a target's own private
+    # endpoints reuse them (components/platform/private_endpoints.py, ``existing_zones``).
+    private_dns_zones: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class ScoringDeployment:
     """The inputs every scoring target takes."""
 
@@ -132,6 +145,8 @@ class ScoringDeployment:
     extra_images: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     # Model data collection (None: off in this stack).
     data_collection: DataCollectionRef | None = None
+    # The VNet under network isolation (None: the stack is not isolated).
+    network: NetworkRef | None = None
     # Which target these inputs are for ("" until :meth:`for_target`): it names the endpoint in
     # the host's telemetry, metrics and collected data (SCORING_ENDPOINT_NAME).
     target: str = ""

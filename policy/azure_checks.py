@@ -33,35 +33,31 @@ class Exemption:
         return check == self.check and type_ == self.type and named
 
 
-_PE = "a private endpoint with its private DNS zone, public access off"
+_ALLOW_LIST = (
+    "on in prod's allow-list mode (networkIsolation with publicNetworkAccess true): the firewall "
+    "denies by default and admits only deployerIpRanges{extra}, the rest goes through its private "
+    "endpoint. mlscore:publicNetworkAccess false turns it off (deploy from a runner in the VNet)."
+)
 EXEMPTIONS: tuple[Exemption, ...] = (
-    # --- network isolation (issue 18): what it will do -------------------------------------------
-    Exemption("CKV_AZURE_139", "azure-native:containerregistry:Registry", ("acr",), ISSUE_18,
-              f"public network access stays on until issue 18 gives the registry {_PE} (pushes "
-              "from a runner in the VNet or allow-listed deployerIpRanges)."),
-    Exemption("CKV_AZURE_35", "azure-native:storage:StorageAccount", ("*",), ISSUE_18,
-              "default network action Allow until issue 18 adds private endpoints (blob, queue, "
-              "table, file as each account needs) and turns the default to Deny."),
-    Exemption("CKV_AZURE_59", "azure-native:storage:StorageAccount", ("*",), ISSUE_18,
-              f"public network access on until issue 18 gives each account {_PE}."),
-    Exemption("CKV_AZURE_109", "azure-native:keyvault:Vault", ("keyvault",), ISSUE_18,
-              "firewall default Allow until issue 18 adds the vault's private endpoint and an "
-              "allow-list for the deploying machine."),
-    Exemption("CKV_AZURE_189", "azure-native:keyvault:Vault", ("keyvault",), ISSUE_18,
-              f"public network access on until issue 18 gives the vault {_PE}."),
+    # --- met, but not where checkov looks ---------------------------------------------------------
     Exemption("CKV_AZURE_243", "azure-native:machinelearningservices:Workspace", ("workspace",),
-              ISSUE_18, "no private endpoint yet: issue 18 gives the workspace one and a managed "
-              "virtual network."),
-    Exemption("CKV2_AZURE_49", "azure-native:machinelearningservices:Workspace", ("workspace",),
-              ISSUE_18, "public network access on until issue 18 makes the workspace private."),
-    Exemption("CKV_AZURE_6", "azure-native:containerservice:ManagedCluster", ("cluster",),
-              ISSUE_18, "no API server authorized IP ranges yet: issue 18 adds them from config "
-              "(or a private cluster)."),
-    Exemption("CKV_AZURE_222", "azure-native:web:WebApp", ("app",), ISSUE_18,
-              "the scoring endpoints of App Service and Functions stay public by design (clients "
-              "call them over the internet, authenticated by keys); issue 18 adds VNet "
-              "integration for their outbound traffic."),
+              MISREAD, "the workspace has its private endpoint (pe-mlw) and a managed virtual "
+              "network (AllowOnlyApprovedOutbound) with the outbound PrivateEndpoint rule the "
+              "deployments need (to the cache, redisEnterprise), declared as its own "
+              "ManagedNetworkSettingsRule (outbound-cache) because the cache is created after "
+              "the workspace; the check looks only for rules inline in the workspace."),
     # --- by design ---------------------------------------------------------------------------
+    Exemption("CKV_AZURE_139", "azure-native:containerregistry:Registry", ("acr",), BY_DESIGN,
+              "public network access " + _ALLOW_LIST.format(
+                  extra=" (image push) and the IoT Edge devices' iotHubIpFilter (they pull the "
+                  "scoring image over the internet)")),
+    Exemption("CKV_AZURE_59", "azure-native:storage:StorageAccount", ("*",), BY_DESIGN,
+              "public network access " + _ALLOW_LIST.format(extra=" (model upload)")),
+    Exemption("CKV_AZURE_222", "azure-native:web:WebApp", ("app",), BY_DESIGN,
+              "the scoring endpoints of App Service and Functions are public by design: their "
+              "clients call them over the internet, authenticated by keys (the policy pack's "
+              "network rules list them as public by design); their outbound traffic goes "
+              "through the VNet."),
     Exemption("CKV_AZURE_17", "azure-native:web:WebApp", ("app",), BY_DESIGN,
               "a public scoring API authenticated by bearer keys (App Service) and function keys "
               "(Functions), as Azure ML's web services are; mutual TLS would make every client "

@@ -8,7 +8,8 @@ fixtures, without starting the pack's gRPC server (``__main__.py`` does that).
 
 The AKS vCPU rule needs every node pool of a cluster at once (user pools are separate
 ``AgentPool`` resources), so it is a stack policy: ``check_aks_vcpus(resources)``. Zones and
-secret hygiene are in ``hygiene.py`` (zones where the stack's policy config says required).
+secret hygiene are in ``hygiene.py``, network isolation in ``network.py`` (both where the stack's
+policy config says required).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
 
 from components.config.sizes import SIZES  # noqa: E402
+from policy import network as net  # noqa: E402
 from policy.hygiene import (  # noqa: E402
     ZONES_NAME,
     _get,
@@ -451,6 +453,7 @@ def policies() -> list[Policy]:
     """Every policy of the pack (enforcement comes from the pack default and the config file)."""
     built: list[Policy] = [_resource_policy(rule) for rule in RULES]
     built.append(zone_policy())
+    built.extend(net.network_policies())
     built.append(
         StackValidationPolicy(
             name=AKS_VCPUS_NAME,
@@ -476,15 +479,22 @@ def evaluate(type_: str, props: Mapping[str, Any]) -> dict[str, list[str]]:
 
 
 def evaluate_stack(
-    resources: Sequence[tuple[str, Mapping[str, Any]]], *, zones_required: bool = False
+    resources: Sequence[tuple[str, Mapping[str, Any]]],
+    *,
+    zones_required: bool = False,
+    network_required: bool = False,
 ) -> dict[str, list[str]]:
-    """Every violation of a whole program: resource rules per resource, then stack rules."""
+    """Every violation of a program: resource rules, then stack rules (``*_required``: config)."""
     found: dict[str, list[str]] = {}
     for type_, props in resources:
         for name, msgs in evaluate(type_, props).items():
             found.setdefault(name, []).extend(msgs)
         if msgs := check_zone_redundancy(type_, props, zones_required):
             found.setdefault(ZONES_NAME, []).extend(msgs)
+        if msgs := net.check_data_plane_private(type_, props, network_required):
+            found.setdefault(net.PRIVATE_NAME, []).extend(msgs)
+    if network_required and (msgs := net.check_private_endpoints(resources)):
+        found[net.ENDPOINTS_NAME] = msgs
     if msgs := check_aks_vcpus(resources):
         found[AKS_VCPUS_NAME] = msgs
     return found

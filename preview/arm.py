@@ -175,6 +175,7 @@ ARM_TYPES.update(
             ("CodeVersion", "/codes/versions", ("name", "version")),
             ("Compute", "/computes", ("computeName",)),
             ("Datastore", "/datastores", ("name",)),
+            ("ManagedNetworkSettingsRule", "/outboundRules", ("ruleName",)),
             ("EnvironmentContainer", "/environments", ("name",)),
             ("EnvironmentVersion", "/environments/versions", ("name", "version")),
             ("ModelContainer", "/models", ("name",)),

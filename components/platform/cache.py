@@ -123,9 +123,12 @@ class PredictionCache(pulumi.ComponentResource):
                 else redisenterprise.HighAvailability.DISABLED
             ),
             minimum_tls_version=redisenterprise.TlsVersion.TLS_VERSION_1_2,
+            # Under network isolation the cache is reached through its private endpoint only:
+            # Azure Managed Redis has no IP firewall, and the deployer never touches its data
+            # plane (access policy assignments are ARM): https://learn.microsoft.com/azure/redis/private-link
             public_network_access=(
                 redisenterprise.PublicNetworkAccess.ENABLED
-                if s.public_network_access
+                if s.public_network_access and not s.network.isolated
                 else redisenterprise.PublicNetworkAccess.DISABLED
             ),
             tags=dict(s.tags),
@@ -157,7 +160,9 @@ class PredictionCache(pulumi.ComponentResource):
             sku=redis.SkuArgs(name=r.sku, family=r.family, capacity=r.capacity),
             enable_non_ssl_port=False,
             minimum_tls_version=redis.TlsVersion.TLS_VERSION_1_2,
-            public_network_access="Enabled" if s.public_network_access else "Disabled",
+            public_network_access="Enabled"
+            if s.public_network_access and not s.network.isolated
+            else "Disabled",
             # Entra ID only: every target signs in as an identity (AKS: workload identity).
             disable_access_key_authentication=True,
             redis_configuration=redis.RedisCommonPropertiesRedisConfigurationArgs(

@@ -148,6 +148,13 @@ def read(r: Reader) -> NetworkSettings:
     )
 
 
+def aks_dns_service_ip() -> str:
+    """The cluster DNS service's address: the tenth of AKS_SERVICE_CIDR (10.0.0.10, AKS's
+    default); it must lie inside the service CIDR and not be its first address:
+    https://learn.microsoft.com/azure/aks/azure-cni-overlay#ip-address-planning"""
+    return str(ipaddress.IPv4Network(AKS_SERVICE_CIDR)[10])
+
+
 def storage_ip_rules(ranges: tuple[str, ...]) -> list[str]:
     """``ranges`` as storage's IP rules take them: /31 and /32 as single addresses, since
     "small address ranges using prefix sizes of /31 or /32 aren't supported"

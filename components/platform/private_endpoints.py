@@ -29,7 +29,8 @@ Azure ML workspace                    amlworkspace     privatelink.api.azureml.m
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_azure_native.network as network
@@ -41,6 +42,7 @@ KEY_VAULT_ZONE = "privatelink.vaultcore.azure.net"
 REGISTRY_ZONE = "privatelink.azurecr.io"
 MANAGED_REDIS_ZONE = "privatelink.redis.azure.net"
 AZURE_CACHE_ZONE = "privatelink.redis.cache.windows.net"
+SERVICE_BUS_ZONE = "privatelink.servicebus.windows.net"
 ML_ZONES = ("privatelink.api.azureml.ms", "privatelink.notebooks.azure.net")
 STORAGE_SERVICES = ("blob", "file", "queue", "table")
 DNS_ZONE_LOCATION = "global"  # private DNS zones and their links are global resources
@@ -82,6 +84,14 @@ def redis(resource_id: pulumi.Input[str], *, managed: bool) -> Endpoint:
     return Endpoint("redis", resource_id, "redisCache", (AZURE_CACHE_ZONE,))
 
 
+def service_bus(resource_id: pulumi.Input[str]) -> Endpoint:
+    """A Service Bus namespace (Premium only: "we are not planning to bring this feature to the
+    Standard tier", Azure/azure-service-bus#474): group ``namespace``, zone
+    ``privatelink.servicebus.windows.net`` (https://learn.microsoft.com/azure/private-link/
+    private-endpoint-dns, "Integration")."""
+    return Endpoint("sb", resource_id, "namespace", (SERVICE_BUS_ZONE,))
+
+
 def ml_workspace(resource_id: pulumi.Input[str]) -> Endpoint:
     return Endpoint("mlw", resource_id, "amlworkspace", ML_ZONES)
 
@@ -93,10 +103,14 @@ class PrivateEndpointsArgs:
     vnet_id: pulumi.Input[str]
     subnet_id: pulumi.Input[str]
     endpoints: tuple[Endpoint, ...]
+    # Zones another PrivateEndpoints component already created and linked (zone name -> ID):
+    # reused, not created again (one private DNS zone of a name per VNet, shared by endpoints).
+    existing_zones: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
 
 
 class PrivateEndpoints(pulumi.ComponentResource):
-    """``zones`` (zone name -> PrivateZone) and ``endpoints`` (name -> PrivateEndpoint)."""
+    """``zones`` (zone name -> PrivateZone, those created here), ``zone_ids`` (zone name -> ID,
+    also the reused ``existing_zones``) and ``endpoints`` (name -> PrivateEndpoint)."""
 
     def __init__(
         self, name: str, args: PrivateEndpointsArgs, opts: pulumi.ResourceOptions | None = None
@@ -107,8 +121,12 @@ class PrivateEndpoints(pulumi.ComponentResource):
         super().__init__("mlscore:platform:PrivateEndpoints", name, None, opts)
         s = args.settings
         child = pulumi.ResourceOptions(parent=self)
-        wanted = sorted({z for e in args.endpoints for z in e.zones})
+        wanted = sorted({z for e in args.endpoints for z in e.zones} - set(args.existing_zones))
         self.zones = {zone: self._zone(s, args, zone, child) for zone in wanted}
+        self.zone_ids: dict[str, pulumi.Input[str]] = {
+            **args.existing_zones,
+            **{zone: pz.id for zone, pz in self.zones.items()},
+        }
         self.endpoints = {e.name: self._endpoint(s, args, e, child) for e in args.endpoints}
         self.register_outputs(
             {
@@ -169,7 +187,7 @@ class PrivateEndpoints(pulumi.ComponentResource):
             resource_group_name=args.resource_group_name,
             private_dns_zone_configs=[
                 network.PrivateDnsZoneConfigArgs(
-                    name=zone.replace(".", "-"), private_dns_zone_id=self.zones[zone].id
+                    name=zone.replace(".", "-"), private_dns_zone_id=self.zone_ids[zone]
                 )
                 for zone in e.zones
             ],

@@ -7,6 +7,7 @@ pulled by managed identities with AcrPull and pushed with an Entra token (see ``
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_azure_native.authorization as authorization
@@ -14,6 +15,36 @@ import pulumi_azure_native.containerregistry as acr
 
 from components.config.settings import Settings
 from components.contract import ROLE_ACR_PUSH, role_definition_id
+from components.platform.network_settings import ALLOW_LIST
+
+
+def _public_access(s: Settings, premium: bool) -> str:
+    """Under network isolation (Premium, enforced by settings): ``Enabled`` behind the firewall
+    below in allow-list mode, else ``Disabled`` (private endpoint only). Without it, as
+    ``publicNetworkAccess`` says (Basic/Standard have no network rules: always Enabled)."""
+    if s.network.isolated:
+        return "Enabled" if s.network.data_plane == ALLOW_LIST else "Disabled"
+    return "Enabled" if s.public_network_access or not premium else "Disabled"
+
+
+def _network_rules(s: Settings) -> dict[str, Any]:
+    """Default deny with the deployer's ranges (image push) and the edge devices' iotHubIpFilter
+    (IoT Edge devices pull the scoring image over the internet); trusted Azure services (Azure ML
+    image builds) bypass the firewall.
+    https://learn.microsoft.com/azure/container-registry/container-registry-access-selected-networks
+    https://learn.microsoft.com/azure/container-registry/container-registry-private-link"""
+    if not s.network.isolated:
+        return {}
+    ranges = dict.fromkeys((*s.network.deployer_ip_ranges, *s.network.iot_hub_ip_filter))
+    return {
+        "network_rule_set": acr.NetworkRuleSetArgs(
+            default_action=acr.DefaultAction.DENY,
+            ip_rules=[
+                acr.IPRuleArgs(i_p_address_or_range=r, action=acr.Action.ALLOW) for r in ranges
+            ],
+        ),
+        "network_rule_bypass_options": acr.NetworkRuleBypassOptions.AZURE_SERVICES,
+    }
 
 
 @dataclass(frozen=True)
@@ -38,9 +69,8 @@ class Registry(pulumi.ComponentResource):
             admin_user_enabled=False,
             anonymous_pull_enabled=False,
             # Network rules and zone redundancy are Premium features.
-            public_network_access="Enabled"
-            if s.public_network_access or not premium
-            else "Disabled",
+            public_network_access=_public_access(s, premium),
+            **_network_rules(s),
             # Premium only, and only where the region has zones (else ACR refuses it).
             zone_redundancy="Enabled" if premium and s.resilience.region_has_zones else "Disabled",
             policies=acr.PoliciesArgs(

@@ -17,6 +17,32 @@ import pulumi_azure_native.storage as storage
 
 from components.config.settings import Settings
 from components.contract import KeyVaultRef
+from components.platform.network_settings import ALLOW_LIST, storage_ip_rules
+
+# The workspace's managed VNet (https://learn.microsoft.com/azure/machine-learning/how-to-managed-network):
+# AllowOnlyApprovedOutbound without FQDN rules. The online and batch deployments run the
+# prebuilt scoring image from the workspace registry and read the model from workspace storage,
+# which the managed VNet's required rules and its automatic private endpoints (storage, key
+# vault, registry) cover; the one extra destination, the cache, needs a private endpoint rule
+# ("redisEnterprise" is a supported target: :meth:`MlWorkspace.allow_private_outbound`). No FQDN
+# rule, so no Azure
+# Firewall: "FQDN outbound rules are implemented using Azure Firewall ... charges ... included
+# in your billing", and "the firewall isn't created until you add an outbound FQDN rule".
+# AllowInternetOutbound would leave exfiltration open and buys nothing here (no pip or conda at
+# deploy time). Irreversible: "Once you enable managed virtual network isolation of your
+# workspace, you can't disable it." provision_network_now: the first deployment does not wait.
+# https://learn.microsoft.com/azure/machine-learning/concept-secure-online-endpoint
+MANAGED_NETWORK = ml.ManagedNetworkSettingsArgs(
+    isolation_mode=ml.IsolationMode.ALLOW_ONLY_APPROVED_OUTBOUND
+)
+
+
+def public_access(settings: Settings) -> str:
+    """A data plane's publicNetworkAccess: Enabled when public, or (under network isolation) in
+    allow-list mode behind a default-deny firewall; else Disabled."""
+    if settings.network.isolated:
+        return "Enabled" if settings.network.data_plane == ALLOW_LIST else "Disabled"
+    return "Enabled" if settings.public_network_access else "Disabled"
 
 
 @dataclass(frozen=True)
@@ -36,8 +62,15 @@ def secure_storage_account(
     opts: pulumi.ResourceOptions,
     *,
     allow_shared_key_access: bool = True,
+    private_endpoints: bool = True,
 ) -> storage.StorageAccount:
-    """A StorageV2 account with the project's secure defaults (used by every component)."""
+    """A StorageV2 account with the project's secure defaults (used by every component).
+
+    ``private_endpoints``: the caller gives the account private endpoints under network
+    isolation (every caller today: the workspace's blob and file, the Functions accounts' own),
+    so its public endpoint denies by default and admits the deployer's ranges. False keeps it
+    as ``publicNetworkAccess`` says, for an account without a private path."""
+    isolated = private_endpoints and settings.network.isolated
     return storage.StorageAccount(
         logical_name,
         account_name=account_name,
@@ -52,14 +85,24 @@ def secure_storage_account(
         allow_blob_public_access=False,
         allow_shared_key_access=allow_shared_key_access,
         default_to_o_auth_authentication=True,
-        public_network_access="Enabled" if settings.public_network_access else "Disabled",
-        # Trusted Azure services pass the firewall (CKV_AZURE_36); default-deny with private
-        # endpoints is network isolation's part (issue 18, docs/security.md).
+        public_network_access=public_access(settings)
+        if isolated
+        else ("Enabled" if settings.public_network_access else "Disabled"),
+        # Trusted Azure services pass the firewall (CKV_AZURE_36). Under network isolation:
+        # default deny, the deployer's ranges allowed (model upload), the rest through private
+        # endpoints. Storage takes /31 and /32 as plain addresses (storage_ip_rules):
+        # https://learn.microsoft.com/azure/storage/common/storage-network-security
         network_rule_set=storage.NetworkRuleSetArgs(
             default_action=storage.DefaultAction.ALLOW
-            if settings.public_network_access
+            if settings.public_network_access and not isolated
             else storage.DefaultAction.DENY,
             bypass=storage.Bypass.AZURE_SERVICES,
+            ip_rules=[
+                storage.IPRuleArgs(i_p_address_or_range=v, action=storage.Action.ALLOW)
+                for v in storage_ip_rules(settings.network.deployer_ip_ranges)
+            ]
+            if isolated
+            else None,
         ),
         tags=dict(settings.tags),
         opts=opts,
@@ -89,10 +132,17 @@ class MlWorkspace(pulumi.ComponentResource):
                 enable_soft_delete=True,
                 soft_delete_retention_in_days=90,
                 enable_purge_protection=True,
-                public_network_access="Enabled" if s.public_network_access else "Disabled",
+                public_network_access=public_access(s),
+                # Under isolation: default deny, the deployer's ranges, trusted services:
+                # https://learn.microsoft.com/azure/key-vault/general/network-security
                 network_acls=keyvault.NetworkRuleSetArgs(
-                    bypass="AzureServices",
-                    default_action="Allow" if s.public_network_access else "Deny",
+                    bypass=keyvault.NetworkRuleBypassOptions.AZURE_SERVICES,
+                    default_action=keyvault.NetworkRuleAction.ALLOW
+                    if s.public_network_access and not s.network.isolated
+                    else keyvault.NetworkRuleAction.DENY,
+                    ip_rules=[keyvault.IPRuleArgs(value=r) for r in s.network.deployer_ip_ranges]
+                    if s.network.isolated
+                    else None,
                 ),
             ),
             tags=dict(s.tags),
@@ -113,7 +163,13 @@ class MlWorkspace(pulumi.ComponentResource):
             key_vault=self.vault.id,
             application_insights=args.app_insights_id,
             container_registry=args.registry_id,
-            public_network_access="Enabled" if s.public_network_access else "Disabled",
+            # Under isolation: private endpoint only (API 2025-12-01 has no IP allow-list; the
+            # deployer reaches the workspace through ARM alone), and a managed VNet.
+            public_network_access="Disabled"
+            if s.network.isolated or not s.public_network_access
+            else "Enabled",
+            managed_network=MANAGED_NETWORK if s.network.isolated else None,
+            provision_network_now=True if s.network.isolated else None,
             v1_legacy_mode=False,
             hbi_workspace=False,
             tags=dict(s.tags),
@@ -124,11 +180,37 @@ class MlWorkspace(pulumi.ComponentResource):
             name=self.vault.name,
             uri=self.vault.properties.apply(lambda p: p.vault_uri or ""),
         )
+        self.id = self.workspace.id
         self.name = self.workspace.name
+        self._resource_group_name = args.resource_group_name
         self.register_outputs(
             {
                 "workspace_name": self.workspace.name,
                 "storage_account": self.storage.name,
                 "key_vault_uri": self.key_vault.uri,
             }
+        )
+
+    def allow_private_outbound(
+        self, name: str, resource_id: pulumi.Input[str], subresource: str
+    ) -> ml.ManagedNetworkSettingsRule:
+        """A private endpoint outbound rule of the managed VNet: its deployments (the online
+        endpoint) reach ``resource_id`` (e.g. the cache, ``redisEnterprise``) through a private
+        endpoint Azure ML manages. A resource of its own, not an inline rule of the workspace:
+        the cache is declared after the workspace. Rule types and targets:
+        https://learn.microsoft.com/azure/machine-learning/how-to-managed-network#private-endpoints
+        """
+        return ml.ManagedNetworkSettingsRule(
+            f"outbound-{name}",
+            rule_name=f"{name}-pe",
+            workspace_name=self.workspace.name,
+            resource_group_name=self._resource_group_name,
+            properties=ml.PrivateEndpointOutboundRuleArgs(
+                type="PrivateEndpoint",
+                category=ml.RuleCategory.USER_DEFINED,
+                destination=ml.PrivateEndpointDestinationArgs(
+                    service_resource_id=resource_id, subresource_target=subresource
+                ),
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
         )

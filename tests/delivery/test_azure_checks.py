@@ -193,5 +193,22 @@ def test_every_justification_says_why_and_network_ones_point_at_issue_18() -> No
             assert "issue 18" in e.reason
 
 
+def test_what_stays_public_says_why() -> None:
+    """The network checks prod still fails are the scoring endpoints (public by design, as the
+    policy pack lists them) and the allow-list mode's public endpoints (default deny)."""
+    from policy.network import PUBLIC_BY_DESIGN
+
+    web = azure_checks.exemption("CKV_AZURE_222", "azure-native:web:WebApp", "app")
+    assert web is not None and web.status == azure_checks.BY_DESIGN
+    assert "public by design" in web.reason and "azure-native:web:WebApp" in PUBLIC_BY_DESIGN
+    for check, type_, name in (
+        ("CKV_AZURE_139", "azure-native:containerregistry:Registry", "acr"),
+        ("CKV_AZURE_59", "azure-native:storage:StorageAccount", "storage"),
+    ):
+        e = azure_checks.exemption(check, type_, name)
+        assert e is not None and e.status == azure_checks.BY_DESIGN, check
+        assert "denies by default" in e.reason and "deployerIpRanges" in e.reason, check
+
+
 def test_the_policy_pack_gives_the_same_reason_where_it_has_a_rule() -> None:
     assert azure_checks.reason("CKV_AZURE_212") in ZONES_REMEDIATION

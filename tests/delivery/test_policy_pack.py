@@ -28,6 +28,7 @@ from pulumi_policy import (
 )
 
 from policy import hygiene as H
+from policy import network as N
 from policy import policies as P
 from preview import engine
 
@@ -65,14 +66,17 @@ def run_policy(
     return found
 
 
-def run_stack_policy(policy: Policy, resources: Resources) -> list[str]:
+def run_stack_policy(
+    policy: Policy, resources: Resources, config: Mapping[str, Any] | None = None
+) -> list[str]:
     assert isinstance(policy, StackValidationPolicy)
     found: list[str] = []
     res = [
         PolicyResource(t, p, f"urn:x::{t}::r{i}", f"r{i}", _opts(), None, None, [], {})
         for i, (t, p) in enumerate(resources)
     ]
-    policy.validate(StackValidationArgs(res), lambda message, urn=None: found.append(message))
+    args = StackValidationArgs(res, config)
+    policy.validate(args, lambda message, urn=None: found.append(message))
     return found
 
 
@@ -88,10 +92,10 @@ def all_violations(resources: Resources, stack: str = "dev") -> dict[str, list[s
     out: dict[str, list[str]] = {}
     config = stack_policy_config(stack)
     for name, policy in POLICIES.items():
+        own = config.get(name) if isinstance(config.get(name), dict) else None
         if isinstance(policy, StackValidationPolicy):
-            msgs = run_stack_policy(policy, resources)
+            msgs = run_stack_policy(policy, resources, own)
         else:
-            own = config.get(name) if isinstance(config.get(name), dict) else None
             msgs = [m for t, p in resources for m in run_policy(policy, t, p, own)]
         if msgs:
             out[name] = msgs
@@ -113,6 +117,8 @@ def test_the_pack_has_every_policy_of_the_issue():
         "aks-min-12-vcpus",
         "no-plaintext-secrets",
         "images-pulled-by-identity",
+        "data-plane-private",
+        "data-plane-private-endpoints",
     }
 
 
@@ -126,9 +132,12 @@ def test_every_policy_passes_on_real_prod(prod_resources: Resources):
 
 def test_the_plain_evaluation_agrees_with_the_pack(dev_resources: Resources):
     assert P.evaluate_stack(dev_resources) == {}
-    # dev is single-zone by design: with prod's config the zone rule would object
-    assert set(all_violations(dev_resources, "prod")) == {"zone-redundancy"}
-    assert set(P.evaluate_stack(dev_resources, zones_required=True)) == {"zone-redundancy"}
+    # dev is single-zone and public by design: with prod's config the zone and network rules
+    # would object
+    by_design = {"zone-redundancy", "data-plane-private", "data-plane-private-endpoints"}
+    assert set(all_violations(dev_resources, "prod")) == by_design
+    required = P.evaluate_stack(dev_resources, zones_required=True, network_required=True)
+    assert set(required) == by_design
 
 
 # Which real resource each rule inspects: a pass on the real program means something only if the
@@ -146,6 +155,8 @@ INSPECTED = {
     "aks-min-12-vcpus": [P.AKS, P.AKS_POOL],
     "no-plaintext-secrets": [P.WEB_APP, P.ACI, "kubernetes:apps/v1:Deployment"],
     "images-pulled-by-identity": [P.WEB_APP, P.ACI],
+    "data-plane-private": list(N.DATA_PLANES.keys() - {N.REDIS}),  # dev: Azure Managed Redis
+    "data-plane-private-endpoints": list(N.DATA_PLANES.keys() - {N.REDIS}),
 }
 
 
@@ -403,7 +414,13 @@ def test_kubernetes_dependent_variables_are_references_not_values():
 @pytest.mark.parametrize(("stack", "level"), [("prod", "mandatory"), ("dev", "advisory")])
 def test_enforcement_config_per_stack(stack: str, level: str):
     config = stack_policy_config(stack)
-    assert config == {"all": level, "zone-redundancy": {"required": stack == "prod"}}
+    required = {"required": stack == "prod"}
+    assert config == {
+        "all": level,
+        "zone-redundancy": required,
+        "data-plane-private": required,
+        "data-plane-private-endpoints": required,
+    }
 
 
 # --- zones: prod's resources broken, with prod's config -------------------------------------------

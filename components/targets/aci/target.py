@@ -10,6 +10,14 @@ are secure environment values (never returned by the ACI API).
 **No TLS**: a container group's public IP serves plain HTTP on the scoring port; keys travel in
 clear text. The endpoint output says so (``tls: false``). Use it for dev/test only, or put it
 behind a TLS-terminating proxy.
+
+**Network isolation** (``networkIsolation`` with ``aciEnabled``): the group is injected into the
+VNet's ``aci`` subnet (delegated to Microsoft.ContainerInstance/containerGroups) with a private
+IP. A VNet-injected group has no public IP and no DNS name label ("Container groups deployed to
+a virtual network ... don't support ... a public IP address or DNS name label",
+https://learn.microsoft.com/azure/container-instances/container-instances-virtual-network-concepts),
+so the endpoint becomes ``http://<private IP>:<port>``, reachable from the VNet (and peered
+networks) only, and the image is pulled through the VNet from the registry's private endpoint.
 """
 
 from __future__ import annotations
@@ -50,15 +58,22 @@ class AciTarget(ScoringTarget):
             # The image pull needs AcrPull on the registry first.
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(d.identity.grants)),
         )
-        fqdn = self.group.ip_address.apply(lambda ip: (ip.fqdn if ip else None) or "")
+        # Public: the FQDN of the DNS label; in the VNet: the private IP (no label there).
+        host = self.group.ip_address.apply(
+            lambda ip: ((ip.ip if d.network else ip.fqdn) if ip else None) or ""
+        )
         endpoint = Endpoint.for_host(
-            pulumi.Output.concat("http://", fqdn, ":", str(port)),
+            pulumi.Output.concat("http://", host, ":", str(port)),
             AUTH_BEARER_KEY,
             key=d.scoring_keys[0].value,
             tls=False,
             note=NO_TLS_NOTE,
         )
-        self._finish(endpoint, container_group=self.group.name, fqdn=fqdn)
+        self._finish(
+            endpoint,
+            container_group=self.group.name,
+            **({"private_ip": host} if d.network else {"fqdn": host}),
+        )
 
 
 def environment(d: ScoringDeployment) -> list[aci.EnvironmentVariableArgs]:
@@ -114,9 +129,22 @@ def _probe(path: str, port: int, initial_delay: int) -> aci.ContainerProbeArgs:
 def container_group(
     d: ScoringDeployment, container: aci.ContainerArgs, opts: pulumi.ResourceOptions
 ) -> aci.ContainerGroup:
-    """A Linux group with a public IP and a DNS label, the image pulled by the pull identity."""
+    """A Linux group with a public IP and a DNS label (in the VNet's ``aci`` subnet with a
+    private IP under network isolation), the image pulled by the pull identity."""
     s = d.settings
     port = s.scoring.port
+    ports = [aci.PortArgs(port=port, protocol=aci.ContainerGroupNetworkProtocol.TCP)]
+    if d.network is not None:
+        ip = aci.IpAddressArgs(type=aci.ContainerGroupIpAddressType.PRIVATE, ports=ports)
+        subnets = [aci.ContainerGroupSubnetIdArgs(id=d.network.subnet_ids["aci"])]
+    else:
+        ip = aci.IpAddressArgs(
+            type=aci.ContainerGroupIpAddressType.PUBLIC,
+            dns_name_label=s.naming.aci_dns_label(),
+            auto_generated_domain_name_label_scope=aci.DnsNameLabelReusePolicy.TENANT_REUSE,
+            ports=ports,
+        )
+        subnets = None
     return aci.ContainerGroup(
         "aci",
         container_group_name=s.naming.dashed("aci"),
@@ -132,12 +160,8 @@ def container_group(
         image_registry_credentials=[
             aci.ImageRegistryCredentialArgs(server=d.registry_login_server, identity=d.identity.id)
         ],
-        ip_address=aci.IpAddressArgs(
-            type=aci.ContainerGroupIpAddressType.PUBLIC,
-            dns_name_label=s.naming.aci_dns_label(),
-            auto_generated_domain_name_label_scope=aci.DnsNameLabelReusePolicy.TENANT_REUSE,
-            ports=[aci.PortArgs(port=port, protocol=aci.ContainerGroupNetworkProtocol.TCP)],
-        ),
+        ip_address=ip,
+        subnet_ids=subnets,
         containers=[container],
         tags=dict(d.tags),
         opts=opts,

@@ -49,10 +49,11 @@ import yaml
 
 from components.config.settings import Settings
 from components.config.sizes import SIZES
-from components.contract import ROLE_ACR_PULL, role_definition_id
+from components.contract import ROLE_ACR_PULL, NetworkRef, role_definition_id
 from components.providers.kube_access import KubeAccess
 from components.targets.aks import profiles
 from components.targets.aks.insights import container_insights
+from components.targets.aks.network import ControlPlane, api_server_access, pool_network
 from components.targets.aks.profiles import SYSTEM_POOL, SYSTEM_TAINT, USER_POOL
 from components.targets.aks.prometheus import ManagedPrometheus, managed_prometheus
 from components.targets.aks.settings import MIN_AKS_VCPUS
@@ -184,6 +185,8 @@ class AksClusterArgs:
     registry_id: pulumi.Input[str]
     log_analytics_workspace_id: pulumi.Input[str]
     deployer_object_id: pulumi.Input[str]
+    # The VNet under network isolation: nodes on its aks-nodes subnet (aks/network.py).
+    network: NetworkRef | None = None
 
 
 class AksCluster(pulumi.ComponentResource):
@@ -217,7 +220,7 @@ class AksCluster(pulumi.ComponentResource):
             self.oidc_issuer_url = cluster.oidc_issuer_profile.apply(_issuer_url)
             kubelet_object_id = cluster.identity_profile.apply(_kubelet_object_id)
             deployer_grant = self._deployer_grant(args, cluster, child).id
-            self.user_pool = self._user_pool(s, resource_group_name, cluster, encryption)
+            self.user_pool = self._user_pool(args, cluster, encryption)
             self.insights = container_insights(
                 s, resource_group_name, cluster, args.log_analytics_workspace_id, child
             )
@@ -235,7 +238,9 @@ class AksCluster(pulumi.ComponentResource):
 
         self.acr_pull = self._kubelet_acr_pull(args, kubelet_object_id, child)
         if s.accelerator.enabled:
-            self.accelerator_pool = self._accelerator_pool(s, resource_group_name, child)
+            self.accelerator_pool = self._accelerator_pool(
+                s, resource_group_name, args.network, child
+            )
 
         self.resource_group_name = pulumi.Output.from_input(resource_group_name)
         self.kubeconfig = self._user_kubeconfig(resource_group_name, s.aks.kubelogin_mode)
@@ -300,18 +305,15 @@ class AksCluster(pulumi.ComponentResource):
         )
 
     def _user_pool(
-        self,
-        s: Settings,
-        resource_group_name: pulumi.Input[str],
-        cluster: cs.ManagedCluster,
-        encryption: pulumi.Input[bool],
+        self, args: AksClusterArgs, cluster: cs.ManagedCluster, encryption: pulumi.Input[bool]
     ) -> cs.AgentPool:
         """The pool of the scoring pods (profiles.user_pool_args)."""
         return cs.AgentPool(
             "user-pool",
-            resource_group_name=resource_group_name,
+            resource_group_name=args.resource_group_name,
             resource_name_=cluster.name,
-            **profiles.user_pool_args(s, encryption),
+            **profiles.user_pool_args(args.settings, encryption),
+            **pool_network(args.network),
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=["count"]),
         )
 
@@ -332,7 +334,11 @@ class AksCluster(pulumi.ComponentResource):
         )
 
     def _accelerator_pool(
-        self, s: Settings, resource_group_name: pulumi.Input[str], child: pulumi.ResourceOptions
+        self,
+        s: Settings,
+        resource_group_name: pulumi.Input[str],
+        network: NetworkRef | None,
+        child: pulumi.ResourceOptions,
     ) -> cs.AgentPool:
         """The tainted, labelled GPU or FPGA pool, of a fixed size."""
         acc = s.accelerator
@@ -357,6 +363,7 @@ class AksCluster(pulumi.ComponentResource):
             if acc.kind == "gpu"
             else None,
             orchestrator_version=s.aks.kubernetes_version or None,
+            **pool_network(network),
             tags=dict(s.tags),
             opts=child,
         )
@@ -376,6 +383,9 @@ class AksCluster(pulumi.ComponentResource):
         self, args: AksClusterArgs, encryption: pulumi.Input[bool], child: pulumi.ResourceOptions
     ) -> cs.ManagedCluster:
         s = args.settings
+        control_plane = ControlPlane(
+            s, args.resource_group_name, args.subscription_id, args.network, child
+        )
         return cs.ManagedCluster(
             "cluster",
             resource_name_=s.naming.dashed("aks"),
@@ -386,15 +396,16 @@ class AksCluster(pulumi.ComponentResource):
             sku=cs.ManagedClusterSKUArgs(
                 name=cs.ManagedClusterSKUName.BASE, tier=cs.ManagedClusterSKUTier(s.aks.sku_tier)
             ),
-            identity=cs.ManagedClusterIdentityArgs(type=cs.ResourceIdentityType.SYSTEM_ASSIGNED),
+            identity=control_plane.args,  # user-assigned under isolation (aks/network.py)
             enable_rbac=True,
             aad_profile=cs.ManagedClusterAADProfileArgs(
                 managed=True, enable_azure_rbac=True, tenant_id=args.tenant_id
             ),
             disable_local_accounts=True,
             # AKS needs one system pool at creation: inline, tainted for system pods only.
-            agent_pool_profiles=[profiles.system_pool(s, encryption)],
+            agent_pool_profiles=[profiles.system_pool(s, encryption, **pool_network(args.network))],
             network_profile=profiles.network_profile(),
+            api_server_access_profile=api_server_access(s),
             addon_profiles=profiles.addon_profiles(s, args.log_analytics_workspace_id),
             service_mesh_profile=profiles.service_mesh_profile(s),
             workload_auto_scaler_profile=profiles.workload_autoscaler(s),
@@ -413,7 +424,10 @@ class AksCluster(pulumi.ComponentResource):
                 ),
             ),
             tags=dict(s.tags),
-            opts=child,
+            # The first node joins the subnet as the control plane: its grant comes first.
+            opts=pulumi.ResourceOptions.merge(
+                child, pulumi.ResourceOptions(depends_on=control_plane.depends_on)
+            ),
         )
 
 

@@ -28,6 +28,7 @@ import pulumi_azure_native.containerservice as cs
 import pulumi_azure_native.features as features
 
 from components.config.settings import Settings
+from components.platform.network_settings import AKS_POD_CIDR, AKS_SERVICE_CIDR, aks_dns_service_ip
 from components.targets.aks.settings.nodes import ENCRYPTION_AT_HOST_FEATURE, ENCRYPTION_AT_HOST_FIX
 
 SYSTEM_POOL = "system"
@@ -80,9 +81,11 @@ def _pool_hardening(s: Settings, vm_size: str, encryption: pulumi.Input[bool]) -
 
 
 def system_pool(
-    s: Settings, encryption: pulumi.Input[bool]
+    s: Settings, encryption: pulumi.Input[bool], **network: Any
 ) -> cs.ManagedClusterAgentPoolProfileArgs:
+    """The system pool; ``network``: its subnet and node public IP (aks/network.py)."""
     return cs.ManagedClusterAgentPoolProfileArgs(
+        **network,
         name=SYSTEM_POOL,
         mode=cs.AgentPoolMode.SYSTEM,
         vm_size=s.aks.system_vm_size,
@@ -118,14 +121,20 @@ def user_pool_args(s: Settings, encryption: pulumi.Input[bool]) -> dict[str, Any
 
 
 def network_profile() -> cs.ContainerServiceNetworkProfileArgs:
-    """Azure CNI overlay; Cilium is both the dataplane and the network policy engine."""
+    """Azure CNI overlay; Cilium is both the dataplane and the network policy engine.
+
+    The pod and service CIDRs and the DNS service IP are network_settings.py's, which checks
+    them against the VNet (the service CIDR and DNS IP are AKS's defaults, which the SDK sends
+    anyway: https://learn.microsoft.com/azure/aks/azure-cni-overlay#ip-address-planning)."""
     return cs.ContainerServiceNetworkProfileArgs(
         network_plugin=cs.NetworkPlugin.AZURE,
         network_plugin_mode=cs.NetworkPluginMode.OVERLAY,
         network_dataplane=cs.NetworkDataplane.CILIUM,
         network_policy=cs.NetworkPolicy.CILIUM,
         load_balancer_sku=cs.LoadBalancerSku.STANDARD,
-        pod_cidr="10.244.0.0/16",
+        pod_cidr=AKS_POD_CIDR,
+        service_cidr=AKS_SERVICE_CIDR,
+        dns_service_ip=aks_dns_service_ip(),
     )
 
 

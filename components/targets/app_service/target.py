@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_azure_native.web as web
@@ -204,9 +205,31 @@ def web_app(
         ),
         key_vault_reference_identity=d.identity.id,
         site_config=_site_config(d, settings),
+        **vnet_integration(d, "app_service"),
         tags=dict(d.tags),
         opts=opts,
     )
+
+
+def vnet_integration(d: ScoringDeployment, role: str) -> dict[str, Any]:
+    """Regional VNet integration under network isolation (``networkIsolation``): the app joins
+    its delegated subnet (``role``: ``app_service`` or ``functions``) and routes all its
+    outbound traffic (``applicationTraffic``, formerly vnetRouteAllEnabled) and its image pulls
+    (``imagePullTraffic``, formerly vnetImagePullEnabled) through it, so the registry, key vault
+    and storage are reached on their private endpoints. Site-level ``outboundVnetRouting`` of
+    API 2025-05-01 (the SDK's web.WebApp):
+    https://learn.microsoft.com/azure/app-service/overview-vnet-integration#routes and
+    https://learn.microsoft.com/azure/app-service/configure-vnet-integration-routing
+    Inbound stays public: the scoring endpoint is public by design. Without isolation: nothing.
+    """
+    if d.network is None:
+        return {}
+    return {
+        "virtual_network_subnet_id": d.network.subnet_ids[role],
+        "outbound_vnet_routing": web.OutboundVnetRoutingArgs(
+            application_traffic=True, image_pull_traffic=True
+        ),
+    }
 
 
 def _site_config(

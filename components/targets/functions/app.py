@@ -10,6 +10,7 @@ references.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import pulumi
 import pulumi_azure_native.managedidentity as managedidentity
@@ -109,9 +110,29 @@ def function_app(
         # Key Vault references resolve as the pull identity (Key Vault Secrets User).
         key_vault_reference_identity=identity_id,
         site_config=_site_config(d, image, settings),
+        **vnet_integration(d),
         tags=dict(s.tags),
         opts=opts,
     )
+
+
+def vnet_integration(d: ScoringDeployment) -> dict[str, Any]:
+    """Under network isolation: regional VNet integration on the ``functions`` subnet, all
+    outbound traffic and the image pull through it (site-level ``outboundVnetRouting``,
+    API 2025-05-01; formerly vnetRouteAllEnabled / vnetImagePullEnabled), so the host storage,
+    the triggers' storage, the registry and the key vault are reached on private endpoints:
+    https://learn.microsoft.com/azure/azure-functions/functions-networking-options and
+    https://learn.microsoft.com/azure/app-service/overview-vnet-integration#routes
+    No content share (a container app: WEBSITES_ENABLE_APP_SERVICE_STORAGE=false and no
+    WEBSITE_CONTENTAZUREFILECONNECTIONSTRING), so ``contentShareTraffic`` stays off."""
+    if d.network is None:
+        return {}
+    return {
+        "virtual_network_subnet_id": d.network.subnet_ids["functions"],
+        "outbound_vnet_routing": web.OutboundVnetRoutingArgs(
+            application_traffic=True, image_pull_traffic=True
+        ),
+    }
 
 
 def _site_config(

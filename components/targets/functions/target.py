@@ -55,9 +55,11 @@ from components.targets.functions.app import (
     function_plan,
     key_vault_secrets,
 )
+from components.targets.functions.network import private_endpoints
 from components.targets.functions.triggers import (
     INPUT_CONTAINER,
     OUTPUT_CONTAINER,
+    namespace_firewall,
     namespace_fqdn,
     service_bus_namespace,
     trigger_containers,
@@ -107,6 +109,11 @@ class FunctionsTarget(ScoringTarget):
         self.containers = trigger_containers(self.trigger_storage, rg, child)
         grants = self._storage_grants(grant)
         self.service_bus = service_bus_namespace(s, rg, child)
+        self.service_bus_firewall = namespace_firewall(s, self.service_bus, rg, child)
+        # Under network isolation: the data planes on private endpoints (network.py).
+        self.private_endpoints = private_endpoints(
+            d, self.host_storage, self.trigger_storage, self.service_bus, child
+        )
         self.queue = trigger_queue(s.functions.queue_name, self.service_bus, rg, child)
         # The trigger only receives (results go to the `output` container).
         grants.append(grant("servicebus-receiver", ROLE_SERVICE_BUS_DATA_RECEIVER, self.queue.id))
@@ -126,8 +133,16 @@ class FunctionsTarget(ScoringTarget):
             self.plan,
             self.runtime_identity,
             self._app_settings(d, cache_env, secrets),
-            # The host needs its storage and the image pull needs AcrPull at first start.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[*grants, *d.identity.grants]),
+            # The host needs its storage (and, isolated, its private endpoints) and the image
+            # pull needs AcrPull at first start.
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[
+                    *grants,
+                    *d.identity.grants,
+                    *([self.private_endpoints] if self.private_endpoints else []),
+                ],
+            ),
         )
         self.grants = tuple(grants)
         self.function_key = default_host_key(self.app, self)

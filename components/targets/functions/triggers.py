@@ -10,6 +10,7 @@ import pulumi_azure_native.servicebus as servicebus
 import pulumi_azure_native.storage as storage
 
 from components.config.settings import Settings
+from components.platform.network_settings import ALLOW_LIST
 
 INPUT_CONTAINER = "input"
 OUTPUT_CONTAINER = "output"
@@ -50,8 +51,50 @@ def service_bus_namespace(
         ),
         disable_local_auth=True,  # Entra ID only: no SAS keys to leak
         minimum_tls_version=servicebus.TlsVersion.TLS_VERSION_1_2,
-        public_network_access="Enabled" if s.public_network_access else "Disabled",
+        public_network_access=namespace_public_access(s),
         tags=dict(s.tags),
+        opts=opts,
+    )
+
+
+def namespace_public_access(s: Settings) -> str:
+    """``publicNetworkAccess`` of the namespace. A Standard (or Basic) namespace has no private
+    endpoint and no VNet rule (Premium features: https://learn.microsoft.com/azure/
+    service-bus-messaging/service-bus-service-endpoints), and its IP firewall could not admit
+    the app, whose outbound traffic leaves the integration subnet from no fixed address; so it
+    stays public under isolation too, Entra ID only (local auth off): the documented gap of a
+    Standard namespace (docs/security.md). A Premium namespace under isolation follows the data
+    planes' rule: ``allow-list`` keeps the public endpoint behind :func:`namespace_firewall`,
+    ``private`` disables it."""
+    if s.network.isolated and s.functions.service_bus_sku == "Premium":
+        return "Enabled" if s.network.data_plane == ALLOW_LIST else "Disabled"
+    return "Enabled" if s.public_network_access else "Disabled"
+
+
+def namespace_firewall(
+    s: Settings,
+    namespace: servicebus.Namespace,
+    resource_group_name: pulumi.Input[str],
+    opts: pulumi.ResourceOptions,
+) -> servicebus.NamespaceNetworkRuleSet | None:
+    """Default deny with ``deployerIpRanges`` allowed, for a Premium namespace in ``allow-list``
+    mode (https://learn.microsoft.com/azure/service-bus-messaging/service-bus-ip-filtering);
+    the app arrives on the private endpoint. None in every other case."""
+    if not (s.network.isolated and s.functions.service_bus_sku == "Premium"):
+        return None
+    if s.network.data_plane != ALLOW_LIST:
+        return None
+    return servicebus.NamespaceNetworkRuleSet(
+        "service-bus-firewall",
+        namespace_name=namespace.name,
+        resource_group_name=resource_group_name,
+        default_action=servicebus.DefaultAction.DENY,
+        public_network_access=servicebus.PublicNetworkAccessFlag.ENABLED,
+        ip_rules=[
+            servicebus.NWRuleSetIpRulesArgs(ip_mask=r, action=servicebus.NetworkRuleIPAction.ALLOW)
+            for r in s.network.deployer_ip_ranges
+        ],
+        trusted_service_access_enabled=True,
         opts=opts,
     )
 

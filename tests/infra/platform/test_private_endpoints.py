@@ -48,6 +48,22 @@ EXPECTED = {
         ["privatelink.redis.azure.net"],
     ),
 }
+# The Functions target's own endpoints (components/targets/functions/network.py; their wiring is
+# tested in tests/infra/targets/test_compute_network.py): host storage blob/queue/table, trigger
+# storage blob/queue, in the same zones (blob shared with the workspace storage).
+EXPECTED |= {
+    f"{prefix}-{svc}": (
+        "azure-native:storage:StorageAccount",
+        account,
+        svc,
+        [f"privatelink.{svc}.core.windows.net"],
+    )
+    for prefix, account, services in (
+        ("fnhost", "host-storage", ("blob", "queue", "table")),
+        ("fntrig", "trigger-storage", ("blob", "queue")),
+    )
+    for svc in services
+}
 
 
 def arm_id(r: engine.Registered) -> str:

@@ -35,7 +35,10 @@ def test_cluster_has_entra_id_azure_rbac_and_no_local_accounts(each_stack: engin
     assert c["enableRBAC"] is True and c["disableLocalAccounts"] is True
     assert c["aadProfile"]["managed"] is True and c["aadProfile"]["enableAzureRBAC"] is True
     assert c["aadProfile"]["tenantID"] == fakes.TENANT
-    assert c["identity"]["type"] == "SystemAssigned"
+    # Under network isolation (prod) the control plane is user-assigned, granted on the node
+    # subnet before the cluster (components/targets/aks/network.py, test_compute_network.py).
+    expected = "UserAssigned" if each_stack.stack == "prod" else "SystemAssigned"
+    assert c["identity"]["type"] == expected
 
 
 def test_network_is_azure_cni_overlay_with_cilium_policy(each_stack: engine.Run) -> None:
