@@ -23,6 +23,7 @@ from packaging.utils import canonicalize_name
 
 from components import PROJECT_ROOT
 from components.config.reader import Reader
+from components.config.regions import REGIONS_WITH_ZONES
 
 HOST_REQUIREMENTS = PROJECT_ROOT / "scoring" / "requirements.txt"
 PYTHON_VERSION = "3.11"  # the images' interpreter (scoring/Dockerfile, functions.Dockerfile)
@@ -367,25 +368,6 @@ def _check_against_host(r: Reader, raw: str, requirements: list[str]) -> None:
 
 
 # --- resilience: zones, storage replication, key rotation ----------------------------------------
-# Regions with availability zones (Azure public cloud), by programmatic name: "Azure regions
-# list", https://learn.microsoft.com/azure/reliability/regions-list (the "Availability zones"
-# column). A region missing here (a new one) is refused for zone-redundant settings: add it.
-REGIONS_WITH_ZONES = frozenset(
-    {
-        # Americas
-        "brazilsouth", "canadacentral", "centralus", "chilecentral", "eastus", "eastus2",
-        "mexicocentral", "southcentralus", "westus2", "westus3",
-        # Europe
-        "austriaeast", "belgiumcentral", "francecentral", "germanywestcentral",
-        "italynorth", "northeurope", "norwayeast", "polandcentral", "spaincentral",
-        "swedencentral", "switzerlandnorth", "uksouth", "westeurope",
-        # Middle East and Africa
-        "israelcentral", "qatarcentral", "southafricanorth", "uaenorth",
-        # Asia Pacific
-        "australiaeast", "centralindia", "eastasia", "indonesiacentral", "japaneast",
-        "japanwest", "koreacentral", "malaysiawest", "newzealandnorth", "southeastasia",
-    }
-)  # fmt: skip
 # Storage redundancy (the SKU is Standard_<this>): "Azure Storage redundancy",
 # https://learn.microsoft.com/azure/storage/common/storage-redundancy. The zone-redundant ones
 # replicate across the region's availability zones, so they need a region with zones.

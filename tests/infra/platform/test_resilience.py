@@ -14,9 +14,10 @@ from unittest.mock import patch
 
 import pytest
 
+from components.config.regions import REGIONS_WITH_ZONES
 from components.platform import scoring_keys
 from components.platform.scoring_keys import DAY_SECONDS, SLOTS, Rotation
-from components.platform.settings import REGIONS_WITH_ZONES, ZONE_MIN_INSTANCES
+from components.platform.settings import ZONE_MIN_INSTANCES
 from preview import engine
 from tests.infra.settings_helpers import keys_of, load, problems
 

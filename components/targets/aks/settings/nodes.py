@@ -29,6 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from components.config.reader import Reader
+from components.config.regions import REGIONS_WITH_ZONES
 
 # VM size -> (cache disk GiB, temp disk GiB); 0 where the size has none.
 VM_DISKS: dict[str, tuple[int, int]] = {
@@ -68,19 +69,6 @@ VM_DISKS: dict[str, tuple[int, int]] = {
     "Standard_NC4as_T4_v3": (0, 180),
 }
 
-# Regions with availability zones (Azure public cloud, November 2026).
-ZONE_REGIONS = frozenset(
-    {
-        "australiaeast", "austriaeast", "belgiumcentral", "brazilsouth", "canadacentral",
-        "centralindia", "centralus", "chilecentral", "eastasia", "eastus", "eastus2",
-        "francecentral", "germanywestcentral", "indonesiacentral", "israelcentral",
-        "italynorth", "japaneast", "japanwest", "koreacentral", "malaysiawest",
-        "mexicocentral", "newzealandnorth", "northeurope", "norwayeast", "polandcentral",
-        "qatarcentral", "southafricanorth", "southcentralus", "southeastasia", "spaincentral",
-        "swedencentral", "switzerlandnorth", "uaenorth", "uksouth", "westeurope", "westus2",
-        "westus3",
-    }
-)  # fmt: skip
 
 OS_DISK_TYPES = ("auto", "Ephemeral", "Managed")
 MANAGED_OS_DISK_GB = 128
@@ -161,7 +149,7 @@ def _check_zones(r: Reader, nodes: NodeSettings, location: str) -> None:
             "availability zones are 1, 2 and 3, each at most once",
             "set mlscore:aksZones to e.g. 1,2,3, or leave it empty for no zones",
         )
-    if location not in ZONE_REGIONS:
+    if location not in REGIONS_WITH_ZONES:
         r.fail(
             ("aksZones", "location"),
             f"{','.join(nodes.zones)} in {location}",
