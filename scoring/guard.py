@@ -39,6 +39,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from uvicorn.protocols.http import httptools_impl
 from uvicorn.protocols.http.httptools_impl import (
     HEADER_RE,
@@ -159,6 +160,32 @@ class ScoringCycle(RequestResponseCycle):
     until the body's first message and sent with it: one write, one ``send()``, per response."""
 
     _held = b""
+    direct = False  # read for ScoringApp.direct, which answers through reply()
+
+    def reply(
+        self, status: int, headers: list[tuple[bytes, bytes]], body: bytes, plain: bool = False
+    ) -> None:
+        """A whole response in one write: what send() does for a start and a whole body.
+
+        ``plain``: the host's own header names only (lower case, with a content-length, no
+        connection or transfer-encoding): the head is joined without uvicorn's per-header
+        checks; the values, some echoed from the request, are still checked."""
+        if self.disconnected:
+            return
+        if plain:
+            self.response_started = True
+            lines = self.default_headers + headers
+            if not self.keep_alive:  # a graceful shutdown began during the call
+                lines.append((b"connection", b"close"))
+            self.chunked_encoding = False
+            if HEADER_VALUE_RE.search(b"".join([v for _, v in lines])):
+                raise RuntimeError("Invalid HTTP header value.")
+            head = b"\r\n".join([STATUS_LINE[status][:-2], *[n + b": " + v for n, v in lines]])
+            self.transport.write(head + b"\r\n\r\n" + body)
+        else:
+            self.transport.write(self._head({"status": status, "headers": headers}) + body)
+        self.expected_content_length = 0
+        self._complete()
 
     async def send(self, message: Any) -> None:
         if message["type"] == "http.response.start" and not self.response_started:
@@ -256,8 +283,12 @@ class GuardedHttpTools(HttpToolsProtocol):
     _lines = 0  # lines ended in this head (the first is the request line)
     _head = 0  # bytes of this head so far
 
+    _direct: Any = None  # the app's direct path (ScoringApp.direct), when it has one
+
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        app = self.app.app if isinstance(self.app, ProxyHeadersMiddleware) else self.app
+        self._direct = app if hasattr(app, "direct_accepts") else None
         self._phase, self._since = HEAD, self.loop.time()
         _Sweeper.ensure(self)
         if len(self.connections) > limits().max_connections:
@@ -284,11 +315,71 @@ class GuardedHttpTools(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._phase, self._since = BODY, self.loop.time()
         self._line = self._lines = self._head = 0
+        if self._direct is not None and self._goes_direct():
+            self._direct_cycle()
+            return
         super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        cycle = self.cycle
+        if cycle.direct and cycle.more_body:  # no reader to resume reading: the length is
+            cycle.body += body  # within SCORING_MAX_BODY_BYTES (direct_accepts)
+            return
+        super().on_body(body)
 
     def on_message_complete(self) -> None:
         self._phase = BUSY
+        cycle = self.cycle
+        if cycle.direct and cycle.more_body:
+            cycle.more_body = False
+            self._direct.direct(self, cycle)
+            return
         super().on_message_complete()
+
+    # -- the direct path ------------------------------------------------------------------------
+
+    def _goes_direct(self) -> bool:
+        """A plain keep-alive ``POST /score`` on a connection with nothing in flight skips the
+        ASGI task (ScoringApp.direct); anything else (pipelined, ``Expect``, an upgrade, a
+        slow reader, HTTP/1.0, chunked, a query) takes uvicorn's way. The proxy-headers
+        middleware is skipped too: the client address it rewrites is only read for
+        ``@rawhttp`` scripts, which never go direct."""
+        parser = self.parser
+        cycle = self.cycle
+        return (
+            parser.get_method() == b"POST"
+            and (cycle is None or cycle.response_complete)
+            and not self.expect_100_continue
+            and parser.get_http_version() == "1.1"
+            and parser.should_keep_alive()
+            and not parser.should_upgrade()
+            and not self.flow.write_paused
+            and self.limit_concurrency is None
+            and self._direct.direct_accepts(self.url, self.headers)
+        )
+
+    def _direct_cycle(self) -> None:
+        """The request's cycle, as uvicorn's on_headers_complete makes it, without its task."""
+        scope = self.scope
+        scope["method"] = "POST"
+        scope["path"] = self.url.decode("ascii")
+        scope["raw_path"] = self.url
+        scope["query_string"] = b""
+        cycle = ScoringCycle(
+            scope=scope,
+            transport=self.transport,
+            flow=self.flow,
+            logger=self.logger,
+            access_logger=self.access_logger,
+            access_log=self.access_log,
+            default_headers=self.server_state.default_headers,
+            message_event=asyncio.Event(),
+            expect_100_continue=False,
+            keep_alive=True,
+            on_response=self.on_response_complete,
+        )
+        cycle.direct = True
+        self.cycle = cycle
 
     def on_response_complete(self) -> None:
         """uvicorn's, except the keep-alive timeout: the sweeper closes a connection idle for

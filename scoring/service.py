@@ -16,6 +16,7 @@ platform to start a fresh one. Only a new process gets such threads back.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -71,6 +72,15 @@ class FailedRun(ScoreResponse):
 def _failed_run(message: str, error: BaseException, seconds: float | None) -> FailedRun:
     body = json.dumps({"message": message}).encode()
     return FailedRun(500, body, JSON, run_failed=True, error=error, run_seconds=seconds)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A request ready for the run thread: ``call`` builds run()'s arguments, calls it and
+    renders the answer; ``key`` is its cache key (None: not cached)."""
+
+    call: Callable[[], ScoreResponse]
+    key: str | None
 
 
 def recycle_process(stuck: int) -> None:
@@ -162,7 +172,32 @@ class ScoringService:
 
     # -- scoring --------------------------------------------------------------------------------
 
+    @property
+    def direct(self) -> bool:
+        """Whether a request can be scored by :meth:`submit` (no await before the run thread):
+        ready, not ``@rawhttp`` (its request object wants the whole ASGI scope) and no cache
+        (a lookup awaits Redis). The host's direct path (``ScoringApp.direct``) asks this."""
+        return self.ready and self.script.kind is not InputKind.RAW and not self.cache.enabled
+
     async def score(self, req: ScoreRequest) -> ScoreResponse:
+        prepared = self.prepare(req)
+        if isinstance(prepared, ScoreResponse):
+            return prepared
+        key = prepared.key
+        if key is not None:
+            hit = await self.cache.get(key)
+            if hit is not None:
+                return ScoreResponse(200, hit[1], hit[0], cache="hit")
+        resp = await self._invoke(prepared.call)
+        if key is not None:
+            if resp.status == 200 and not resp.run_failed:
+                self.cache.put(key, resp.content_type, resp.body)
+            resp.cache = "miss"
+        return resp
+
+    def prepare(self, req: ScoreRequest) -> ScoreResponse | Prepared:
+        """Everything before run(), on the loop: the answer already (503, 405, 400, 415), or the
+        call for the run thread and its cache key."""
         if not self.ready:
             reason = (
                 "This worker is being recycled: run() calls are stuck."
@@ -188,7 +223,6 @@ class ScoringService:
             return error_response(400, str(exc))
         except Unsupported as exc:
             return error_response(415, str(exc))
-
         key = None
         if canonical is not None:
             key = cache_key(
@@ -197,17 +231,18 @@ class ScoringService:
                 script.sha256,
                 run_input_key(script.kind, payload, canonical),
             )
-            hit = await self.cache.get(key)
-            if hit is not None:
-                return ScoreResponse(200, hit[1], hit[0], cache="hit")
-
         headers = {title_case(k): v for k, v in req.headers} if script.wants_headers else {}
-        resp = await self._invoke(lambda: self._execute(req, payload, headers))
-        if key is not None:
-            if resp.status == 200 and not resp.run_failed:
-                self.cache.put(key, resp.content_type, resp.body)
-            resp.cache = "miss"
-        return resp
+        return Prepared(lambda: self._execute(req, payload, headers), key)
+
+    def submit(self, prepared: Prepared) -> asyncio.Future[ScoreResponse]:
+        """Hand a prepared call (no cache key) to the run thread; :meth:`outcome` reads it."""
+        return self._runs.submit(prepared.call)
+
+    def outcome(self, fut: asyncio.Future[ScoreResponse]) -> ScoreResponse:
+        try:
+            return fut.result()
+        except _FAILURES as exc:
+            return self._failure(exc)
 
     async def _invoke(self, fn: Callable[[], ScoreResponse]) -> ScoreResponse:
         """Run fn() (schema conversion, run(), render) in a run thread."""
