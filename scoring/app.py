@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import hmac
 import json
 import logging
@@ -28,10 +27,12 @@ from typing import Any
 
 from .accesslog import AccessLog
 from .config import Settings
+from .direct import DirectPath
 from .headers import CORS_PATHS, HEADER_LIMIT, Cors, request_ids
 from .observability import CONTENT_TYPE as METRICS_TYPE
 from .observability import Observability
 from .observability.metrics import IN_FLIGHT
+from .replies import decoded, response_headers, unexpected
 from .service import ScoreRequest, ScoreResponse, ScoringService, error_response
 from .swagger import SwaggerError, build, user_documents
 
@@ -78,10 +79,7 @@ class ScoringApp:
         self._health: Any = None
         self.obs = Observability(settings)
         self._cells = self.obs.metrics.cells  # the in-flight gauge, updated inline
-        self._max_body = settings.max_body_bytes
-        self.direct_requests = 0  # POST /score answered by direct(), in /status
-        prefixed = [f"{self._prefix}/score".encode()] if self._prefix else []
-        self._direct_urls = {b"/score", *prefixed}
+        self.direct_path = DirectPath(self)  # POST /score without the ASGI task (direct.py)
 
     # -- lifespan -------------------------------------------------------------------------------
 
@@ -165,133 +163,14 @@ class ScoringApp:
             if scoring:
                 self._cells[IN_FLIGHT] -= 1.0
 
-    # -- POST /score without the ASGI round ----------------------------------------------------
-
-    def direct_accepts(self, url: bytes, headers: list[tuple[bytes, bytes]]) -> bool:
-        """Whether :class:`scoring.guard.GuardedHttpTools` may hand this POST to :meth:`direct`:
-        /score, a body of a declared length within the limit, a service that needs no await
-        before the run thread (:attr:`ScoringService.direct`)."""
-        if url not in self._direct_urls:
-            return False
-        service = self.service
-        if service is None or not service.direct:
-            return False
-        length = None
-        for name, value in headers:
-            if name == b"content-length":
-                length = value
-            elif name == b"transfer-encoding":
-                return False
-        return length is not None and length.isdigit() and int(length) <= self._max_body
-
-    def direct(self, conn: Any, cycle: Any) -> None:
-        """A POST /score the protocol read whole: what :meth:`_http` does for it, with the run
-        thread's answer taken by a callback rather than awaited in a task. A task per request,
-        the ASGI messages and the proxy-headers middleware cost a fast model about a tenth of
-        its throughput (``python bench/host_micro.py``). ``cycle`` is the request's
-        :class:`scoring.guard.ScoringCycle`, which writes the answer."""
-        t0 = time.perf_counter()
-        self._cells[IN_FLIGHT] += 1.0
-        self.direct_requests += 1
-        scope = cycle.scope
-        headers, hmap = _decoded(scope["headers"])
-        out_headers, ids, resp = self._opening(hmap)
-        reply = functools.partial(self._direct_reply, conn, cycle, t0, hmap, out_headers, ids)
-        body: bytes | None = None
-        try:
-            if resp is None:
-                resp = self._check_auth(hmap)
-            if resp is None:
-                service = self.service
-                assert service is not None  # direct_accepts saw it
-                body = bytes(cycle.body)
-                req = ScoreRequest(
-                    method="POST",
-                    body=body,
-                    headers=headers,
-                    scheme=scope["scheme"],
-                    server=scope["server"],
-                    client=scope["client"],
-                )
-                prepared = service.prepare(req)
-                if isinstance(prepared, ScoreResponse):
-                    resp = prepared
-                else:
-                    fut = service.submit(prepared)
-                    fut.add_done_callback(functools.partial(self._direct_done, reply, body))
-                    return
-        except Exception:
-            resp = _unexpected("POST", "/score")
-        reply(body, resp)
-
-    def _direct_done(self, reply: Any, body: bytes, fut: asyncio.Future[ScoreResponse]) -> None:
-        service = self.service
-        assert service is not None
-        try:
-            resp = service.outcome(fut)
-        except Exception:
-            resp = _unexpected("POST", "/score")
-        reply(body, resp)
-
-    def _direct_reply(
-        self,
-        conn: Any,
-        cycle: Any,
-        t0: float,
-        hmap: dict[str, str],
-        out_headers: list[tuple[bytes, bytes]],
-        ids: list[tuple[bytes, bytes]],
-        body: bytes | None,
-        resp: ScoreResponse,
-    ) -> None:
-        self._closing(out_headers, hmap, "/score", "POST")
-        done = functools.partial(self._direct_end, t0, hmap, ids, body, resp)
-        if resp.stream is not None:  # one chunk per item: through the cycle's ASGI send
-            task = asyncio.get_running_loop().create_task(
-                self._direct_stream(cycle, out_headers, resp, done)
-            )
-            conn.tasks.add(task)  # a graceful shutdown waits for it, as for uvicorn's own
-            task.add_done_callback(conn.tasks.discard)
-            return
-        try:
-            headers = _response_headers(resp, out_headers, "/score", False)
-            cycle.reply(resp.status, headers, resp.body, plain=not resp.headers)
-        except Exception:
-            log.error("cannot send the answer to POST /score:\n%s", traceback.format_exc())
-            cycle.transport.close()
-        finally:
-            done()
-
-    async def _direct_stream(
-        self, cycle: Any, out_headers: list[tuple[bytes, bytes]], resp: ScoreResponse, done: Any
-    ) -> None:
-        try:
-            await self._send(cycle.send, resp, out_headers, "/score", False)
-        except Exception:
-            log.error("cannot send the answer to POST /score:\n%s", traceback.format_exc())
-            cycle.transport.close()
-        finally:
-            done()
-
-    def _direct_end(
-        self,
-        t0: float,
-        hmap: dict[str, str],
-        ids: list[tuple[bytes, bytes]],
-        body: bytes | None,
-        resp: ScoreResponse,
-    ) -> None:
-        self._cells[IN_FLIGHT] -= 1.0
-        self._answered(t0, "/score", "POST", resp, hmap, ids, body)
-
     async def _serve(
         self, scope: dict[str, Any], receive: Any, send: Any, path: str, t0: float
     ) -> None:
-        headers, hmap = _decoded(scope["headers"])
+        headers, hmap = decoded(scope["headers"])
         method = scope["method"]
         close = False
         body: bytes | None = None
-        out_headers, ids, refused = self._opening(hmap)
+        out_headers, ids, refused = self.opening(hmap)
         try:
             if refused is not None:
                 resp = refused
@@ -300,12 +179,12 @@ class ScoringApp:
         except _Disconnected:
             return
         except Exception:
-            resp = _unexpected(method, path)
-        self._closing(out_headers, hmap, path, method)
-        await self._send(send, resp, out_headers, path, close)
-        self._answered(t0, path, method, resp, hmap, ids, body)
+            resp = unexpected(method, path)
+        self.closing(out_headers, hmap, path, method)
+        await self.send_answer(send, resp, out_headers, path, close)
+        self.answered(t0, path, method, resp, hmap, ids, body)
 
-    def _opening(
+    def opening(
         self, hmap: dict[str, str]
     ) -> tuple[list[tuple[bytes, bytes]], list[tuple[bytes, bytes]], ScoreResponse | None]:
         """The response's first headers (server version, request ids), the ids alone, and the
@@ -313,7 +192,7 @@ class ScoringApp:
         ids, refused = request_ids(hmap)
         return [*self._version, *ids], ids, refused
 
-    def _closing(
+    def closing(
         self, out_headers: list[tuple[bytes, bytes]], hmap: dict[str, str], path: str, method: str
     ) -> None:
         """The headers that follow the answer: the client's trace id, CORS."""
@@ -322,7 +201,7 @@ class ScoringApp:
         if self._cors is not None and path in CORS_PATHS:
             out_headers.extend(self._cors.headers(method, hmap))
 
-    def _answered(
+    def answered(
         self,
         t0: float,
         path: str,
@@ -380,7 +259,7 @@ class ScoringApp:
                 return error_response(405, "Method not allowed")
             return ScoreResponse(200, self.obs.render_metrics(), METRICS_TYPE)
         if path == "/swagger.json":
-            denied = self._check_auth(hmap)
+            denied = self.check_auth(hmap)
             if denied is not None:
                 return denied
             return self._swagger(scope)
@@ -393,7 +272,7 @@ class ScoringApp:
         hmap: dict[str, str],
         receive: Any,
     ) -> tuple[ScoreResponse, bool, bytes | None]:
-        denied = self._check_auth(hmap)
+        denied = self.check_auth(hmap)
         if denied is not None:
             return denied, False, None
         try:
@@ -448,7 +327,7 @@ class ScoringApp:
             )
         if service.cache.enabled:
             await service.cache.ping()
-        http = {"direct_requests": self.direct_requests}
+        http = {"direct_requests": self.direct_path.requests}
         return _json(200, {**service.status(), "http": http, **self.obs.status()})
 
     def _swagger(self, scope: dict[str, Any]) -> ScoreResponse:
@@ -470,7 +349,7 @@ class ScoringApp:
             return error_response(404, str(exc))
         return _json(200, doc)
 
-    def _check_auth(self, hmap: dict[str, str]) -> ScoreResponse | None:
+    def check_auth(self, hmap: dict[str, str]) -> ScoreResponse | None:
         if not self._keys:
             return None
         value = hmap.get("authorization", "")
@@ -513,7 +392,7 @@ class ScoringApp:
                 break
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
-    async def _send(
+    async def send_answer(
         self,
         send: Any,
         resp: ScoreResponse,
@@ -521,7 +400,7 @@ class ScoringApp:
         path: str,
         close: bool,
     ) -> None:
-        headers = _response_headers(resp, extra, path, close)
+        headers = response_headers(resp, extra, path, close)
         await send({"type": "http.response.start", "status": resp.status, "headers": headers})
         if resp.stream is None:
             await send({"type": "http.response.body", "body": resp.body})
@@ -550,36 +429,6 @@ class ScoringApp:
             if close is not None:
                 close()
         await send({"type": "http.response.body", "body": b""})
-
-
-def _decoded(raw: list[tuple[bytes, bytes]]) -> tuple[list[tuple[str, str]], dict[str, str]]:
-    headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw]
-    return headers, dict(headers)
-
-
-def _unexpected(method: str, path: str) -> ScoreResponse:
-    log.error("unhandled error serving %s %s:\n%s", method, path, traceback.format_exc())
-    return error_response(500, "An unexpected internal error occurred.")
-
-
-def _response_headers(
-    resp: ScoreResponse, extra: list[tuple[bytes, bytes]], path: str, close: bool
-) -> list[tuple[bytes, bytes]]:
-    headers = [(b"content-type", resp.content_type.encode("latin-1"))]
-    if resp.stream is None:
-        headers.append((b"content-length", str(len(resp.body)).encode()))
-    headers.extend(extra)
-    if path in ("/score", "/swagger.json") or resp.status >= 400:
-        headers.append((b"x-ms-run-function-failed", b"True" if resp.run_failed else b"False"))
-    if resp.exec_ms is not None:
-        headers.append((b"x-ms-run-fn-exec-ms", f"{resp.exec_ms:.3f}".encode()))
-    if resp.cache is not None:
-        headers.append((b"x-scoring-cache", resp.cache.encode()))
-    for k, v in resp.headers:
-        headers.append((k.encode("latin-1"), v.encode("latin-1", "replace")))
-    if close:
-        headers.append((b"connection", b"close"))
-    return headers
 
 
 def _query_param(query_string: bytes, name: str) -> str | None:

@@ -24,6 +24,10 @@ So :class:`GuardedHttpTools` subclasses its protocol and, before the parser sees
   every one is busy the new one gets a 503. Both are logged, at most every 10 s with a count.
 
 A common request (whole head in one read, shorter than 8190 bytes) costs three C-level scans.
+
+A keep-alive ``POST /score`` with nothing else in flight on its connection skips uvicorn's ASGI
+task: the protocol hands it, whole, to :mod:`scoring.direct` and the answer is written by
+:meth:`scoring.cycle.ScoringCycle.reply` (:meth:`GuardedHttpTools._goes_direct` says which).
 """
 
 from __future__ import annotations
@@ -41,15 +45,10 @@ from typing import Any
 
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from uvicorn.protocols.http import httptools_impl
-from uvicorn.protocols.http.httptools_impl import (
-    HEADER_RE,
-    HEADER_VALUE_RE,
-    STATUS_LINE,
-    HttpToolsProtocol,
-    RequestResponseCycle,
-)
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from .config import ConfigError
+from .cycle import ScoringCycle
 
 log = logging.getLogger("scoring")
 
@@ -153,123 +152,6 @@ def _raw_response(status: int, message: str) -> bytes:
     )
 
 
-class ScoringCycle(RequestResponseCycle):
-    """uvicorn's request-response cycle with a cheaper response head: its header names and
-    values are checked in one scan each (uvicorn scans each header twice; the patterns are
-    character classes, so one scan of the joined bytes finds the same), and the head is held
-    until the body's first message and sent with it: one write, one ``send()``, per response."""
-
-    _held = b""
-    direct = False  # read for ScoringApp.direct, which answers through reply()
-
-    def reply(
-        self, status: int, headers: list[tuple[bytes, bytes]], body: bytes, plain: bool = False
-    ) -> None:
-        """A whole response in one write: what send() does for a start and a whole body.
-
-        ``plain``: the host's own header names only (lower case, with a content-length, no
-        connection or transfer-encoding): the head is joined without uvicorn's per-header
-        checks; the values, some echoed from the request, are still checked."""
-        if self.disconnected:
-            return
-        if plain:
-            self.response_started = True
-            lines = self.default_headers + headers
-            if not self.keep_alive:  # a graceful shutdown began during the call
-                lines.append((b"connection", b"close"))
-            self.chunked_encoding = False
-            if HEADER_VALUE_RE.search(b"".join([v for _, v in lines])):
-                raise RuntimeError("Invalid HTTP header value.")
-            head = b"\r\n".join([STATUS_LINE[status][:-2], *[n + b": " + v for n, v in lines]])
-            self.transport.write(head + b"\r\n\r\n" + body)
-        else:
-            self.transport.write(self._head({"status": status, "headers": headers}) + body)
-        self.expected_content_length = 0
-        self._complete()
-
-    async def send(self, message: Any) -> None:
-        if message["type"] == "http.response.start" and not self.response_started:
-            if self.flow.write_paused and not self.disconnected:
-                await self.flow.drain()  # pragma: no cover - a slow reader
-            if not self.disconnected:
-                self._held = self._head(message)
-            return
-        held = self._held
-        if held:
-            self._held = b""
-            if not self.disconnected:
-                if message["type"] == "http.response.body" and self._whole(message):
-                    self.transport.write(held + message.get("body", b""))
-                    self.expected_content_length = 0
-                    self._complete()
-                    return
-                self.transport.write(held)
-        await super().send(message)
-
-    def _whole(self, message: Any) -> bool:
-        """The body message is the whole body, of the declared length."""
-        return (
-            not message.get("more_body", False)
-            and self.chunked_encoding is False
-            and self.scope["method"] != "HEAD"
-            and len(message.get("body", b"")) == self.expected_content_length
-        )
-
-    def _complete(self) -> None:
-        self.response_complete = True
-        self.message_event.set()
-        if not self.keep_alive:
-            self.transport.close()
-        self.on_response()
-
-    def _head(self, message: Any) -> bytes:
-        """uvicorn's response head for this message (same checks, same bookkeeping)."""
-        self.response_started = True
-        self.waiting_for_100_continue = False
-        status_code = message["status"]
-        headers = self.default_headers + list(message.get("headers", []))
-        if self.access_log:  # pragma: no cover - the host turns uvicorn's access log off
-            self.access_logger.info(
-                '%s - "%s %s HTTP/%s" %d',
-                self.scope.get("client"),
-                self.scope["method"],
-                self.scope["path"],
-                self.scope["http_version"],
-                status_code,
-            )
-        if HEADER_RE.search(b"".join([n for n, _ in headers])):
-            raise RuntimeError("Invalid HTTP header name.")
-        if HEADER_VALUE_RE.search(b"".join([v for _, v in headers])):
-            raise RuntimeError("Invalid HTTP header value.")
-        content = [STATUS_LINE[status_code]]
-        has_connection_close = False
-        for name, value in headers:
-            name = name.lower()
-            if name == b"content-length" and self.chunked_encoding is None:
-                self.expected_content_length = int(value.decode())
-                self.chunked_encoding = False
-            elif name == b"transfer-encoding" and value.lower() == b"chunked":
-                self.expected_content_length = 0
-                self.chunked_encoding = True
-            elif name == b"connection":
-                connection = [token.lower().strip() for token in value.split(b",")]
-                if b"close" in connection:
-                    self.keep_alive = False
-                    has_connection_close = True
-            content.extend((name, b": ", value, b"\r\n"))
-        if not self.keep_alive and not has_connection_close:
-            content.append(b"connection: close\r\n")
-        if (
-            self.chunked_encoding is None
-            and self.scope["method"] != "HEAD"
-            and status_code not in (204, 304)
-        ):
-            self.chunked_encoding = True
-            content.append(b"transfer-encoding: chunked\r\n")
-        content.append(b"\r\n")
-        return b"".join(content)
-
-
 # uvicorn's httptools protocol builds its cycles from this module-level name.
 httptools_impl.RequestResponseCycle = ScoringCycle  # type: ignore[misc]
 
@@ -283,12 +165,12 @@ class GuardedHttpTools(HttpToolsProtocol):
     _lines = 0  # lines ended in this head (the first is the request line)
     _head = 0  # bytes of this head so far
 
-    _direct: Any = None  # the app's direct path (ScoringApp.direct), when it has one
+    _direct: Any = None  # the app's direct path (scoring.direct.DirectPath), when it has one
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         app = self.app.app if isinstance(self.app, ProxyHeadersMiddleware) else self.app
-        self._direct = app if hasattr(app, "direct_accepts") else None
+        self._direct = getattr(app, "direct_path", None)
         self._phase, self._since = HEAD, self.loop.time()
         _Sweeper.ensure(self)
         if len(self.connections) > limits().max_connections:
@@ -332,7 +214,7 @@ class GuardedHttpTools(HttpToolsProtocol):
         cycle = self.cycle
         if cycle.direct and cycle.more_body:
             cycle.more_body = False
-            self._direct.direct(self, cycle)
+            self._direct.score(self, cycle)
             return
         super().on_message_complete()
 
@@ -340,7 +222,7 @@ class GuardedHttpTools(HttpToolsProtocol):
 
     def _goes_direct(self) -> bool:
         """A plain keep-alive ``POST /score`` on a connection with nothing in flight skips the
-        ASGI task (ScoringApp.direct); anything else (pipelined, ``Expect``, an upgrade, a
+        ASGI task (scoring.direct); anything else (pipelined, ``Expect``, an upgrade, a
         slow reader, HTTP/1.0, chunked, a query) takes uvicorn's way. The proxy-headers
         middleware is skipped too: the client address it rewrites is only read for
         ``@rawhttp`` scripts, which never go direct."""
@@ -355,7 +237,7 @@ class GuardedHttpTools(HttpToolsProtocol):
             and not parser.should_upgrade()
             and not self.flow.write_paused
             and self.limit_concurrency is None
-            and self._direct.direct_accepts(self.url, self.headers)
+            and self._direct.accepts(self.url, self.headers)
         )
 
     def _direct_cycle(self) -> None:

@@ -176,7 +176,7 @@ class ScoringService:
     def direct(self) -> bool:
         """Whether a request can be scored by :meth:`submit` (no await before the run thread):
         ready, not ``@rawhttp`` (its request object wants the whole ASGI scope) and no cache
-        (a lookup awaits Redis). The host's direct path (``ScoringApp.direct``) asks this."""
+        (a lookup awaits Redis). The host's direct path (:mod:`scoring.direct`) asks this."""
         return self.ready and self.script.kind is not InputKind.RAW and not self.cache.enabled
 
     async def score(self, req: ScoreRequest) -> ScoreResponse:
