@@ -18,7 +18,6 @@ import hmac
 import json
 import logging
 import os
-import socket
 import sys
 import time
 import traceback
@@ -29,6 +28,7 @@ from .accesslog import AccessLog
 from .config import Settings
 from .direct import DirectPath
 from .headers import CORS_PATHS, HEADER_LIMIT, Cors, request_ids
+from .health import health_listener
 from .observability import CONTENT_TYPE as METRICS_TYPE
 from .observability import Observability
 from .observability.metrics import IN_FLIGHT
@@ -65,6 +65,7 @@ class ScoringApp:
         self.service = service
         self.boot_error: str | None = None
         self._keys = [k.encode() for k in settings.auth_keys]
+        self._closed = unresolved_message(settings.unresolved_secrets)  # fail closed: 503
         self.access_log = (
             AccessLog() if settings.access_log and access_log.isEnabledFor(logging.INFO) else None
         )
@@ -120,7 +121,7 @@ class ScoringApp:
             if message["type"] == "lifespan.startup":
                 self._booted = asyncio.Event()
                 if self.settings.health_port not in (None, self.settings.port):
-                    self._health = await _health_listener(self, self.settings)
+                    self._health = await health_listener(self, self.settings)
                 self._boot_task = asyncio.get_running_loop().create_task(self._boot())
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
@@ -249,6 +250,8 @@ class ScoringApp:
             return ScoreResponse(200, b"Healthy", "text/plain; charset=utf-8")
         if path == "/ready":
             service = self.service
+            if self._closed is not None:
+                return _json(503, {"ready": False, "message": self._closed})
             if service is not None and service.ready:
                 return _json(200, {"ready": True})
             return _json(503, {"ready": False, "message": "init() has not completed"})
@@ -350,6 +353,8 @@ class ScoringApp:
         return _json(200, doc)
 
     def check_auth(self, hmap: dict[str, str]) -> ScoreResponse | None:
+        if self._closed is not None:
+            return error_response(503, self._closed)
         if not self._keys:
             return None
         value = hmap.get("authorization", "")
@@ -431,43 +436,22 @@ class ScoringApp:
         await send({"type": "http.response.body", "body": b""})
 
 
+def unresolved_message(names: tuple[str, ...]) -> str | None:
+    """The answer of a host failing closed on unresolved secret references (None: it is not)."""
+    if not names:
+        return None
+    return (
+        f"{', '.join(names)} holds an unresolved Key Vault reference (@Microsoft.KeyVault(...)): "
+        "the platform could not read the secret, so this host serves no scoring until it can "
+        "(check the app's managed identity, its access to the vault and the secret's name)"
+    )
+
+
 def _query_param(query_string: bytes, name: str) -> str | None:
     from urllib.parse import parse_qs
 
     values = parse_qs(query_string.decode("latin-1")).get(name)
     return values[0] if values else None
-
-
-async def _health_listener(app: ScoringApp, settings: Settings) -> Any:
-    """A second listener (``--health_port``) serving the same routes, as azmlinfsrv binds its
-    health port to the same app. Each worker binds it with SO_REUSEPORT."""
-    import uvicorn
-
-    try:  # the main listener's limits on header size, stalls and connections apply here too
-        from .guard import GuardedHttpTools as http
-    except ImportError:  # pragma: no cover
-        http = "httptools"
-    sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((settings.host, settings.health_port))
-    sock.listen(128)
-    config = uvicorn.Config(
-        app,
-        http=http,
-        lifespan="off",
-        loop="asyncio",
-        access_log=False,
-        log_config=None,
-        server_header=False,
-        timeout_keep_alive=settings.keep_alive_seconds,
-    )
-    config.load()
-    server = uvicorn.Server(config)
-    server.lifespan = config.lifespan_class(config)  # what Server.serve() sets before startup()
-    await server.startup(sockets=[sock])
-    log.info("health listener on %s:%d", settings.host, settings.health_port)
-    return server
 
 
 def _request_ids(hmap: dict[str, str]) -> list[tuple[bytes, bytes]] | ScoreResponse:

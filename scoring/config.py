@@ -25,6 +25,18 @@ DEFAULT_HOST = "0.0.0.0"
 DEFAULT_TIMEOUT_MS = 60_000
 DEFAULT_MAX_STUCK_RUNS = 2  # run() threads stuck in native code before the worker recycles
 DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
+DEFAULT_MAX_QUEUE_WAIT_MS = 500  # v1's max_request_wait_time
+MAX_QUEUE_WAIT_MS = 3_600_000
+# What App Service (and Container Apps, Functions) leave in a setting whose Key Vault or App
+# Configuration reference did not resolve: the reference itself, a guessable string.
+_UNRESOLVED = re.compile(r"^\s*@Microsoft\.(KeyVault|AppConfiguration)\s*\(", re.IGNORECASE)
+# The settings that hold secrets: an unresolved reference in any of them fails the host closed.
+SECRET_SETTINGS = (
+    "SCORING_AUTH_KEYS",
+    "REDIS_PASSWORD",
+    "APPLICATIONINSIGHTS_CONNECTION_STRING",
+    "DATA_COLLECTION_CONNECTION_STRING",
+)
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -109,6 +121,9 @@ class Settings:
     port: int = DEFAULT_PORT
     worker_count: int = 1
     run_threads: int = 1
+    max_queue_wait_ms: int = DEFAULT_MAX_QUEUE_WAIT_MS  # 0: no limit
+    preload: bool = True  # init() once, then fork the workers (SCORING_PRELOAD)
+    unresolved_secrets: tuple[str, ...] = ()  # settings holding an unresolved reference
     max_stuck_runs: int = DEFAULT_MAX_STUCK_RUNS
     timeout_ms: int = DEFAULT_TIMEOUT_MS
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
@@ -160,6 +175,9 @@ class Settings:
             port=_int({"port": port_raw} if port_raw else {}, "port", DEFAULT_PORT, 1),
             worker_count=_int(env, "WORKER_COUNT", 1, 1),
             run_threads=_int(env, "SCORING_RUN_THREADS", 1, 1),
+            max_queue_wait_ms=_queue_wait(env),
+            preload=_bool(env, "SCORING_PRELOAD", True),
+            unresolved_secrets=unresolved_secrets(env),
             max_stuck_runs=_int(env, "SCORING_MAX_STUCK_RUNS", DEFAULT_MAX_STUCK_RUNS, 0),
             timeout_ms=_int(env, "SCORING_TIMEOUT_MS", DEFAULT_TIMEOUT_MS, 1),
             max_body_bytes=_int(env, "SCORING_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, 1),
@@ -183,6 +201,28 @@ class Settings:
             data_collection=DataCollectionSettings.from_env(env),
             metrics_dir=(env.get("SCORING_METRICS_DIR") or "").strip() or None,
         )
+
+
+def _queue_wait(env: Mapping[str, str]) -> int:
+    value = _int(env, "SCORING_MAX_QUEUE_WAIT_MS", DEFAULT_MAX_QUEUE_WAIT_MS, 0)
+    if value > MAX_QUEUE_WAIT_MS:
+        raise ConfigError(
+            f"SCORING_MAX_QUEUE_WAIT_MS={value}: must be <= {MAX_QUEUE_WAIT_MS} (0: no limit)"
+        )
+    return value
+
+
+def unresolved_secrets(env: Mapping[str, str]) -> tuple[str, ...]:
+    """The secret settings whose value is an unresolved ``@Microsoft.KeyVault(...)`` (or App
+    Configuration) reference: the platform passes the reference itself when it cannot resolve
+    it (https://learn.microsoft.com/azure/app-service/app-service-key-vault-references,
+    Troubleshooting). Any comma-separated part counts (``SCORING_AUTH_KEYS``)."""
+    found = []
+    for name in SECRET_SETTINGS:
+        raw = env.get(name) or ""
+        if any(_UNRESOLVED.match(part) for part in raw.split(",")):
+            found.append(name)
+    return tuple(found)
 
 
 def _prefix(raw: str) -> str:

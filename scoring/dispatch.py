@@ -33,6 +33,10 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from .admission import Admission, QueueFull
+
+__all__ = ["Interrupt", "QueueFull", "RunFailed", "RunThreads", "ScoringTimeout"]
+
 log = logging.getLogger("scoring")
 
 T = TypeVar("T")
@@ -107,7 +111,7 @@ def call_timed(state: RunState, fn: Callable[[], T]) -> T:
 
 
 class Job:
-    __slots__ = ("fn", "fut", "loop", "state", "timed")
+    __slots__ = ("due", "fn", "fut", "loop", "state", "timed")
 
     def __init__(self, fn: Callable[[], Any], fut: asyncio.Future[Any], timed: bool) -> None:
         self.fn = fn
@@ -115,6 +119,7 @@ class Job:
         self.loop = fut.get_loop()
         self.state = RunState()
         self.timed = timed
+        self.due = 0.0  # when its queue wait runs out (monotonic; 0: no limit)
 
 
 def _settle(fut: asyncio.Future[Any], ok: bool, value: Any) -> None:
@@ -149,7 +154,9 @@ class RunThreads:
         timeout: float,
         max_stuck: int,
         on_stuck: Callable[[int], None] = lambda n: None,
+        max_wait: float = 0.0,
     ) -> None:
+        """``max_wait``: the queue wait limit in seconds (:mod:`scoring.admission`; 0: none)."""
         self.timeout = timeout
         self.max_stuck = max_stuck
         self.on_stuck = on_stuck
@@ -185,8 +192,23 @@ class RunThreads:
         self.calls = 0
         self.wakeups = 0
         self.timeouts = 0
+        self.admission = Admission(self, max_wait) if max_wait > 0 else None
         for _ in range(threads):
             self._spawn()
+
+    @property
+    def threads(self) -> int:
+        return self._threads
+
+    @property
+    def pending(self) -> int:
+        """Calls submitted and not yet answered: running or queued."""
+        return self._pending
+
+    @property
+    def average(self) -> float:
+        """Seconds per call, moving average."""
+        return self._average
 
     # -- loop side ------------------------------------------------------------------------------
 
@@ -194,6 +216,11 @@ class RunThreads:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[T] = loop.create_future()
         job = Job(fn, fut, timed)
+        if timed and self.admission is not None:
+            refused = self.admission.admit(job, loop)
+            if refused is not None:
+                fut.set_exception(refused)
+                return fut
         self._pending += 1
         if timed and (self._timer is None or self._timer_loop is not loop):
             self._arm(loop, self.timeout)
@@ -332,7 +359,20 @@ class RunThreads:
             else:
                 _settle_on(job, ok, value)
 
+    def withdraw(self, job: Job) -> bool:
+        """Take a call off the queue before a run thread starts it (loop side)."""
+        try:
+            self._jobs.remove(job)
+        except ValueError:  # a run thread took it
+            return False
+        with self._done_lock:
+            self._unfinished -= 1
+        self._pending -= 1
+        return True
+
     def stop(self) -> None:
+        if self.admission is not None:
+            self.admission.stop()
         self._jobs.extend([None] * len(self._workers))
         self._wake(len(self._workers))
         if self._wake_w >= 0:  # the threads read the tokens left, then the end of the pipe
@@ -350,6 +390,7 @@ class RunThreads:
             "timeouts": self.timeouts,
             "stuck_threads": self.stuck(),
             "max_stuck": self.max_stuck,
+            "queue": self.admission.status() if self.admission is not None else None,
         }
 
     # -- thread side ----------------------------------------------------------------------------

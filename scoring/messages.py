@@ -49,6 +49,7 @@ class ScoreResponse:
     exec_ms: float | None = None
     cache: str | None = None
     stream: Iterator[Any] | None = None  # sent one chunk per item, after ``body``
+    refused: str | None = None  # a 503 for the queue wait: "queue_full" or "queue_timeout"
 
     def json(self) -> Any:
         return json.loads(self.body)

@@ -30,7 +30,7 @@ from typing import Any
 
 from .cache import PredictionCache, cache_key
 from .config import Settings
-from .dispatch import Interrupt, RunFailed, RunThreads, ScoringTimeout
+from .dispatch import Interrupt, QueueFull, RunFailed, RunThreads, ScoringTimeout
 from .entry import BadInput, InputKind, UserScript
 from .messages import (
     JSON,
@@ -55,7 +55,8 @@ __all__ = [
 
 log = logging.getLogger("scoring")
 
-_FAILURES = (ScoringTimeout, RunFailed, RenderFailed, BadInput)  # each has its own response
+# each has its own response
+_FAILURES = (ScoringTimeout, RunFailed, RenderFailed, BadInput, QueueFull)
 RECYCLE_GRACE_SECONDS = 10.0
 _RAW_METHODS = ("GET", "POST", "OPTIONS", "HEAD")  # azmlinfsrv's /score route (HEAD via GET)
 
@@ -119,7 +120,11 @@ class ScoringService:
         self.init_seconds: float | None = None
         self._recycle = on_stuck or recycle_process
         self._runs = RunThreads(
-            settings.run_threads, settings.timeout_ms / 1000.0, settings.max_stuck_runs, self._stuck
+            settings.run_threads,
+            settings.timeout_ms / 1000.0,
+            settings.max_stuck_runs,
+            self._stuck,
+            max_wait=settings.max_queue_wait_ms / 1000.0,
         )
         self._first_param = self.script.params[0].name
 
@@ -252,6 +257,8 @@ class ScoringService:
             return self._failure(exc)
 
     def _failure(self, exc: Exception) -> ScoreResponse:
+        if isinstance(exc, QueueFull):
+            return queue_full(exc, self.settings)
         if isinstance(exc, ScoringTimeout):
             ms = self.settings.timeout_ms
             log.error("run() timed out after %d ms", ms)
@@ -304,6 +311,19 @@ class ScoringService:
             raise failed from exc
         elapsed = (time.perf_counter() - t0) * 1000.0
         return render(output, elapsed)
+
+
+def queue_full(exc: QueueFull, settings: Settings) -> ScoreResponse:
+    """The 503 of a call refused for its queue wait, as v1's web service answered it."""
+    resp = error_response(
+        503,
+        f"The service is busy: {settings.run_threads} run() call(s) at a time "
+        f"(SCORING_RUN_THREADS) and a queue wait of {settings.max_queue_wait_ms} ms at most "
+        "(SCORING_MAX_QUEUE_WAIT_MS). Retry later.",
+    )
+    resp.headers.append(("retry-after", str(exc.retry_after)))
+    resp.refused = "queue_timeout" if exc.timed_out else "queue_full"
+    return resp
 
 
 def run_input_key(kind: InputKind, payload: Any, canonical: bytes) -> bytes:

@@ -26,6 +26,7 @@ from .metrics import (
     IN_FLIGHT,
     INIT_SECONDS,
     OTHER_ROUTE,
+    REFUSED,
     ROUTE_INDEX,
     Metrics,
 )
@@ -161,6 +162,8 @@ class Observability:
             metrics.run(getattr(resp, "run_seconds", None) or seconds, True)
         if resp.cache is not None:
             metrics.cells[CACHE_HITS if resp.cache == "hit" else CACHE_MISSES] += 1.0
+        if resp.refused is not None:
+            metrics.cells[REFUSED[resp.refused]] += 1.0
         telemetry, collector = self.telemetry, self.collector
         if telemetry is None and collector is None:
             return

@@ -50,6 +50,9 @@ DC_SKIPPED = 9  # not collectable: binary, or larger than a block (collector thr
 TM_DROPPED = 10  # telemetry buffer full (loop)
 TM_EXPORTED = 11  # request items handed to the exporter (telemetry thread)
 TM_FAILED = 12  # export failed (telemetry thread)
+QUEUE_FULL = 13  # /score refused on arrival: its queue wait foreseen over the limit (loop)
+QUEUE_TIMEOUT = 14  # /score withdrawn from the queue at the wait limit (loop)
+REFUSED = {"queue_full": QUEUE_FULL, "queue_timeout": QUEUE_TIMEOUT}
 _GAUGES = (IN_FLIGHT, INIT_SECONDS)
 _REQ = 32
 _LAT = _REQ + len(ROUTES) * _STATUSES
@@ -219,6 +222,12 @@ def render(c: array[float]) -> str:
     if not math.isnan(c[INIT_SECONDS]):
         lines += _family("scoring_init_seconds", "gauge", "How long init() took (slowest worker).")
         lines.append(f"scoring_init_seconds {_num(c[INIT_SECONDS])}")
+    name = "scoring_requests_refused_total"
+    lines += _family(
+        name, "counter", "/score requests answered 503 for the queue wait limit, by reason."
+    )
+    for reason, cell in REFUSED.items():
+        lines.append(f'{name}{{reason="{reason}"}} {_num(c[cell])}')
     name = "scoring_data_collection_records_total"
     lines += _family(name, "counter", "Model data collection records, by outcome.")
     lines.append(f'{name}{{outcome="collected"}} {_num(c[DC_COLLECTED])}')

@@ -189,7 +189,7 @@ def test_get_metrics_needs_no_key_and_counts_what_was_served(
 
 
 def test_the_in_flight_gauge_counts_score_requests_being_served(start_host: HostFactory) -> None:
-    host = start_host(SCRIPTS / "slow.py")
+    host = start_host(SCRIPTS / "slow.py", env={"SCORING_MAX_QUEUE_WAIT_MS": "0"})  # no limit
     with concurrent.futures.ThreadPoolExecutor(3) as pool:
         calls = [
             pool.submit(lambda: httpx.post(f"{host.url}/score", json={"sleep": 1.5}, timeout=30))
