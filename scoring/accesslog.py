@@ -3,13 +3,18 @@
 Through the ``logging`` module a line per request costs about a tenth of a fast model's
 throughput (a LogRecord, a formatted timestamp, a locked write and a flush each). Here a line is
 one f-string appended to a list; the event loop writes the list at most every 0.2 s, or when it
-holds 256 lines, and at shutdown. The lines have the format of the other log lines
-(``scoring.server.configure_logging``), so log queries see one stream.
+holds 256 lines, and at shutdown.
+
+A line is azmlinfsrv's (its ``routes.py`` after-request log through its ``logging.json``
+formatter): ``2026-12-01 21:28:02,123 I [<pid>] azmlinfsrv - POST /score 200 1.776ms 15``, UTC
+time, so the log queries written for Azure ML's server match it; this host's own fields
+(``cache=hit``) follow.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
 from typing import TextIO
@@ -26,15 +31,16 @@ class AccessLog:
         self._timer: asyncio.TimerHandle | None = None
         self._second = -1
         self._prefix = ""
+        self._pid = os.getpid()
 
     def line(self, text: str) -> None:
         now = time.time()
         second = int(now)
         if second != self._second:
             self._second = second
-            self._prefix = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
+            self._prefix = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(second))
         millis = int((now - second) * 1000)
-        self._lines.append(f"{self._prefix},{millis:03d} INFO scoring.access: {text}\n")
+        self._lines.append(f"{self._prefix},{millis:03d} I [{self._pid}] azmlinfsrv - {text}\n")
         if len(self._lines) >= self._max_lines:
             self.flush()
         elif self._timer is None:

@@ -176,7 +176,8 @@ class Settings:
             worker_count=_int(env, "WORKER_COUNT", 1, 1),
             run_threads=_int(env, "SCORING_RUN_THREADS", 1, 1),
             max_queue_wait_ms=_queue_wait(env),
-            preload=_bool(env, "SCORING_PRELOAD", True),
+            # azmlinfsrv's WORKER_PRELOAD (gunicorn --preload) counts when ours is not set
+            preload=_bool(env, "SCORING_PRELOAD", _bool(env, "WORKER_PRELOAD", True)),
             unresolved_secrets=unresolved_secrets(env),
             max_stuck_runs=_int(env, "SCORING_MAX_STUCK_RUNS", DEFAULT_MAX_STUCK_RUNS, 0),
             timeout_ms=_int(env, "SCORING_TIMEOUT_MS", DEFAULT_TIMEOUT_MS, 1),

@@ -12,12 +12,14 @@ line, header size or count, no timeout for a request that is being sent, and its
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import logging
 import os
 import shutil
 import sys
 import tempfile
+import traceback
 from collections.abc import Sequence
 from typing import Any
 
@@ -36,6 +38,8 @@ def configure_logging(level: str = "INFO") -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from .app import unresolved_message
+    from .banner import print_banner
     from .guard import GuardedHttpTools, guard_limits, raise_open_files_limit
 
     raise_open_files_limit()
@@ -56,6 +60,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 3
     configure_logging(settings.log_level)
     log = logging.getLogger("scoring")
+    print_banner(settings)
+    closed = unresolved_message(settings.unresolved_secrets)
+    if closed is not None:
+        log.error("failing closed: %s; /score and /ready answer 503", closed)
     log.info(
         "scoring host %s:%d, %d worker(s), entry script %s, model %s:%s, auth %s, cache %s, "
         "telemetry %s, data collection %s",
@@ -84,9 +92,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     import uvicorn
 
     metrics_dir = _shared_metrics(settings.worker_count)
-    has = importlib.util.find_spec
+    http = GuardedHttpTools if importlib.util.find_spec("httptools") else "h11"
     try:
-        _run(uvicorn, settings, limits, GuardedHttpTools if has("httptools") else "h11")
+        if settings.worker_count > 1 and settings.preload:
+            return _run_preforked(uvicorn, settings, limits, http, metrics_dir)
+        _run(uvicorn, settings, limits, http)
     finally:
         if metrics_dir is not None:
             shutil.rmtree(metrics_dir, ignore_errors=True)
@@ -103,6 +113,56 @@ def _shared_metrics(workers: int) -> str | None:
     return path
 
 
+def _options(settings: Settings, limits: Any, http: Any) -> dict[str, Any]:
+    """uvicorn's options, the same in every mode."""
+    return {
+        "loop": "asyncio",
+        "http": http,
+        "lifespan": "on",
+        "ws": "none",  # no websockets: skips importing them at start
+        "access_log": False,
+        "log_config": None,
+        "log_level": settings.log_level.lower(),
+        "timeout_keep_alive": settings.keep_alive_seconds,
+        "backlog": limits.backlog,
+        "server_header": False,
+    }
+
+
+def _run_preforked(
+    uvicorn: Any, settings: Settings, limits: Any, http: Any, metrics_dir: str | None
+) -> int:
+    """init() once here, then the workers forked from this process (:mod:`scoring.prefork`)."""
+    from .prefork import Supervisor, listen, preload, restart_without_preload
+
+    settings = dataclasses.replace(settings, metrics_dir=metrics_dir)
+    sock = listen(settings, limits.backlog)
+    try:
+        loaded = preload(settings)
+    except BaseException:
+        logging.getLogger("scoring").critical(
+            "cannot start the entry script %s:\n%s", settings.entry_script, traceback.format_exc()
+        )
+        return 3
+    if loaded is None:
+        sock.close()
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+            os.environ.pop("SCORING_METRICS_DIR", None)
+        restart_without_preload()
+    script, seconds = loaded
+
+    def serve(sock: Any) -> None:
+        from .app import ScoringApp
+        from .service import ScoringService
+
+        service = ScoringService(settings, script=script, preloaded=seconds)
+        config = uvicorn.Config(ScoringApp(settings, service), **_options(settings, limits, http))
+        uvicorn.Server(config).run(sockets=[sock])
+
+    return Supervisor(settings, sock, serve).run()
+
+
 def _run(uvicorn: Any, settings: Settings, limits: Any, http: Any) -> None:
     uvicorn.run(
         "scoring.app:create_app",
@@ -110,14 +170,5 @@ def _run(uvicorn: Any, settings: Settings, limits: Any, http: Any) -> None:
         host=settings.host,
         port=settings.port,
         workers=settings.worker_count,
-        loop="asyncio",
-        http=http,
-        lifespan="on",
-        ws="none",  # no websockets: skips importing them at start
-        access_log=False,
-        log_config=None,
-        log_level=settings.log_level.lower(),
-        timeout_keep_alive=settings.keep_alive_seconds,
-        backlog=limits.backlog,
-        server_header=False,
+        **_options(settings, limits, http),
     )

@@ -110,14 +110,17 @@ class ScoringService:
         settings: Settings,
         script: UserScript | None = None,
         on_stuck: Callable[[int], None] | None = None,
+        preloaded: float | None = None,
     ) -> None:
+        """``preloaded``: the script's init() already ran (in the process this worker was
+        forked from, :mod:`scoring.prefork`), taking that many seconds."""
         self.settings = settings
         self.script = script or UserScript(settings.entry_script)
         self.cache = PredictionCache(settings.cache)
-        self.ready = False
+        self.ready = preloaded is not None
         self.recycling = False
         self.init_error: str | None = None
-        self.init_seconds: float | None = None
+        self.init_seconds: float | None = preloaded
         self._recycle = on_stuck or recycle_process
         self._runs = RunThreads(
             settings.run_threads,
@@ -147,7 +150,8 @@ class ScoringService:
         """Run init() in the run thread, without blocking the event loop."""
         if self.cache.enabled:
             await self.cache.ping()  # bounded by the connect timeout; /status shows the result
-        await self._runs.submit(self.init_sync, timed=False)
+        if not self.ready:  # else preloaded
+            await self._runs.submit(self.init_sync, timed=False)
 
     async def close(self) -> None:
         await self.cache.aclose()
