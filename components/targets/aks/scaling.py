@@ -10,8 +10,9 @@ workload identity: ``podIdentity.provider: azure-workload``,
 https://keda.sh/docs/latest/authentication-providers/azure-ad-workload-identity/), and a
 ``ScaledObject`` with the ``prometheus`` trigger
 (https://keda.sh/docs/latest/scalers/prometheus/) on the sum of the gauge over the scoring pods,
-``metricType: AverageValue``. KEDA creates and owns the one HPA on the Deployment
-(https://keda.sh/docs/latest/reference/scaledobject-spec/): there is no other. Its
+``metricType: AverageValue``, ``ignoreNullValues: "false"`` (a query that matches nothing is an
+error KEDA reports, not a 0 that keeps the minimum for ever). KEDA creates and owns the one HPA
+on the Deployment (https://keda.sh/docs/latest/reference/scaledobject-spec/): there is no other. Its
 ``advanced.horizontalPodAutoscalerConfig.behavior`` is the seeds' rhythm: up at once (window
 0 s, double or +4 pods per 15 s), down after a 60 s stabilisation window. The scrape interval of
 the pods (``podannotations`` in ama-metrics-settings-configmap) is 10 s, so a load change reaches
@@ -73,8 +74,17 @@ def hpa_behavior() -> dict[str, Any]:
 
 def in_flight_query(namespace: str, app: str) -> str:
     """The gauge summed over the CPU Deployment's pods (``<app>-<rs>-<pod>``: not the
-    accelerator Deployment's ``<app>-<kind>-<rs>-<pod>``)."""
-    return f'sum({METRIC}{{namespace="{namespace}",pod=~"{app}-[a-z0-9]+-[a-z0-9]+"}})'
+    accelerator Deployment's ``<app>-<kind>-<rs>-<pod>``).
+
+    The labels are the ones Azure Managed Prometheus' pod-annotation job writes:
+    ``kubernetes_namespace`` and ``kubernetes_pod_name`` (its ``relabel_configs``, in
+    https://github.com/Azure/prometheus-collector/blob/main/otelcollector/configmapparser/default-prom-configs/podannotationsDefault.yml),
+    not the ``namespace``/``pod`` of other scrape setups: a query on those matches nothing.
+    tests/infra/targets/aks/test_prometheus_query.py runs it on a real Prometheus with that job."""
+    return (
+        f'sum({METRIC}{{kubernetes_namespace="{namespace}",'
+        f'kubernetes_pod_name=~"{app}-[a-z0-9]+-[a-z0-9]+"}})'
+    )
 
 
 def threshold(target: float) -> str:
@@ -109,6 +119,11 @@ def scaled_object_spec(
                     "serverAddress": query_endpoint,
                     "query": in_flight_query(namespace, app),
                     "threshold": threshold(autoscale.target_in_flight),
+                    # an empty result is an error KEDA reports on the ScaledObject, not a
+                    # silent 0 (the default, true): every pod exports the gauge, 0 when idle,
+                    # and minReplicaCount >= 1, so the series exist whenever the query is right
+                    # (https://keda.sh/docs/latest/scalers/prometheus/)
+                    "ignoreNullValues": "false",
                 },
                 "authenticationRef": {"name": auth_name},
             }
