@@ -136,11 +136,6 @@ REFRESH_PERIOD = (
     "the autoscaler's own rhythm applies (up at once, down after a minute's stabilisation)",
     "",
 )
-QUEUE_WAIT = (
-    "no queue deadline in front of the host; a request waits for a free run() "
-    "and is bounded by scoringTimeoutMs",
-    "keep run() short, or raise scoringWorkers / the replica count",
-)
 TOKEN_AUTH = Unmapped(
     "no token auth on AKS here: v1's Azure ML tokens became Microsoft Entra ID tokens on Azure "
     "ML managed online endpoints (auth_mode aad_token)",

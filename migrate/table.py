@@ -126,7 +126,8 @@ AKS: Table = {
     "containerResourceRequirements.memoryInGBLimit": Reports("number", x.memory_limit),
     "scoringTimeoutMs": Maps("int", ("scoringTimeoutMs",), same),
     "maxConcurrentRequestsPerContainer": Maps("int", ("maxConcurrentRequestsPerContainer",), same),
-    "maxQueueWaitMs": fixed("int", *x.QUEUE_WAIT),
+    # v1's max_request_wait_time: the host's SCORING_MAX_QUEUE_WAIT_MS, then a 503
+    "maxQueueWaitMs": Maps("int", ("maxRequestWaitTimeMs",), same),
     "authEnabled": when("bool", x.key_auth("aks"), x.no_open_endpoint("aks")),
     "tokenAuthEnabled": when("bool", x.TOKEN_AUTH, Unmapped("key auth, as here", built_in=True)),
     "gpuCores": Maps("int", ("acceleratorEnabled", "acceleratorKind"), _gpus),
