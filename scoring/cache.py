@@ -9,6 +9,30 @@ content type) of a successful ``run()``, so a hit returns byte-for-byte what the
 If Redis is down or slow (short timeouts), the host keeps serving without the cache: the first
 failure is logged, the cache is skipped for ``REDIS_RETRY_MS`` and then probed again, and
 ``/status`` reports ``connected: false`` with the reason.
+
+**Entra ID tokens** (Azure Managed Redis). A token expires (about an hour); the server drops a
+connection whose token expired unless the client has sent ``AUTH`` with a new one before. The
+cache uses redis-py's streaming credential mechanism
+(https://redis.readthedocs.io/en/stable/examples/asyncio_examples.html and
+https://redis.io/docs/latest/develop/clients/redis-py/amr/ - ``StreamingCredentialProvider``,
+redis-py >= 5.3): the client registers a callback with the provider; on each new token it sends
+``AUTH`` on every idle pooled connection. A busy connection is marked to reconnect when it is
+released (it then authenticates with the new token): redis-py's own way, an ``AUTH`` sent after
+the release, runs once the connection is already back in the pool, where the next command can
+take it and the two reads collide (``readuntil() called while another coroutine is already
+waiting``; seen in the rotation test), and its cluster nodes re-authenticate only idle ones.
+:class:`EntraIdCredentialProvider` fetches tokens in a background task (the blocking
+``get_token`` in a thread, never on a request), at 70 % of a token's lifetime (redis-entraid's
+default ``expiration_refresh_ratio``), and every 30 s after that until a new token comes (the
+credential may hand back its cached one until shortly before expiry; a failed fetch is retried
+the same way while the current token is still valid). The token source and the clock are
+injectable, so a test can rotate an hour's tokens in seconds. (redis-py's own ``TokenManager``
+reads the wall clock and calls the identity provider on the event loop: not used.)
+
+**Cluster mode** (``REDIS_CLUSTER=true``): Azure Managed Redis' default clustering policy is OSS,
+where a non-cluster client gets ``MOVED`` for most keys; the cache then uses
+``redis.asyncio.RedisCluster`` (https://redis.readthedocs.io/en/stable/clustering.html), which
+follows the slot map, with the same credentials and re-authentication.
 """
 
 from __future__ import annotations
@@ -17,9 +41,14 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import os
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple, Protocol
+
+from redis.auth.token import TokenInterface
+from redis.credentials import StreamingCredentialProvider
 
 from .config import CacheSettings
 
@@ -49,37 +78,229 @@ def decode_value(raw: bytes) -> tuple[str, bytes] | None:
     return ctype.decode("latin-1"), body
 
 
-class EntraIdCredentialProvider:
-    """Redis AUTH with a Microsoft Entra ID token (username = the identity's object id)."""
+REFRESH_RATIO = 0.7  # of a token's lifetime (redis-entraid's expiration_refresh_ratio default)
+REFRESH_RETRY_SECONDS = 30.0  # until a new token comes (cached token, failed fetch)
+CLUSTER_ENV = "REDIS_CLUSTER"
 
-    def __init__(self, username: str, client_id: str | None) -> None:
-        from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
 
+class Token(NamedTuple):
+    """An access token: its value, when it expires (epoch seconds) and, if it names one, the
+    Redis user it authenticates (the ``oid`` claim; otherwise ``REDIS_USERNAME``)."""
+
+    value: str
+    expires_on: float
+    oid: str | None = None
+
+
+TokenSource = Callable[[], Token]  # blocking: called in a worker thread
+
+
+class Clock(Protocol):
+    def now(self) -> float: ...  # epoch seconds, the scale of Token.expires_on
+
+    def sleep(self, seconds: float) -> Awaitable[None]: ...
+
+
+class SystemClock:
+    def now(self) -> float:
+        return time.time()
+
+    def sleep(self, seconds: float) -> Awaitable[None]:
+        return asyncio.sleep(seconds)
+
+
+def azure_token_source(client_id: str | None) -> TokenSource:
+    """Tokens for Azure Managed Redis from the pod's/app's managed identity (or, without a client
+    id, DefaultAzureCredential: workload identity, environment, developer sign-in)."""
+    from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
+
+    credential = (
+        ManagedIdentityCredential(client_id=client_id) if client_id else DefaultAzureCredential()
+    )
+
+    def fetch() -> Token:
+        token = credential.get_token(ENTRA_SCOPE)
+        return Token(token.token, float(token.expires_on))
+
+    return fetch
+
+
+class _AuthToken(TokenInterface):
+    """What redis-py's re-authentication sends: ``AUTH <oid claim> <value>``."""
+
+    def __init__(self, token: Token, username: str, received_at: float, clock: Clock) -> None:
+        self._token, self._username = token, token.oid or username
+        self._received_at, self._clock = received_at, clock
+
+    def is_expired(self) -> bool:
+        return self.ttl() <= 0
+
+    def ttl(self) -> float:
+        return self._token.expires_on - self._clock.now()
+
+    def try_get(self, key: str) -> str:
+        return self._username if key == "oid" else ""
+
+    def get_value(self) -> str:
+        return self._token.value
+
+    def get_expires_at_ms(self) -> float:
+        return self._token.expires_on * 1000.0
+
+    def get_received_at_ms(self) -> float:
+        return self._received_at * 1000.0
+
+
+class EntraIdCredentialProvider(StreamingCredentialProvider):
+    """Redis AUTH with Microsoft Entra ID tokens, refreshed in the background; each new token is
+    streamed to the client, which re-authenticates its live connections (see the module doc).
+
+    One provider per client (a client belongs to one event loop); :meth:`start` runs its
+    refresher on that loop, :meth:`stop` ends it."""
+
+    def __init__(
+        self,
+        username: str,
+        source: TokenSource,
+        clock: Clock | None = None,
+        after_reauth: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self.username = username
-        self._credential = (
-            ManagedIdentityCredential(client_id=client_id)
-            if client_id
-            else DefaultAzureCredential()
-        )
-        self._token: str | None = None
-        self._expires_on = 0.0
+        self._source = source
+        self._clock: Clock = clock or SystemClock()
+        self._after_reauth = after_reauth
+        self._current: _AuthToken | None = None
+        self._first: asyncio.Future[None] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._on_next: Callable[[Any], Any] | None = None
+        self.refreshes = 0
+        self.reauth_errors = 0
+
+    # -- redis-py's interface --------------------------------------------------------------------
+    def on_next(self, callback: Callable[[Any], Any]) -> None:
+        self._on_next = callback
+
+    def on_error(self, callback: Callable[[Exception], Any]) -> None:
+        pass  # redis-py's handler only raises; errors are logged and retried here
+
+    def is_streaming(self) -> bool:
+        return True
 
     def get_credentials(self) -> tuple[str, str]:
-        if self._token is None or self._expires_on - time.time() < 300:
-            token = self._credential.get_token(ENTRA_SCOPE)
-            self._token, self._expires_on = token.token, float(token.expires_on)
-        return self.username, self._token
+        """Synchronous clients: the current token (fetched here only before the first)."""
+        if self._current is None:
+            self._accept(self._source())
+        assert self._current is not None
+        return self._current.try_get("oid"), self._current.get_value()
 
     async def get_credentials_async(self) -> tuple[str, str]:
-        return await asyncio.to_thread(self.get_credentials)
+        """A new connection's AUTH: the current token, no fetch on the request path (only a
+        connection opened before the first token arrived waits for it)."""
+        if self._current is None:
+            self.start()
+            assert self._first is not None
+            await asyncio.shield(self._first)
+        assert self._current is not None
+        return self._current.try_get("oid"), self._current.get_value()
+
+    # -- the refresher ---------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._task is None:
+            loop = asyncio.get_running_loop()
+            self._first = loop.create_future()
+            self._task = loop.create_task(self._refresh_forever(), name="redis-entra-token")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._task
+            self._task = None
+
+    def _accept(self, token: Token) -> bool:
+        if self._current is not None and token.value == self._current.get_value():
+            return False
+        self._current = _AuthToken(token, self.username, self._clock.now(), self._clock)
+        return True
+
+    async def _refresh_forever(self) -> None:
+        next_at = self._clock.now()
+        while True:
+            delay = next_at - self._clock.now()
+            if delay > 0:
+                await self._clock.sleep(delay)
+            try:
+                token = await asyncio.to_thread(self._source)
+            except Exception as exc:
+                log.warning("Entra ID token for Redis not refreshed (%s); retrying", exc)
+                if self._first is not None and not self._first.done():
+                    self._first.set_exception(exc)  # the connections waiting for it fail
+                    self._first.exception()  # (retrieved: nobody may be waiting)
+                    self._first = asyncio.get_running_loop().create_future()
+                next_at = self._clock.now() + REFRESH_RETRY_SECONDS
+                continue
+            if not self._accept(token):  # the credential's cached token: not new yet
+                next_at = self._clock.now() + REFRESH_RETRY_SECONDS
+                continue
+            current = self._current
+            assert current is not None
+            if self._first is not None and not self._first.done():
+                self._first.set_result(None)
+            else:
+                self.refreshes += 1
+                await self._reauthenticate(current)
+            lifetime = token.expires_on - current.get_received_at_ms() / 1000.0
+            next_at = self._clock.now() + max(REFRESH_RATIO * lifetime, 0.0)
+
+    async def _reauthenticate(self, token: _AuthToken) -> None:
+        """redis-py's callback: AUTH on the idle connections, the busy ones on release."""
+        if self._on_next is None:
+            return
+        try:
+            await self._on_next(token)
+            if self._after_reauth is not None:
+                await self._after_reauth()
+        except Exception as exc:  # a connection that failed AUTH reconnects with the new token
+            self.reauth_errors += 1
+            log.warning("Redis re-authentication with the new token failed: %s", exc)
 
 
-def _credential_provider_class() -> type:
-    from redis.credentials import CredentialProvider
+def _reauth_pool_class() -> type:
+    from redis.asyncio.connection import ConnectionPool
 
-    return type(
-        "EntraIdRedisCredentialProvider", (EntraIdCredentialProvider, CredentialProvider), {}
-    )
+    class ReAuthConnectionPool(ConnectionPool):
+        """redis-py's pool, re-authenticating without the release race (see the module doc)."""
+
+        async def re_auth_callback(self, token: TokenInterface) -> None:
+            async with self._lock:  # no connection leaves or joins the pool meanwhile
+                for conn in list(self._available_connections):
+                    if not conn.is_connected:
+                        continue  # authenticates with the current token when it connects
+                    try:
+                        await conn.send_command(
+                            "AUTH", token.try_get("oid"), token.get_value(), check_health=False
+                        )
+                        await conn.read_response()
+                    except Exception:
+                        await conn.disconnect()  # reconnects with the current token
+                for conn in self._in_use_connections:
+                    conn.mark_for_reconnect()
+
+    return ReAuthConnectionPool
+
+
+async def _mark_busy_cluster_connections(client: Any) -> None:
+    """After redis-py's re-authentication of a cluster's idle connections: the busy ones
+    reconnect on release (``ClusterNode.release`` honours the mark)."""
+    for node in client.get_nodes():
+        free = set(map(id, node._free))
+        for conn in node._connections:
+            if id(conn) not in free and conn.is_connected:
+                conn.mark_for_reconnect()
+
+
+def _env_flag(name: str) -> bool:
+    return (os.environ.get(name) or "").strip().lower() in {"1", "true", "yes", "on"}
 
 
 @dataclass
@@ -102,6 +323,12 @@ class PredictionCache:
     _client_loop: Any = None
     _retry_at: float = 0.0
     _pending: set[asyncio.Task[Any]] = field(default_factory=set)
+    # REDIS_CLUSTER=true: the OSS cluster protocol (Azure Managed Redis' default policy)
+    cluster: bool = field(default_factory=lambda: _env_flag(CLUSTER_ENV))
+    # Entra ID: where tokens come from and the clock that schedules their refresh (tests inject)
+    token_source: TokenSource | None = None
+    clock: Clock | None = None
+    _provider: EntraIdCredentialProvider | None = None
 
     @property
     def enabled(self) -> bool:
@@ -109,6 +336,8 @@ class PredictionCache:
 
     def _make_client(self) -> Any:
         import redis.asyncio as aioredis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
 
         s = self.settings
         kwargs: dict[str, Any] = {
@@ -117,21 +346,33 @@ class PredictionCache:
             "ssl": s.ssl,
             "socket_timeout": s.timeout_ms / 1000.0,
             "socket_connect_timeout": s.connect_timeout_ms / 1000.0,
-            "retry_on_timeout": False,
             "health_check_interval": 0,
+            "retry": Retry(NoBackoff(), 0),
         }
+        provider = None
         if s.use_entra_id:
-            kwargs["credential_provider"] = _credential_provider_class()(s.username, s.client_id)
+            source = self.token_source or azure_token_source(s.client_id)
+            after = self._after_cluster_reauth if self.cluster else None
+            provider = EntraIdCredentialProvider(s.username or "", source, self.clock, after)
+            provider.start()  # the first token is fetched now, in the background
+            kwargs["credential_provider"] = provider
         elif s.password:
             kwargs["password"] = s.password
-        try:
-            from redis.asyncio.retry import Retry
-            from redis.backoff import NoBackoff
+        self._provider = provider
+        if self.cluster:
+            return aioredis.RedisCluster(**kwargs)
+        if provider is None:
+            return aioredis.Redis(**kwargs)
+        ssl = kwargs.pop("ssl")
+        connection = aioredis.SSLConnection if ssl else aioredis.Connection
+        pool = _reauth_pool_class()(connection_class=connection, **kwargs)
+        # the provider given again: redis-py registers its callback (the pool's
+        # re_auth_callback) only for a client constructed with one
+        return aioredis.Redis(connection_pool=pool, credential_provider=provider)
 
-            kwargs["retry"] = Retry(NoBackoff(), 0)
-        except ImportError:  # pragma: no cover - older redis-py
-            pass
-        return aioredis.Redis(**kwargs)
+    async def _after_cluster_reauth(self) -> None:
+        if self._client is not None:
+            await _mark_busy_cluster_connections(self._client)
 
     def _client_or_none(self) -> Any:
         if not self.enabled:
@@ -142,6 +383,8 @@ class PredictionCache:
         if self._client is None or self._client_loop is not loop:
             # redis.asyncio connections belong to one event loop (the Functions tests and
             # asyncio.run() callers may use several in one process).
+            if self._provider is not None and self._provider._task is not None:
+                self._provider._task.cancel()  # its loop is another one (or gone)
             self._client = self._make_client()
             self._client_loop = loop
         return self._client
@@ -233,7 +476,16 @@ class PredictionCache:
             "auth": "entra-id"
             if self.settings.use_entra_id
             else ("access-key" if self.settings.password else "none"),
+            "cluster": self.cluster,
             "ttl_seconds": self.settings.ttl_seconds,
+            **(
+                {
+                    "token_refreshes": self._provider.refreshes,
+                    "reauth_errors": self._provider.reauth_errors,
+                }
+                if self._provider is not None
+                else {}
+            ),
             "hits": self.stats.hits,
             "misses": self.stats.misses,
             "stores": self.stats.stores,
@@ -243,6 +495,9 @@ class PredictionCache:
     async def aclose(self) -> None:
         if self._pending:
             await asyncio.gather(*self._pending, return_exceptions=True)
+        if self._provider is not None:
+            await self._provider.stop()
+            self._provider = None
         if self._client is not None:
             with contextlib.suppress(Exception):  # closing a broken connection
                 await self._client.aclose()

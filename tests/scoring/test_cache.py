@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import secrets
+import threading
 import time
+from collections import Counter
+from collections.abc import Awaitable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from _scoring_support import SCRIPTS, SEED_PAYLOAD, Host, HostFactory, RedisServer
 
-from scoring.cache import KEY_PREFIX, cache_key, decode_value, encode_value
+from scoring.cache import (
+    KEY_PREFIX,
+    EntraIdCredentialProvider,
+    PredictionCache,
+    Token,
+    cache_key,
+    decode_value,
+    encode_value,
+)
+from scoring.config import CacheSettings
 
 
 def test_key_depends_on_model_identity_script_and_body() -> None:
@@ -207,3 +222,142 @@ def test_hits_are_much_faster_than_a_20ms_model(
         assert hit.content == miss.content
     per_hit = (time.perf_counter() - t0) / 50
     assert per_hit < 0.02  # a hit never pays the model's 20 ms
+
+
+# --- Entra ID tokens rotating while the cache serves ---------------------------------------------
+class FastClock:
+    """The injected clock: a fixed epoch (not today's) running ``speed`` times faster than the
+    wall, so an hour's token lives 3600 / speed seconds."""
+
+    def __init__(self, speed: float) -> None:
+        self.speed = speed
+        self._t0 = time.monotonic()
+
+    def now(self) -> float:
+        return 1_900_000_000.0 + (time.monotonic() - self._t0) * self.speed
+
+    def sleep(self, seconds: float) -> Awaitable[None]:
+        return asyncio.sleep(seconds / self.speed)
+
+
+class TokenAuthority:
+    """Stands in for Entra ID and Azure Managed Redis' token check, on a real redis-server.
+
+    Each token is an ACL user (the token's ``oid``) whose password is the token. When a token
+    expires the user is deleted: its password is gone (a new connection with it is refused) and
+    every connection still authenticated with it is disconnected (``ACL DELUSER``,
+    https://redis.io/docs/latest/commands/acl-deluser/), which is what the Azure cache does to a
+    connection whose token expired. (Azure's user name is the identity's one object id; here each
+    token has its own, so that expiring one token drops exactly the connections still using it.)
+    """
+
+    def __init__(self, server: RedisServer, clock: FastClock, lifetime: float = 3600.0) -> None:
+        self.admin = server.client()
+        self.clock, self.lifetime = clock, lifetime
+        self.issued: list[Token] = []
+        self.expired: list[Token] = []
+        self.fetch_threads: set[int] = set()
+        self._lock = threading.Lock()
+
+    def issue(self) -> Token:
+        """The token source: a blocking call, like a credential's get_token()."""
+        self.fetch_threads.add(threading.get_ident())
+        with self._lock:
+            n = len(self.issued) + 1
+            token = Token(f"token-{n}-{secrets.token_hex(8)}", self.clock.now() + self.lifetime)
+            token = token._replace(oid=f"oid-{n}")
+            self.admin.execute_command("ACL", "SETUSER", token.oid, "on", f">{token.value}")
+            self.admin.execute_command("ACL", "SETUSER", token.oid, "~*", "+@all")
+            self.issued.append(token)
+            return token
+
+    def expire_due(self) -> None:
+        with self._lock:
+            for token in self.issued:
+                if token not in self.expired and token.expires_on <= self.clock.now():
+                    assert self.admin.execute_command("ACL", "DELUSER", token.oid) == 1
+                    self.expired.append(token)
+
+
+def _serve_through_rotations(
+    server: RedisServer, seconds: float
+) -> tuple[PredictionCache, TokenAuthority, dict[str, Any], Counter[int], list[str]]:
+    """16 tasks read and fill the cache on one event loop for ``seconds`` while an hour's tokens
+    are issued and expire every 1.8 s (the clock runs 2000x); returns what happened."""
+    clock = FastClock(2000.0)
+    authority = TokenAuthority(server, clock)
+    settings = CacheSettings(
+        host="127.0.0.1",
+        port=server.port,
+        ssl=False,
+        use_entra_id=True,
+        username="unused: each token names its user",
+        timeout_ms=500,
+    )
+    cache = PredictionCache(settings, cluster=False, token_source=authority.issue, clock=clock)
+    hits: Counter[int] = Counter()  # by the number of tokens issued so far
+
+    async def main() -> tuple[dict[str, Any], list[str]]:
+        await cache.ping()
+        stop = time.monotonic() + seconds
+
+        async def worker(i: int) -> None:
+            while time.monotonic() < stop:
+                key = f"{KEY_PREFIX}rotation-{i % 4}"
+                if await cache.get(key) is None:
+                    cache.put(key, "application/json", b"[1]")
+                else:
+                    hits[len(authority.issued)] += 1
+                await asyncio.sleep(0.002)
+
+        async def expire() -> None:
+            while time.monotonic() < stop:
+                await asyncio.to_thread(authority.expire_due)
+                await asyncio.sleep(0.01)
+
+        await asyncio.gather(*(worker(i) for i in range(16)), expire())
+        status = cache.status()
+        users = [c["user"] for c in authority.admin.client_list() if c["user"] != "default"]
+        await cache.aclose()
+        return status, users
+
+    status, users = asyncio.run(main())
+    return cache, authority, status, hits, users
+
+
+def test_entra_tokens_rotate_under_load_with_no_failure(redis_server: RedisServer) -> None:
+    import redis
+
+    cache, authority, status, hits, users = _serve_through_rotations(redis_server, 6.0)
+    # 6 s at 2000x is 3.3 hours: tokens refreshed at 70 % of their hour, each one expired
+    assert len(authority.expired) >= 3, authority.expired
+    assert status["token_refreshes"] >= 3 and status["reauth_errors"] == 0
+    # no request failed, the breaker never opened, and the cache was hit under every token
+    assert cache.stats.errors == 0, status
+    assert status["connected"] is True and status["disabled_reason"] is None
+    assert all(hits[n] > 0 for n in range(1, len(authority.issued))), hits
+    # the live connections were authenticated again with a current token, not reopened
+    current = {t.oid for t in authority.issued if t not in authority.expired}
+    assert users and set(users) <= current, (users, current)
+    # the fetches ran off the event loop, one per token (not one per connection)
+    assert threading.main_thread().ident not in authority.fetch_threads
+    assert len(authority.issued) == status["token_refreshes"] + 1
+    # an expired token is refused
+    old = authority.expired[0]
+    with pytest.raises(redis.AuthenticationError):
+        redis.Redis(port=redis_server.port, username=old.oid, password=old.value).ping()
+
+
+def test_without_reauthentication_the_expiry_bites(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The control: the same run, the re-authentication switched off, fails as the host did
+    before (each expiry breaks the pooled connections and opens the breaker)."""
+
+    async def no_reauth(self: EntraIdCredentialProvider, token: Any) -> None:
+        return None
+
+    monkeypatch.setattr(EntraIdCredentialProvider, "_reauthenticate", no_reauth)
+    cache, authority, status, _, _ = _serve_through_rotations(redis_server, 2.5)
+    assert authority.expired
+    assert cache.stats.errors > 0 and status["disabled_reason"]
