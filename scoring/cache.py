@@ -290,12 +290,16 @@ def _reauth_pool_class() -> type:
 
 
 async def _mark_busy_cluster_connections(client: Any) -> None:
-    """After redis-py's re-authentication of a cluster's idle connections: the busy ones
-    reconnect on release (``ClusterNode.release`` honours the mark)."""
-    for node in client.get_nodes():
-        free = set(map(id, node._free))
+    """After redis-py's re-authentication of a cluster's idle connections: every connection
+    still open reconnects with the new token, a busy one on release and an idle one when next
+    taken (``ClusterNode.release`` / ``acquire_connection`` honour the mark). The rotation test
+    on a 3-node cluster found connections that redis-py's cluster path had left on the first
+    token; a reconnect per connection per token (about an hour) is cheap."""
+    manager = client.nodes_manager  # the slot map's nodes and the startup ones (topology)
+    nodes = {id(n): n for n in (*manager.nodes_cache.values(), *manager.startup_nodes.values())}
+    for node in nodes.values():
         for conn in node._connections:
-            if id(conn) not in free and conn.is_connected:
+            if conn.is_connected:
                 conn.mark_for_reconnect()
 
 
