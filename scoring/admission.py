@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections import deque
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -50,7 +49,6 @@ class Admission:
     def __init__(self, runs: RunThreads, max_wait: float) -> None:
         self.runs = runs
         self.max_wait = max_wait
-        self._waiting: deque[Job] = deque()  # queued calls, oldest first (loop side)
         self._timer: asyncio.TimerHandle | None = None
         self.refused = 0  # refused on arrival
         self.timed_out = 0  # withdrawn from the queue at their deadline
@@ -66,7 +64,6 @@ class Admission:
             self.refused += 1
             return QueueFull(False, self.retry_after())
         job.due = time.monotonic() + self.max_wait
-        self._waiting.append(job)
         if self._timer is None:
             self._timer = loop.call_later(self.max_wait, self._expire)
         return None
@@ -77,23 +74,24 @@ class Admission:
         return max(1, math.ceil(runs.pending * runs.average / runs.threads))
 
     def _expire(self) -> None:
+        """Withdraw the calls at the head of the queue whose wait ran out; re-arm for the next.
+
+        It reads the run threads' queue itself (its head is the oldest call not started), so no
+        finished call is kept alive for it."""
         self._timer = None
         now = time.monotonic()
-        waiting = self._waiting
-        while waiting:
-            job = waiting[0]
-            if job.state.started is not None or job.fut.done():
-                waiting.popleft()  # running or answered: no longer queued
-                continue
-            if job.due > now:
+        runs = self.runs
+        while True:
+            job = runs.oldest()
+            if job is None:
+                return
+            if job.due > now or job.due == 0.0:
                 break
-            waiting.popleft()
-            if self.runs.withdraw(job):
+            if runs.withdraw(job):
                 self.timed_out += 1
                 _refuse(job, QueueFull(True, self.retry_after()))
-        if waiting:
-            loop = asyncio.get_running_loop()
-            self._timer = loop.call_later(max(waiting[0].due - now, 0.001), self._expire)
+        delay = max(job.due - now, 0.001) if job.due else self.max_wait
+        self._timer = asyncio.get_running_loop().call_later(delay, self._expire)
 
     def stop(self) -> None:
         if self._timer is not None:

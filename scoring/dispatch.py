@@ -359,6 +359,13 @@ class RunThreads:
             else:
                 _settle_on(job, ok, value)
 
+    def oldest(self) -> Job | None:
+        """The call at the head of the queue (not started), if any (loop side)."""
+        try:
+            return self._jobs[0]
+        except IndexError:
+            return None
+
     def withdraw(self, job: Job) -> bool:
         """Take a call off the queue before a run thread starts it (loop side)."""
         try:
