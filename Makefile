@@ -8,9 +8,23 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 STACK ?= dev
-STAMP := $(VENV)/.installed
+# The environments are kept per machine, keyed by what they are built from, so a second clone
+# (CI's) reuses them and a change to any dependency file builds a new one: .venv links to
+# $(CACHE)/venv-<python>-<hash of the dependency files>; checkov gets a venv of its own there.
+CACHE ?= $(HOME)/.cache/mlscore
+DEPS := pyproject.toml scoring/requirements.txt scoring/requirements-functions.txt \
+        scoring/requirements-dev.txt
+PYVER := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+DEPS_HASH := $(shell cat $(DEPS) | sha256sum | cut -c1-16)
+VENV_STORE := $(CACHE)/venv-$(PYVER)-$(DEPS_HASH)
+CHECKOV_PIN := checkov>=3.2,<4
+CHECKOV_STORE := $(CACHE)/checkov-$(PYVER)-$(shell echo '$(CHECKOV_PIN)' | sha256sum | cut -c1-16)
+# The time-travel check: the graph tests at dates in two consecutive 90-day key periods (231
+# ends and 232 begins on 2027-03-03) and a year ahead, under libfaketime (Debian's faketime).
+TIME_TRAVEL_DATES := 2027-03-02 2027-03-04 2027-12-07
 
-.PHONY: demo test setup system-deps preview serve-local bench critical-path fuzz lint typecheck clean
+.PHONY: demo test setup system-deps time-travel preview serve-local bench critical-path fuzz \
+        lint typecheck clean
 
 demo: setup
 	$(PY) -m preview $(STACK)
@@ -21,14 +35,26 @@ test: setup system-deps
 	$(PY) -m ruff format --check .
 	$(PY) -m pyright
 	$(PY) -m pytest -q -p no:cacheprovider
+	$(MAKE) --no-print-directory time-travel
 
-setup: $(STAMP)
+# No test may depend on today's date: the tests on the program's graph and the key schedule
+# pass at every date of TIME_TRAVEL_DATES (the clock starts there and runs; monotonic is real).
+time-travel: setup system-deps
+	@for d in $(TIME_TRAVEL_DATES); do echo "time travel: $$d"; \
+	  FAKETIME_DONT_FAKE_MONOTONIC=1 faketime -f "@$$d 12:00:00" \
+	    $(PY) -m pytest -q -p no:cacheprovider --graph-only tests/infra tests/delivery \
+	    || exit 1; done
 
-$(STAMP): pyproject.toml scoring/requirements.txt scoring/requirements-functions.txt scoring/requirements-dev.txt
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]' -r scoring/requirements-dev.txt
-	touch $(STAMP)
+setup:
+	@if [ ! -f $(VENV_STORE)/.installed ]; then \
+	  echo "building $(VENV_STORE)"; rm -rf $(VENV_STORE) && mkdir -p $(CACHE) \
+	  && $(PYTHON) -m venv $(VENV_STORE) \
+	  && $(VENV_STORE)/bin/python -m pip install --quiet --upgrade pip \
+	  && $(VENV_STORE)/bin/python -m pip install --quiet -e '.[dev]' -r scoring/requirements-dev.txt \
+	  && touch $(VENV_STORE)/.installed; fi
+	@if [ "$$(readlink $(VENV))" != "$(VENV_STORE)" ]; then rm -rf $(VENV) && ln -s $(VENV_STORE) $(VENV); fi
+	@touch $(VENV_STORE)/.installed  # last used; the three most recent environments are kept
+	@ls -1dt $(CACHE)/venv-*/.installed | tail -n +4 | xargs -r -n1 dirname | xargs -r rm -rf
 
 # What the tests need beyond the venv: redis-server (apt), Azurite (npm), checkov (own venv).
 system-deps:
@@ -38,10 +64,15 @@ system-deps:
 	@command -v npm >/dev/null || { \
 	  echo "installing nodejs and npm (apt)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }
+	@command -v faketime >/dev/null || { \
+	  echo "installing faketime (apt)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq faketime >/dev/null; }
 	@test -x node_modules/.bin/azurite || npm ci --no-audit --no-fund --loglevel=error
 	@# checkov pins packaging<24, pulumi needs >=26: it lives in a venv of its own.
-	@test -x .local/checkov/bin/checkov || { echo "installing checkov into .local/checkov"; \
-	  $(PYTHON) -m venv .local/checkov && .local/checkov/bin/pip install --quiet 'checkov>=3.2,<4'; }
+	@test -f $(CHECKOV_STORE)/.installed || { echo "installing checkov into $(CHECKOV_STORE)"; \
+	  rm -rf $(CHECKOV_STORE) && $(PYTHON) -m venv $(CHECKOV_STORE) \
+	  && $(CHECKOV_STORE)/bin/pip install --quiet '$(CHECKOV_PIN)' && touch $(CHECKOV_STORE)/.installed; }
+	@mkdir -p .local && ln -sfn $(CHECKOV_STORE) .local/checkov
 
 preview: setup
 	$(PY) -m preview $(STACK)
@@ -70,3 +101,4 @@ typecheck: setup
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache .local
+	@echo "the environments themselves stay in $(CACHE) (rm -rf it to rebuild them)"

@@ -7,6 +7,7 @@ runs any stack with config overrides (bare keys, e.g. ``aksNodeCount=2``).
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -23,8 +24,18 @@ from preview import engine  # noqa: E402
 RunStack = Callable[..., engine.Run]
 
 
+# One run of the program per (stack, mode, overrides) for the whole session: a run under mocks
+# costs seconds, the program is deterministic for its config (tests/infra/test_idempotency.py)
+# and tests only read a Run. Tests that change the world around the program (a patched clock, a
+# failing fake Azure) call ``engine.run`` themselves and get a run of their own.
+_RUNS: dict[str, engine.Run] = {}
+
+
 def _run(stack: str, *, preview: bool = False, **overrides: Any) -> engine.Run:
-    return engine.run(stack, overrides, preview=preview)
+    key = json.dumps([stack, preview, overrides], sort_keys=True, default=repr)
+    if key not in _RUNS:
+        _RUNS[key] = engine.run(stack, overrides, preview=preview)
+    return _RUNS[key]
 
 
 @pytest.fixture(scope="session")
@@ -52,3 +63,32 @@ def prod() -> engine.Run:
 @pytest.fixture(scope="session", params=["dev", "prod"])
 def each_stack(request: pytest.FixtureRequest) -> engine.Run:
     return _ok(request.param)
+
+
+# --- the time-travel check (Makefile ``time-travel``) -------------------------------------------
+# ``--graph-only`` keeps the tests that read the program's graph of the real stack files (the
+# ``dev``, ``prod`` and ``each_stack`` runs, the outputs contract) and the tests of the key
+# schedule, and deselects the rest. ``make time-travel`` runs them under libfaketime at dates in
+# two consecutive rotation periods and a year ahead: a test that only passes on some dates fails.
+GRAPH_FIXTURES = frozenset({"dev", "prod", "each_stack", "dev_outputs"})
+CLOCK_MODULES = ("tests/infra/platform/test_resilience.py",)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--graph-only",
+        action="store_true",
+        help="only the tests on the shared dev/prod graphs and the key schedule (time travel)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.getoption("--graph-only"):
+        return
+    keep, drop = [], []
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        on_clock = item.nodeid.startswith(CLOCK_MODULES)
+        (keep if fixtures & GRAPH_FIXTURES or on_clock else drop).append(item)
+    items[:] = keep
+    config.hook.pytest_deselected(items=drop)

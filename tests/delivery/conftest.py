@@ -49,11 +49,9 @@ def keyed_host(
 
 
 @pytest.fixture(scope="session")
-def dev_outputs() -> dict[str, Any]:
+def dev_outputs(dev: engine.Run) -> dict[str, Any]:
     """The real dev program's stack outputs (deploy mode), as `--show-secrets` would print."""
-    run = engine.run("dev", preview=False)
-    assert run.error is None, run.error
-    return engine.to_json(run.outputs, show_secrets=True)
+    return engine.to_json(dev.outputs, show_secrets=True)
 
 
 @dataclass

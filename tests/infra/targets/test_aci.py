@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from preview import engine, fakes
+from tests.infra.keys import vault_key
 
 GROUP = "azure-native:containerinstance:ContainerGroup"
 
@@ -94,14 +95,7 @@ def test_secrets_are_secure_values_and_the_rest_plain(dev, group) -> None:
         assert "value" not in env[name] and env[name]["secureValue"], name
     secure = {name for name, e in env.items() if "secureValue" in e}
     assert secure == {"SCORING_AUTH_KEYS", "APPLICATIONINSIGHTS_CONNECTION_STRING"}
-    keys = [
-        engine.reveal(
-            dev.one("random:index/randomPassword:RandomPassword", f"scoring-key-{w}").outputs[
-                "result"
-            ]
-        )
-        for w in ("primary", "secondary")
-    ]
+    keys = [vault_key(dev, f"scoring-key-{w}") for w in ("primary", "secondary")]
     assert engine.reveal(env["SCORING_AUTH_KEYS"]["secureValue"]) == ",".join(keys)
     redis = dev.one("azure-native:redisenterprise:RedisEnterprise").azure_name
     # the container group runs as the pull identity: Entra ID to Redis, no key
