@@ -56,7 +56,8 @@ setup:
 	@touch $(VENV_STORE)/.installed  # last used; the three most recent environments are kept
 	@ls -1dt $(CACHE)/venv-*/.installed | tail -n +4 | xargs -r -n1 dirname | xargs -r rm -rf
 
-# What the tests need beyond the venv: redis-server (apt), Azurite (npm), checkov (own venv).
+# What the tests need beyond the venv: redis-server, Prometheus and faketime (apt), Azurite (npm),
+# checkov (own venv).
 system-deps:
 	@command -v redis-server >/dev/null || { \
 	  echo "installing redis-server (apt)"; \
@@ -64,6 +65,9 @@ system-deps:
 	@command -v npm >/dev/null || { \
 	  echo "installing nodejs and npm (apt)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }
+	@command -v prometheus >/dev/null || { \
+	  echo "installing prometheus (apt)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; }
 	@command -v faketime >/dev/null || { \
 	  echo "installing faketime (apt)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq faketime >/dev/null; }
