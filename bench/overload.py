@@ -126,14 +126,21 @@ def _pct(values: list[float], q: float) -> float:
 
 
 class Probe(threading.Thread):
-    """GET /ready every 0.2 s on a fresh connection: the slowest answer, and failures."""
+    """GET /ready every 0.2 s on a fresh connection (the slowest answer, failures), and the
+    host's memory (USS) every second."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, host: Host) -> None:
         super().__init__(daemon=True)
-        self.port, self.stop, self.slowest, self.failures = port, threading.Event(), 0.0, 0
+        self.host, self.port = host, host.port
+        self.stop, self.slowest, self.failures = threading.Event(), 0.0, 0
+        self.uss: list[float] = []
 
     def run(self) -> None:
+        ticks = 0
         while not self.stop.wait(0.2):
+            ticks += 1
+            if ticks % 5 == 0:
+                self.uss.append(self.host.memory()["uss_mb"])
             t0 = time.perf_counter()
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/ready", timeout=5):
@@ -146,7 +153,7 @@ class Probe(threading.Thread):
 def overload_row(host: Host, seconds: int, connections: int) -> dict[str, float]:
     offset = len(host.log())
     before = host.memory()
-    probe = Probe(host.port)
+    probe = Probe(host)
     probe.start()
     result = wrk(host.port, seconds, connections)
     probe.stop.set()
@@ -167,6 +174,7 @@ def overload_row(host: Host, seconds: int, connections: int) -> dict[str, float]
         "ready_slowest_ms": round(probe.slowest * 1000, 1),
         "ready_failures": probe.failures,
         "uss_before_mb": before["uss_mb"],
+        "uss_during_mb": probe.uss,  # every second
         "uss_after_mb": after["uss_mb"],
     }
 

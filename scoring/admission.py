@@ -6,10 +6,10 @@ AKS web service) before it is answered 503 with ``Retry-After``; v1's replicas a
 
 Two checks, both on the event loop:
 
-* on arrival, a call whose wait is foreseen over the limit (the calls ahead of it, times the
-  average ``run()`` time, over the threads) is refused at once: under overload the excess gets its
-  503 in a millisecond, not after waiting the whole limit, and the queue stays as long as the
-  limit allows;
+* on arrival, a call whose wait and own run are foreseen over the limit (the calls ahead of
+  it, times the average ``run()`` time, over the threads; plus its own) is refused at once:
+  under overload the excess gets its 503 in a millisecond, not after waiting the whole limit,
+  and the queue stays as long as the limit allows;
 * a loop timer withdraws a call still queued at its deadline (the foresight was wrong: ``run()``
   slowed down) and answers it 503.
 
@@ -59,7 +59,9 @@ class Admission:
         ahead = runs.pending - runs.threads  # queued calls ahead of this one, if >= 0
         if ahead < 0:
             return None  # a run thread is free: it starts at once
-        foreseen = (ahead + 1) * runs.average / runs.threads
+        # its wait, and its own run(): what it would take is kept within the limit, so an
+        # admitted call is answered within the limit plus one run() even on a busy loop
+        foreseen = (ahead + 1) * runs.average / runs.threads + runs.average
         if runs.calls >= FORESIGHT_AFTER_CALLS and foreseen > self.max_wait:
             self.refused += 1
             return QueueFull(False, self.retry_after())

@@ -5,6 +5,7 @@ an unresolved Key Vault reference. Fast checks: the load runs are bench/overload
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import time
 
 import httpx
@@ -18,9 +19,11 @@ from scoring.config import ConfigError, Settings, unresolved_secrets
 REFUSED = "scoring_requests_refused_total"
 
 
-def _post(url: str, seconds: float) -> tuple[httpx.Response, float]:
+def _post(
+    url: str, seconds: float, client: httpx.Client | None = None
+) -> tuple[httpx.Response, float]:
     t0 = time.monotonic()
-    r = httpx.post(f"{url}/score", json={"sleep": seconds}, timeout=30)
+    r = (client or httpx).post(f"{url}/score", json={"sleep": seconds}, timeout=30)
     return r, time.monotonic() - t0
 
 
@@ -50,18 +53,19 @@ def test_a_call_queued_past_the_wait_limit_gets_a_503_with_retry_after(
 
 def test_a_call_foreseen_to_wait_too_long_is_refused_at_once(start_host: HostFactory) -> None:
     host = start_host(SCRIPTS / "slow.py", env={"SCORING_MAX_QUEUE_WAIT_MS": "1000"})
+    client = httpx.Client(limits=httpx.Limits(max_connections=16))  # one, made beforehand
     for _ in range(8):  # run() takes 0.15 s: the average the foresight uses
-        assert _post(host.url, 0.15)[0].status_code == 200
-    with concurrent.futures.ThreadPoolExecutor(13) as pool:
-        long = pool.submit(_post, host.url, 3.0)
+        assert _post(host.url, 0.15, client)[0].status_code == 200
+    with contextlib.closing(client), concurrent.futures.ThreadPoolExecutor(13) as pool:
+        long = pool.submit(_post, host.url, 3.0, client)
         time.sleep(0.3)
-        calls = [pool.submit(_post, host.url, 0.15) for _ in range(12)]
+        calls = [pool.submit(_post, host.url, 0.15, client) for _ in range(12)]
         answers = [c.result() for c in calls]
         assert long.result()[0].status_code == 200
     assert all(r.status_code == 503 for r, _ in answers)  # the long call held the thread
     m = parse(host.client.get("/metrics").text)
     on_arrival = m[(REFUSED, (("reason", "queue_full"),))]
-    # a 7th call in the queue would wait over 1 s: refused on arrival, the 6 before it at 1 s
+    # from the 6th call in the queue, its wait and run would pass 1 s: refused on arrival
     assert on_arrival >= 3
     assert on_arrival + m[(REFUSED, (("reason", "queue_timeout"),))] == 12
     seconds = sorted(s for _, s in answers)
