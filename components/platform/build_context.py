@@ -22,7 +22,6 @@ import json
 import os
 import shutil
 import tempfile
-import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -176,8 +175,11 @@ def _write(entries: Mapping[str, Path | bytes], target: Path) -> None:
 
 def _prune(root: Path, image: str, keep: Path) -> None:
     """Contexts of ``image`` unused for a day are only disk. (Not fewer: a deploy running in
-    another process reads its model files from its context while this one assembles.)"""
-    now = time.time()
+    another process reads its model files from its context while this one assembles.) "Now" is
+    the modification time of ``keep``, just touched: the file system's clock on both sides of
+    the comparison, whatever the process's clock says (a skewed or faked one would prune the
+    contexts other runs are using)."""
+    now = keep.stat().st_mtime
     for p in root.glob(f"{image}-*"):
         if p.is_dir() and p != keep and now - p.stat().st_mtime > _UNUSED_SECONDS:
             shutil.rmtree(p, ignore_errors=True)

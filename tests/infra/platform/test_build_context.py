@@ -4,6 +4,7 @@ new one; and the model settings are refused, naming the key, before anything is 
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -54,6 +55,25 @@ def test_same_inputs_same_context_and_tag(tmp_path: Path) -> None:
     assert _tree(first.path) == _tree(second.path)
     again = assemble(model, root=tmp_path / "a")  # reused, not rewritten
     assert again.path == first.path and again.digest == first.digest
+
+
+def test_contexts_unused_for_a_day_go_whatever_the_process_clock_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ages are read off the file system's clock alone: a process whose clock runs a year ahead
+    (a time-travel test run, a skewed host) must not prune contexts other runs are using."""
+    model, _ = _model(**_own(tmp_path))
+    root = tmp_path / "build"
+    stale, recent = root / "scoring-0000000000000000", root / "scoring-1111111111111111"
+    for old in (stale, recent):
+        old.mkdir(parents=True)
+    monkeypatch.setattr("time.time", lambda: 4_102_444_800.0)  # 2100-01-01
+    kept = assemble(model, root=root)
+    now = kept.path.stat().st_mtime
+    os.utime(stale, (now - 2 * 86400, now - 2 * 86400))
+    os.utime(recent, (now - 3600, now - 3600))
+    assemble(model, root=root)
+    assert sorted(p.name for p in root.iterdir()) == sorted([kept.path.name, recent.name])
 
 
 @pytest.mark.parametrize(
