@@ -4,8 +4,11 @@ The HTTP host (``scoring.app``) and the Azure Functions triggers (``functions/fu
 both call :meth:`ScoringService.score`. ``init()`` and ``run()`` are synchronous user code and
 run in the run threads (:mod:`scoring.dispatch`), never on the event loop: ``/`` and ``/ready``
 answer during any ``run()``. ``SCORING_RUN_THREADS`` (default 1, like azmlinfsrv's sync workers)
-sets how many run at a time. The calls that queue up while one runs go to the thread in one
-hand-off and come back in one, which keeps the throughput of running them on the loop.
+sets how many run at a time (v1's ``maxConcurrentRequestsPerContainer``). The calls that queue up
+while one runs go to the thread in one hand-off and come back in one, which keeps the throughput
+of running them on the loop. A call whose queue wait passes ``SCORING_MAX_QUEUE_WAIT_MS``
+(default 500, v1's ``max_request_wait_time``) gets a 503 with ``Retry-After``
+(:mod:`scoring.admission`).
 
 ``SCORING_TIMEOUT_MS`` always holds: a call that overruns gets a 500 at the timeout, its thread is
 abandoned and replaced (pure-Python work is also interrupted). More than
