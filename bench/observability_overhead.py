@@ -194,20 +194,3 @@ def measure(
         azurite.close()
     print_costs({k: v for k, v in out.items() if k.endswith("_cost")})
     return rounds, out
-
-
-if __name__ == "__main__":  # this part alone: python bench/observability_overhead.py [--duration 8]
-    import run  # bench/run.py
-
-    arguments = run.parse_args()
-    bench_setup = run.Setup(arguments.reference_python)
-    table: dict[str, dict[str, float]] = {}
-    measure(
-        bench_setup,
-        arguments,
-        run.throughput_rounds,
-        run.medians,
-        table,
-        {"sample": run.SCORE_PY, "trivial": run.BENCH / "trivial.py"},
-        run.free_port,
-    )

@@ -201,6 +201,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--rounds", type=int, default=3, help="interleaved wrk runs per server (median is kept)"
     )
+    parser.add_argument("--observability-only", action="store_true", help="sinks on vs off only")
     parser.add_argument(
         "--reference-python",
         help="a python with azureml-inference-server-http "
@@ -461,6 +462,12 @@ def main() -> int:
         if shutil.which(tool) is None:
             sys.exit(f"{tool} is not installed: apt-get install -y {tool}")
     setup = Setup(args.reference_python)
+    from observability_overhead import measure  # this folder is on sys.path
+
+    scripts = {"sample": SCORE_PY, "trivial": BENCH / "trivial.py"}
+    if args.observability_only:  # telemetry and data collection on vs off, nothing else
+        measure(setup, args, throughput_rounds, medians, {}, scripts, free_port)
+        return 0
     makers: dict[str, Maker] = {
         "azmlinfsrv": setup.reference,
         "scoring": lambda p: setup.ours(SCORE_PY, p),
@@ -478,9 +485,6 @@ def main() -> int:
     add_script_alone(results, setup, args.cold_runs)
     add_light_cold_starts(results, setup, args.cold_runs)
     add_cache_scenario(results, setup, args)
-    from observability_overhead import measure  # this folder is on sys.path
-
-    scripts = {"sample": SCORE_PY, "trivial": trivial}
     obs = measure(setup, args, throughput_rounds, medians, results, scripts, free_port)
     rounds.update(obs[0])
     ratios = {**compute_ratios(results), **obs[1]}

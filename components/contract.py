@@ -8,14 +8,14 @@ one file under ``components/`` that takes these inputs and returns these outputs
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 import pulumi
 
 from components.config.naming import Naming
-from components.config.settings import Settings
+from components.settings import Settings
 
 # Azure built-in role definition IDs (the same GUID in every subscription).
 ROLE_ACR_PULL = "7f951dda-4ed3-4680-a7ca-43fe172d538d"
@@ -306,3 +306,124 @@ class ScoringTarget(pulumi.ComponentResource):
     def _finish(self, endpoint: Endpoint, **outputs: Any) -> None:
         self.endpoint = endpoint
         self.register_outputs({"endpoint": endpoint.to_output(), **outputs})
+
+
+# ---------------------------------------------------------------------------------------------
+# The standard interfaces: what every component contributes, in one shape
+# ---------------------------------------------------------------------------------------------
+# As the Azure Verified Modules give every module the same interfaces (diagnostic settings,
+# private endpoints, role assignments, outputs: https://azure.github.io/Azure-Verified-Modules/
+# specs/shared/interfaces/), every platform component and every target here says what it
+# contributes through :class:`Interfaces`; ``__main__.py`` collects them in one loop.
+
+
+@dataclass(frozen=True)
+class DiagnosticSource:
+    """One resource that sends its logs and/or metrics to Log Analytics (a diagnostic setting,
+    components/platform/diagnostics.py). ``categories``: log categories instead of ``allLogs``."""
+
+    name: str  # the logical name of its diagnostic setting
+    resource_id: pulumi.Input[str]
+    logs: bool = True
+    metrics: bool = True
+    categories: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PrivateEndpointSpec:
+    """One private endpoint: ``name`` (short, unique, e.g. ``kv``), the target's ARM ID, the
+    sub-resource (group ID) it connects, and the private DNS zones its names resolve in
+    (components/platform/private_endpoints.py declares them under network isolation)."""
+
+    name: str
+    resource_id: pulumi.Input[str]
+    group_id: str
+    zones: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class WebSite:
+    """Alerts on a web or function app's platform HTTP metrics."""
+
+    name: str
+    site_id: pulumi.Input[str]
+
+
+@dataclass(frozen=True)
+class AksWorkload:
+    """Alerts on the scoring pods of an AKS cluster (restarts, replicas at the maximum)."""
+
+    cluster_id: pulumi.Input[str]
+    workload: str  # the scoring Deployment's name: its pods are <workload>-<replicaset>-<pod>
+    max_replicas: int | None  # the autoscaler's maximum; None without autoscaling
+
+
+@dataclass(frozen=True)
+class AmlEndpoint:
+    """Alerts on an Azure ML online endpoint's traffic log."""
+
+    endpoint_name: pulumi.Input[str]
+
+
+AlertTarget = WebSite | AksWorkload | AmlEndpoint
+
+
+@dataclass(frozen=True)
+class Interfaces:
+    """What one component contributes to the stack: its scoring endpoints (by ``endpoints``
+    output key), diagnostic sources, alert targets, private endpoints and stack outputs."""
+
+    endpoints: Mapping[str, Endpoint] = field(default_factory=dict)
+    diagnostics: tuple[DiagnosticSource, ...] = ()
+    alerts: tuple[AlertTarget, ...] = ()
+    private_endpoints: tuple[PrivateEndpointSpec, ...] = ()
+    outputs: Mapping[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Standard(Protocol):
+    """A component with the standard interfaces."""
+
+    def interfaces(self) -> Interfaces: ...
+
+
+def collect(parts: Iterable[Standard]) -> Interfaces:
+    """Every part's contributions in one :class:`Interfaces`, in the parts' order. A name given
+    twice (an endpoint, a diagnostic setting, a private endpoint, an output) is a programming
+    error: two resources or outputs would share it."""
+    found = [p.interfaces() for p in parts]
+    merged = Interfaces(
+        endpoints=_unique("endpoint", ((k, v) for i in found for k, v in i.endpoints.items())),
+        diagnostics=tuple(d for i in found for d in i.diagnostics),
+        alerts=tuple(a for i in found for a in i.alerts),
+        private_endpoints=tuple(e for i in found for e in i.private_endpoints),
+        outputs=_unique("stack output", ((k, v) for i in found for k, v in i.outputs.items())),
+    )
+    _unique("diagnostic source", ((d.name, d) for d in merged.diagnostics))
+    _unique("private endpoint", ((e.name, e) for e in merged.private_endpoints))
+    return merged
+
+
+def _unique(what: str, pairs: Iterable[tuple[str, Any]]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise ValueError(f"{what} {key!r} contributed twice")
+        found[key] = value
+    return found
+
+
+# ---------------------------------------------------------------------------------------------
+# The list of targets (components/targets/all.py)
+# ---------------------------------------------------------------------------------------------
+P = TypeVar("P")
+
+
+@dataclass(frozen=True)
+class TargetEntry(Generic[P]):
+    """One target in the list ``__main__.py`` walks: switched on by ``enabled(settings)``,
+    declared by ``build(the deployment addressed to it, the platform)``."""
+
+    key: str  # the target's name: SCORING_ENDPOINT_NAME, and its ``endpoints`` output key
+    enabled: Callable[[Settings], bool]
+    build: Callable[[ScoringDeployment, P], Standard]

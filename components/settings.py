@@ -4,6 +4,10 @@ Each section reads and checks its own keys where it lives (``components/platform
 ``components/targets/<target>/settings.py``) through one :class:`Reader`, which collects every
 problem; :func:`load` raises them together as :class:`SettingsError`, before the program
 declares a single resource.
+
+The layers, bottom up: ``config/`` (the reader, naming, sizes, regions) <- each section's
+settings <- this assembly <- ``contract.py`` <- ``platform/`` <- ``targets/`` <- ``__main__.py``.
+It sits above every section it assembles and below everything that reads it.
 """
 
 from __future__ import annotations

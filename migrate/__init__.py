@@ -8,7 +8,7 @@ stack file of this program (``python -m migrate``, see ``migrate/__main__.py``).
   of rule; ``explain.py`` the texts for fields with no key.
 - ``convert.py`` applies it (values, rows, conflicts, keys ``Pulumi.yaml`` does not declare
   yet); ``stack.py`` writes ``Pulumi.<stack>.yaml`` and validates it with the program's own
-  ``components.config.settings.load``; ``report.py`` prints one row per v1 field.
+  ``components.settings.load``; ``report.py`` prints one row per v1 field.
 
 The v1 schemas it follows (SDK v1 support ended 30 June 2026, CLI v1 30 September 2025):
 

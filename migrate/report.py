@@ -74,7 +74,7 @@ def summary(migration: Migration, out: Path) -> list[str]:
 
 
 def validation(problems: Sequence[ConfigProblem], stack: str, out: Path) -> list[str]:
-    checked = "Checked with the program's settings (components.config.settings.load): "
+    checked = "Checked with the program's settings (components.settings.load): "
     if not problems:
         return [checked + "valid.", f"Next, the offline preview: {preview_command(out, stack)}"]
     lines = [checked + f"INVALID, {len(problems)} problem(s):"]

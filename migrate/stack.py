@@ -10,7 +10,7 @@ import yaml
 
 from components import PROJECT_ROOT
 from components.config.reader import ConfigProblem, project_name, schema
-from components.config.settings import SettingsError, load
+from components.settings import SettingsError, load
 from migrate import paths
 
 
@@ -64,7 +64,7 @@ def lookup(values: Mapping[str, Any]) -> Callable[[str], str | None]:
 
 
 def validate(path: Path, stack: str) -> list[ConfigProblem]:
-    """Every problem ``components.config.settings.load`` finds in the written stack file, with
+    """Every problem ``components.settings.load`` finds in the written stack file, with
     ``Pulumi.yaml``'s defaults for the keys it does not set."""
     try:
         load(lookup(read_values(path)), project=project_name(), stack=stack)

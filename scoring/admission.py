@@ -22,10 +22,29 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from .dispatch import Job, RunThreads
+from .settle import Call, settle, settle_on
+
+
+class Job(Call, Protocol):
+    """A call in the run threads' queue (:class:`scoring.dispatch.Job`)."""
+
+    due: float  # when its queue wait runs out (monotonic; 0: no limit)
+
+
+class RunThreads(Protocol):
+    """What the limit reads of :class:`scoring.dispatch.RunThreads`."""
+
+    pending: int  # calls admitted and not finished
+    threads: int
+    average: float  # seconds per run() call
+    calls: int  # run() calls timed so far
+
+    def oldest(self) -> Job | None: ...
+
+    def withdraw(self, job: Any) -> bool: ...
+
 
 FORESIGHT_AFTER_CALLS = 8  # run() calls timed before the average is trusted
 
@@ -109,13 +128,11 @@ class Admission:
 
 
 def _refuse(job: Job, exc: QueueFull) -> None:
-    from .dispatch import _settle, _settle_on
-
     try:
         here = asyncio.get_running_loop()
     except RuntimeError:  # pragma: no cover - the timer runs on a loop
         here = None
     if job.loop is here:
-        _settle(job.fut, False, exc)
+        settle(job.fut, False, exc)
     else:
-        _settle_on(job, False, exc)
+        settle_on(job, False, exc)

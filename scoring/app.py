@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from .accesslog import AccessLog
-from .config import Settings
+from .config import Settings, unresolved_message
 from .direct import DirectPath
 from .headers import CORS_PATHS, HEADER_LIMIT, Cors, request_ids
 from .health import health_listener
@@ -436,17 +436,6 @@ class ScoringApp:
         await send({"type": "http.response.body", "body": b""})
 
 
-def unresolved_message(names: tuple[str, ...]) -> str | None:
-    """The answer of a host failing closed on unresolved secret references (None: it is not)."""
-    if not names:
-        return None
-    return (
-        f"{', '.join(names)} holds an unresolved Key Vault reference (@Microsoft.KeyVault(...)): "
-        "the platform could not read the secret, so this host serves no scoring until it can "
-        "(check the app's managed identity, its access to the vault and the secret's name)"
-    )
-
-
 def _query_param(query_string: bytes, name: str) -> str | None:
     from urllib.parse import parse_qs
 
@@ -462,7 +451,7 @@ def _request_ids(hmap: dict[str, str]) -> list[tuple[bytes, bytes]] | ScoreRespo
 
 def create_app() -> ScoringApp:
     """uvicorn factory: each worker process builds its app from the environment."""
-    from .server import configure_logging
+    from .logs import configure_logging
 
     settings = Settings.from_env()
     configure_logging(settings.log_level)

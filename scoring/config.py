@@ -213,6 +213,17 @@ def _queue_wait(env: Mapping[str, str]) -> int:
     return value
 
 
+def unresolved_message(names: tuple[str, ...]) -> str | None:
+    """The answer of a host failing closed on unresolved secret references (None: it is not)."""
+    if not names:
+        return None
+    return (
+        f"{', '.join(names)} holds an unresolved Key Vault reference (@Microsoft.KeyVault(...)): "
+        "the platform could not read the secret, so this host serves no scoring until it can "
+        "(check the app's managed identity, its access to the vault and the secret's name)"
+    )
+
+
 def unresolved_secrets(env: Mapping[str, str]) -> tuple[str, ...]:
     """The secret settings whose value is an unresolved ``@Microsoft.KeyVault(...)`` (or App
     Configuration) reference: the platform passes the reference itself when it cannot resolve

@@ -194,8 +194,8 @@ def prepare(stack: str, overrides: Mapping[str, str], target: str | None) -> tup
     """Settings, chosen target and its environment, and the assembled build context."""
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
-    from components.config.settings import SettingsError, load
     from components.platform.build_context import assemble
+    from components.settings import SettingsError, load
     from preview import engine
 
     config, _ = engine.stack_config(stack, overrides)

@@ -17,14 +17,32 @@ import functools
 import logging
 import time
 import traceback
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .observability.metrics import IN_FLIGHT
 from .replies import decoded, response_headers, unexpected
 from .service import ScoreRequest, ScoreResponse
 
 if TYPE_CHECKING:
-    from .app import ScoringApp
+    from .config import Settings
+    from .observability import Observability
+    from .service import ScoringService
+
+
+class App(Protocol):
+    """What the direct path uses of the app that composes it (:class:`scoring.app.ScoringApp`:
+    typed by this protocol, so the app imports this module and not the reverse)."""
+
+    settings: Settings
+    service: ScoringService | None
+    obs: Observability
+    closing: Callable[..., Any]
+    opening: Callable[..., Any]
+    answered: Callable[..., Any]
+    check_auth: Callable[..., ScoreResponse | None]
+    send_answer: Callable[..., Any]
+
 
 log = logging.getLogger("scoring")
 
@@ -32,7 +50,7 @@ log = logging.getLogger("scoring")
 class DirectPath:
     """One per app: which requests may go direct, and serving them."""
 
-    def __init__(self, app: ScoringApp) -> None:
+    def __init__(self, app: App) -> None:
         self.app = app
         self.max_body = app.settings.max_body_bytes
         prefix = app.settings.service_path_prefix

@@ -34,6 +34,8 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from .admission import Admission, QueueFull
+from .settle import settle as _settle
+from .settle import settle_on as _settle_on
 
 __all__ = ["Interrupt", "QueueFull", "RunFailed", "RunThreads", "ScoringTimeout"]
 
@@ -120,20 +122,6 @@ class Job:
         self.state = RunState()
         self.timed = timed
         self.due = 0.0  # when its queue wait runs out (monotonic; 0: no limit)
-
-
-def _settle(fut: asyncio.Future[Any], ok: bool, value: Any) -> None:
-    if fut.done():
-        return
-    if ok:
-        fut.set_result(value)
-    else:
-        fut.set_exception(value)
-
-
-def _settle_on(job: Job, ok: bool, value: Any) -> None:
-    with contextlib.suppress(RuntimeError):  # its loop closed: nobody waits for it any more
-        job.loop.call_soon_threadsafe(_settle, job.fut, ok, value)
 
 
 class _Worker:

@@ -7,15 +7,15 @@ import socket
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .app import ScoringApp
     from .config import Settings
 
 log = logging.getLogger("scoring")
 
 
-async def health_listener(app: ScoringApp, settings: Settings) -> Any:
-    """A second listener (``--health_port``) serving the same routes, as azmlinfsrv binds its
-    health port to the same app. Each worker binds it with SO_REUSEPORT."""
+async def health_listener(app: Any, settings: Settings) -> Any:
+    """A second listener (``--health_port``) serving the same routes (``app``: the ASGI app,
+    :class:`scoring.app.ScoringApp`), as azmlinfsrv binds its health port to the same app.
+    Each worker binds it with SO_REUSEPORT."""
     import uvicorn
 
     try:  # the main listener's limits on header size, stalls and connections apply here too

@@ -23,22 +23,11 @@ import traceback
 from collections.abc import Sequence
 from typing import Any
 
-from .config import ConfigError, Settings, apply_args, parse_args
-
-
-def configure_logging(level: str = "INFO") -> None:
-    root = logging.getLogger()
-    if getattr(configure_logging, "_done", False):
-        return
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root.addHandler(handler)
-    root.setLevel(getattr(logging, level, logging.INFO))
-    configure_logging._done = True  # type: ignore[attr-defined]
+from .config import ConfigError, Settings, apply_args, parse_args, unresolved_message
+from .logs import configure_logging
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from .app import unresolved_message
     from .banner import print_banner
     from .guard import GuardedHttpTools, guard_limits, raise_open_files_limit
 

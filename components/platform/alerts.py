@@ -34,8 +34,14 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_azure_native.monitor as monitor
 
-from components.config.settings import Settings
-from components.contract import IDENTITY_TARGETS
+from components.contract import (
+    IDENTITY_TARGETS,
+    AksWorkload,
+    AlertTarget,
+    AmlEndpoint,
+    WebSite,
+)
+from components.settings import Settings
 
 WINDOW = "PT5M"
 RESTART_WINDOW = "PT15M"
@@ -53,30 +59,13 @@ class HostEndpoint:
 
 
 @dataclass(frozen=True)
-class WebSite:
-    """A web or function app: platform HTTP metrics."""
-
-    name: str
-    site_id: pulumi.Input[str]
-
-
-@dataclass(frozen=True)
-class AksWorkload:
-    cluster_id: pulumi.Input[str]
-    workload: str  # the scoring Deployment's name: its pods are <workload>-<replicaset>-<pod>
-    max_replicas: int | None  # the autoscaler's maximum; None without autoscaling
-
-
-@dataclass(frozen=True)
 class AlertsArgs:
     settings: Settings
     resource_group_name: pulumi.Input[str]
     app_insights_id: pulumi.Input[str]
     log_analytics_id: pulumi.Input[str]
     host_endpoints: Sequence[HostEndpoint] = ()
-    sites: Sequence[WebSite] = ()
-    aml_endpoint_name: pulumi.Input[str] | None = None
-    aks: AksWorkload | None = None
+    targets: Sequence[AlertTarget] = ()  # the components' alert targets (their Interfaces)
 
 
 def host_endpoints(s: Settings, endpoints: Iterable[str]) -> list[HostEndpoint]:
@@ -179,12 +168,13 @@ class Alerts(pulumi.ComponentResource):
                 args.app_insights_id,
                 f"{ep.name}: p95 latency above {o.alert_p95_latency_ms} ms",
             )
-        for site in args.sites:
-            self._site_5xx(site)
-        if args.aml_endpoint_name is not None:
-            self._aml_rules(args.aml_endpoint_name)
-        if args.aks is not None:
-            self._aks_rules(args.aks)
+        for target in args.targets:
+            if isinstance(target, WebSite):
+                self._site_5xx(target)
+            elif isinstance(target, AmlEndpoint):
+                self._aml_rules(target.endpoint_name)
+            else:
+                self._aks_rules(target)
         self.register_outputs({"action_group": self.action_group.id, "rules": sorted(self.rules)})
 
     # --- the action group -----------------------------------------------------------------------

@@ -37,8 +37,10 @@ import pulumi
 import pulumi_azure_native.redis as redis
 import pulumi_azure_native.redisenterprise as redisenterprise
 
-from components.config.settings import Settings
-from components.contract import CacheConnection, PullIdentity
+from components.contract import CacheConnection, Interfaces, PullIdentity
+from components.platform import diagnostics as diag
+from components.platform import private_endpoints as pe
+from components.settings import Settings
 
 # Host names in the public cloud, known from the cache's name before it exists:
 # Azure Cache for Redis <name>.redis.cache.windows.net, Azure Managed Redis
@@ -79,6 +81,7 @@ class PredictionCache(pulumi.ComponentResource):
         self._last_assignment: AccessAssignment | None = None
         s = args.settings
         r = s.redis
+        self._managed = r.managed
         if r.existing_host:
             self.cache = None
             # No key of ours: the targets that run as the pull identity sign in with Entra ID,
@@ -106,6 +109,22 @@ class PredictionCache(pulumi.ComponentResource):
             host=self.host, port=self.port, password=None, entra_id=True
         )
         self.register_outputs({"host": self.host, "port": self.port})
+
+    def interfaces(self) -> Interfaces:
+        """Where clients find the cache; for a cache of ours, its logs and private endpoint
+        (Azure Managed Redis: metrics on the cluster, logs on the database)."""
+        outputs = {"redis": {"host": self.connection.host, "port": self.connection.port}}
+        if self.cache is None:  # an existing host: not ours to watch or connect
+            return Interfaces(outputs=outputs)
+        if self.database is not None:
+            sources = diag.managed_redis("redis", self.cache.id, self.database.id)
+        else:
+            sources = diag.resource("redis", self.cache.id)
+        return Interfaces(
+            diagnostics=tuple(sources),
+            private_endpoints=(pe.redis(self.cache.id, managed=self._managed),),
+            outputs=outputs,
+        )
 
     def _managed_redis(self, s: Settings) -> redisenterprise.RedisEnterprise:
         """Azure Managed Redis: the cluster and its database, Entra ID only, TLS only."""

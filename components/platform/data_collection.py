@@ -33,13 +33,13 @@ import pulumi_azure_native.authorization as authorization
 import pulumi_azure_native.machinelearningservices as ml
 import pulumi_azure_native.storage as storage
 
-from components.config.settings import Settings
 from components.contract import (
     ROLE_STORAGE_BLOB_DATA_CONTRIBUTOR,
     DataCollectionRef,
     PullIdentity,
     role_definition_id,
 )
+from components.settings import Settings
 
 CONTAINER = "modeldata"
 DATASTORE = "modeldata"

@@ -34,6 +34,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_azure_native.monitor as monitor
 
+from components.contract import DiagnosticSource
+
 SETTING_NAME = "to-log-analytics"
 ALL_LOGS = "allLogs"
 ALL_METRICS = "AllMetrics"
@@ -51,16 +53,7 @@ AKS_LOG_CATEGORIES = (
 )
 
 
-@dataclass(frozen=True)
-class Source:
-    """One resource that sends its logs and/or metrics. ``categories``: log categories to send
-    instead of every one (``allLogs``)."""
-
-    name: str  # the logical name of its diagnostic setting
-    resource_id: pulumi.Input[str]
-    logs: bool = True
-    metrics: bool = True
-    categories: tuple[str, ...] = ()
+Source = DiagnosticSource  # the contract's type (components/contract.py)
 
 
 def resource(name: str, resource_id: pulumi.Input[str]) -> list[Source]:

@@ -13,13 +13,14 @@ import pulumi
 import pulumi_azure_native.authorization as authorization
 import pulumi_azure_native.managedidentity as managedidentity
 
-from components.config.settings import Settings
 from components.contract import (
     ROLE_ACR_PULL,
     ROLE_KEY_VAULT_SECRETS_USER,
+    Interfaces,
     PullIdentity,
     role_definition_id,
 )
+from components.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -71,3 +72,11 @@ class ScoringIdentity(pulumi.ComponentResource):
             grants=(self.acr_pull, self.secrets_user),
         )
         self.register_outputs({"id": self.identity.id, "client_id": self.identity.client_id})
+
+    def interfaces(self) -> Interfaces:
+        i = self.identity
+        return Interfaces(
+            outputs={  # principal_id: for access policies on an existing Redis
+                "identity": {"client_id": i.client_id, "principal_id": i.principal_id, "id": i.id}
+            }
+        )

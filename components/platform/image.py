@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_docker as docker
 
+from components.contract import Interfaces
 from components.platform.acr_token import ACR_TOKEN_USER, registry_password
 from components.platform.build_context import BuildContext
 
@@ -62,3 +63,7 @@ class ScoringImage(pulumi.ComponentResource):
         self.register_outputs(
             {"image_name": image_name, "ref": self.ref, "context_digest": ctx.digest}
         )
+
+    def interfaces(self) -> Interfaces:
+        """The ``image`` stack output: what every target deploys."""
+        return Interfaces(outputs={"image": self.ref})

@@ -23,8 +23,8 @@ import pulumi_azure_native.applicationinsights as appinsights
 import pulumi_azure_native.authorization as authorization
 import pulumi_azure_native.operationalinsights as loganalytics
 
-from components.config.settings import Settings
 from components.contract import ROLE_MONITORING_METRICS_PUBLISHER, role_definition_id
+from components.settings import Settings
 
 
 @dataclass(frozen=True)

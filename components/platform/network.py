@@ -28,8 +28,9 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_azure_native.network as network
 
-from components.config.settings import Settings
+from components.contract import Interfaces
 from components.platform.network_settings import ACI_DELEGATION, WEB_DELEGATION
+from components.settings import Settings
 
 DELEGATIONS = {"app_service": WEB_DELEGATION, "functions": WEB_DELEGATION, "aci": ACI_DELEGATION}
 WITHOUT_NSG = frozenset({"aks_nodes"})
@@ -97,6 +98,9 @@ class Network(pulumi.ComponentResource):
     def outputs(self) -> dict[str, pulumi.Input[object]]:
         """The ``network`` stack output: the VNet's ID and each subnet's."""
         return {"vnet_id": self.id, "subnet_ids": self.subnet_ids}
+
+    def interfaces(self) -> Interfaces:
+        return Interfaces(outputs={"network": self.outputs()})
 
 
 def _subnet_id(vnet_id: pulumi.Output[str], name: str) -> pulumi.Output[str]:

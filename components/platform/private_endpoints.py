@@ -36,7 +36,8 @@ import pulumi
 import pulumi_azure_native.network as network
 import pulumi_azure_native.privatedns as privatedns
 
-from components.config.settings import Settings
+from components.contract import PrivateEndpointSpec
+from components.settings import Settings
 
 KEY_VAULT_ZONE = "privatelink.vaultcore.azure.net"
 REGISTRY_ZONE = "privatelink.azurecr.io"
@@ -52,15 +53,7 @@ def storage_zone(service: str) -> str:
     return f"privatelink.{service}.core.windows.net"
 
 
-@dataclass(frozen=True)
-class Endpoint:
-    """One private endpoint: ``name`` (short, unique, e.g. ``kv``), the target's ARM ID, the
-    sub-resource (group ID) it connects, and the private DNS zones its names resolve in."""
-
-    name: str
-    resource_id: pulumi.Input[str]
-    group_id: str
-    zones: tuple[str, ...]
+Endpoint = PrivateEndpointSpec  # the contract's type (components/contract.py)
 
 
 def key_vault(resource_id: pulumi.Input[str]) -> Endpoint:

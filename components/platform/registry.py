@@ -13,9 +13,11 @@ import pulumi
 import pulumi_azure_native.authorization as authorization
 import pulumi_azure_native.containerregistry as acr
 
-from components.config.settings import Settings
-from components.contract import ROLE_ACR_PUSH, role_definition_id
+from components.contract import ROLE_ACR_PUSH, Interfaces, role_definition_id
+from components.platform import diagnostics as diag
+from components.platform import private_endpoints as pe
 from components.platform.network_settings import ALLOW_LIST
+from components.settings import Settings
 
 
 def _public_access(s: Settings, premium: bool) -> str:
@@ -95,3 +97,10 @@ class Registry(pulumi.ComponentResource):
         self.name = self.registry.name
         self.login_server = self.registry.login_server
         self.register_outputs({"id": self.id, "login_server": self.login_server})
+
+    def interfaces(self) -> Interfaces:
+        return Interfaces(
+            diagnostics=tuple(diag.resource("registry", self.id)),
+            private_endpoints=(pe.registry(self.id),),
+            outputs={"registry": {"name": self.name, "login_server": self.login_server}},
+        )

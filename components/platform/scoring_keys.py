@@ -29,9 +29,9 @@ import pulumi
 import pulumi_azure_native.keyvault as keyvault
 import pulumi_random as random
 
-from components.config.settings import Settings
 from components.contract import SecretRef
 from components.platform.settings import DEFAULT_KEY_ROTATION_DAYS
+from components.settings import Settings
 
 Clock = Callable[[], datetime]
 DAY_SECONDS = 86400

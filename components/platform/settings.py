@@ -1,7 +1,7 @@
 """Settings of the platform every target shares: the model and the scoring host.
 
 Each ``read_*`` takes the :class:`~components.config.reader.Reader`, reads its keys, checks its
-rules and returns a frozen dataclass; ``components/config/settings.py`` assembles them.
+rules and returns a frozen dataclass; ``components/settings.py`` assembles them.
 
 The model: ``modelPath`` (a file or a folder), ``entryScript`` (the user's ``score.py``) and
 ``dependenciesFile`` (pip requirements, or a conda environment file such as the seeds'

@@ -15,9 +15,11 @@ import pulumi_azure_native.keyvault as keyvault
 import pulumi_azure_native.machinelearningservices as ml
 import pulumi_azure_native.storage as storage
 
-from components.config.settings import Settings
-from components.contract import KeyVaultRef
+from components.contract import Interfaces, KeyVaultRef
+from components.platform import diagnostics as diag
+from components.platform import private_endpoints as pe
 from components.platform.network_settings import ALLOW_LIST, storage_ip_rules
+from components.settings import Settings
 
 # The workspace's managed VNet (https://learn.microsoft.com/azure/machine-learning/how-to-managed-network):
 # AllowOnlyApprovedOutbound without FQDN rules. The online and batch deployments run the
@@ -189,6 +191,31 @@ class MlWorkspace(pulumi.ComponentResource):
                 "storage_account": self.storage.name,
                 "key_vault_uri": self.key_vault.uri,
             }
+        )
+
+    def interfaces(self) -> Interfaces:
+        """The key vault, the workspace and its storage: their logs, their private endpoints
+        (the storage's blob and file: Azure ML reaches its default datastores, workspaceblobstore
+        and workspacefilestore, through both: https://learn.microsoft.com/azure/machine-learning/
+        how-to-secure-workspace-vnet, "Secure Azure storage accounts")."""
+        return Interfaces(
+            diagnostics=(
+                *diag.resource("key-vault", self.vault.id),
+                *diag.resource("ml-workspace", self.workspace.id),
+                *diag.storage_account("ml-storage", self.storage.id),
+            ),
+            private_endpoints=(
+                pe.key_vault(self.key_vault.id),
+                *pe.storage("st", self.storage.id, ("blob", "file")),
+                pe.ml_workspace(self.workspace.id),
+            ),
+            outputs={
+                "workspace": {
+                    "name": self.name,
+                    "storage_account": self.storage.name,
+                    "key_vault_uri": self.key_vault.uri,
+                }
+            },
         )
 
     def allow_private_outbound(

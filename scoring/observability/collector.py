@@ -250,7 +250,7 @@ def blob_name(settings: DataCollectionSettings, instance: str, collection: str, 
 def _child(settings: DataCollectionSettings, model_version: str, instance: str, pipe: Any) -> None:
     """The writer process: batches of records in, their counts out, until an empty message or
     the worker's end of the pipe closes."""
-    from ..server import configure_logging
+    from ..logs import configure_logging
 
     with contextlib.suppress(OSError):
         os.nice(10)  # scoring first: under a full CPU the writer falls behind (drops, counted)

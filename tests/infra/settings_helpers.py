@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from components.config import settings as cfg
+from components import settings as cfg
 from preview import engine
 
 

@@ -17,9 +17,9 @@ import pytest
 from _image_support import clean_env, serve
 from _scoring_support import REPO, SEED_PAYLOAD
 
-from components.config.settings import load
 from components.platform.build_context import BuildContext, assemble
 from components.platform.image_layout import rebuild
+from components.settings import load
 from preview import engine
 
 SCORING = REPO / "scoring"

@@ -32,9 +32,12 @@ from components.contract import (
     LIVENESS_PATH,
     READINESS_PATH,
     Endpoint,
+    Interfaces,
     ScoringDeployment,
     ScoringTarget,
+    TargetEntry,
 )
+from components.platform.bundle import Platform
 
 NO_TLS_NOTE = (
     "Container Instances serve plain HTTP (no TLS): the key travels unencrypted; dev/test only"
@@ -74,6 +77,15 @@ class AciTarget(ScoringTarget):
             container_group=self.group.name,
             **({"private_ip": host} if d.network else {"fqdn": host}),
         )
+
+    def interfaces(self) -> Interfaces:
+        return Interfaces(endpoints={KEY: self.endpoint})
+
+
+KEY = "aci"
+TARGET: TargetEntry[Platform] = TargetEntry(
+    KEY, lambda s: s.aci.enabled, lambda d, _: AciTarget("aci", AciTargetArgs(d))
+)
 
 
 def environment(d: ScoringDeployment) -> list[aci.EnvironmentVariableArgs]:

@@ -47,10 +47,10 @@ import pulumi_azure_native.authorization as authorization
 import pulumi_azure_native.containerservice as cs
 import yaml
 
-from components.config.settings import Settings
 from components.config.sizes import SIZES
 from components.contract import ROLE_ACR_PULL, NetworkRef, role_definition_id
 from components.providers.kube_access import KubeAccess
+from components.settings import Settings
 from components.targets.aks import profiles
 from components.targets.aks.insights import container_insights
 from components.targets.aks.network import ControlPlane, api_server_access, pool_network

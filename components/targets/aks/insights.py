@@ -22,7 +22,7 @@ import pulumi
 import pulumi_azure_native.containerservice as cs
 import pulumi_azure_native.monitor as monitor
 
-from components.config.settings import Settings
+from components.settings import Settings
 
 ASSOCIATION_NAME = "ContainerInsightsExtension"  # the name the CLI and the template use
 DESTINATION = "ciworkspace"

@@ -30,8 +30,8 @@ import pulumi_azure_native.authorization as authorization
 import pulumi_azure_native.containerservice as cs
 import pulumi_azure_native.managedidentity as managedidentity
 
-from components.config.settings import Settings
 from components.contract import NetworkRef, role_definition_id
+from components.settings import Settings
 
 # https://learn.microsoft.com/azure/role-based-access-control/built-in-roles/networking
 ROLE_NETWORK_CONTRIBUTOR = "4d97b98b-1d4f-4787-a291-c67834d212e7"

@@ -27,8 +27,8 @@ import pulumi
 import pulumi_azure_native.containerservice as cs
 import pulumi_azure_native.features as features
 
-from components.config.settings import Settings
 from components.platform.network_settings import AKS_POD_CIDR, AKS_SERVICE_CIDR, aks_dns_service_ip
+from components.settings import Settings
 from components.targets.aks.settings.nodes import ENCRYPTION_AT_HOST_FEATURE, ENCRYPTION_AT_HOST_FIX
 
 SYSTEM_POOL = "system"

@@ -26,8 +26,8 @@ import pulumi_azure_native.authorization as authorization
 import pulumi_azure_native.managedidentity as managedidentity
 import pulumi_azure_native.monitor as monitor
 
-from components.config.settings import Settings
 from components.contract import role_definition_id
+from components.settings import Settings
 
 ROLE_MONITORING_DATA_READER = "b0d8363b-8ddd-447d-831f-62ca05bff136"
 STREAM = "Microsoft-PrometheusMetrics"

@@ -32,9 +32,9 @@ import pulumi_azure_native.machinelearningservices as ml
 import pulumi_azure_native.storage as storage
 
 from components import PROJECT_ROOT
-from components.config.settings import Settings
 from components.contract import ROLE_ACR_PULL, role_definition_id
 from components.providers.arm_patch import ArmPropertiesPatch
+from components.settings import Settings
 from components.targets.aml.common import API_VERSION, workspace_scope
 from components.targets.aml.model import AmlModel
 

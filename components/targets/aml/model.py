@@ -26,7 +26,7 @@ import pulumi
 import pulumi_azure_native.machinelearningservices as ml
 import pulumi_azure_native.storage as storage
 
-from components.config.settings import Settings
+from components.settings import Settings
 
 MODEL_CONTAINER = "aml-models"  # blob container in the workspace storage account
 DATASTORE = "mlscore_models"  # Azure ML datastore names: letters, digits and underscores

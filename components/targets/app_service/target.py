@@ -27,10 +27,15 @@ from components.contract import (
     AUTH_BEARER_KEY,
     READINESS_PATH,
     Endpoint,
+    Interfaces,
     ScoringDeployment,
     ScoringTarget,
     SecretRef,
+    TargetEntry,
+    WebSite,
 )
+from components.platform import diagnostics as diag
+from components.platform.bundle import Platform
 from components.platform.scoring_keys import (
     CONTENT_CONNECTION,
     CONTENT_KEYS,
@@ -104,6 +109,21 @@ class AppServiceTarget(ScoringTarget):
             tls=True,
         )
         self._finish(endpoint, web_app=self.web_app.name, plan=self.plan.name)
+
+    def interfaces(self) -> Interfaces:
+        return Interfaces(
+            endpoints={KEY: self.endpoint},
+            diagnostics=tuple(diag.resource("web-app", self.web_app.id)),
+            alerts=(WebSite(KEY, self.web_app.id),),
+        )
+
+
+KEY = "app_service"
+TARGET: TargetEntry[Platform] = TargetEntry(
+    KEY,
+    enabled=lambda s: s.app_service.enabled,
+    build=lambda d, _: AppServiceTarget("app-service", AppServiceTargetArgs(d)),
+)
 
 
 def linux_plan(d: ScoringDeployment, opts: pulumi.ResourceOptions) -> web.AppServicePlan:

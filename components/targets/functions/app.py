@@ -16,11 +16,11 @@ import pulumi
 import pulumi_azure_native.managedidentity as managedidentity
 import pulumi_azure_native.web as web
 
-from components.config.settings import Settings
 from components.contract import ScoringDeployment, SecretRef
 from components.platform.scoring_keys import CONTENT_CONNECTION, rotation, vault_secret
 from components.platform.settings import ZONE_MIN_INSTANCES
 from components.providers.function_keys import FunctionHostKeys
+from components.settings import Settings
 
 # The Functions host's own anonymous liveness endpoint (GET or POST, 200 while the host runs).
 # function_app.py defines no health route, and the host's /admin/host/status needs the master key.

@@ -37,17 +37,24 @@ import pulumi
 import pulumi_azure_native.authorization as authorization
 import pulumi_azure_native.managedidentity as managedidentity
 
-from components.config.settings import Settings
 from components.contract import (
     AUTH_FUNCTION_KEY,
     SCORE_PATH,
     Endpoint,
+    Interfaces,
     ScoringDeployment,
     ScoringTarget,
     SecretRef,
+    TargetEntry,
+    WebSite,
     role_definition_id,
 )
+from components.platform import diagnostics as diag
+from components.platform.build_context import assemble
+from components.platform.bundle import Platform
+from components.platform.image import ScoringImage, ScoringImageArgs
 from components.platform.workspace import secure_storage_account
+from components.settings import Settings
 from components.targets.functions.app import (
     HEALTH_PATH,
     default_host_key,
@@ -148,6 +155,19 @@ class FunctionsTarget(ScoringTarget):
         self.function_key = default_host_key(self.app, self)
         self.summary: dict[str, Any] = self._summary()
         self._finish(self._endpoint(), functions=self.summary)
+
+    def interfaces(self) -> Interfaces:
+        return Interfaces(
+            endpoints={KEY: self.endpoint},
+            diagnostics=(
+                *diag.resource("function-app", self.app.id),
+                *diag.storage_account("functions-host-storage", self.host_storage.id),
+                *diag.storage_account("functions-trigger-storage", self.trigger_storage.id),
+                *diag.resource("service-bus", self.service_bus.id),
+            ),
+            alerts=(WebSite(KEY, self.app.id),),
+            outputs={"functions": self.summary},
+        )
 
     def _storage_grants(self, grant: Grant) -> list[authorization.RoleAssignment]:
         # The host keeps keys, leases and blob-trigger receipts in blobs and uses queues for the
@@ -258,3 +278,24 @@ def grantor(
         )
 
     return grant
+
+
+KEY = "functions"
+
+
+def _build(d: ScoringDeployment, p: Platform) -> FunctionsTarget:
+    """The function host image (the same scoring core behind three triggers), then the app."""
+    image = ScoringImage(
+        "functions-image",
+        ScoringImageArgs(
+            login_server=p.registry.login_server,
+            tenant_id=p.tenant_id,
+            repository=f"{d.settings.scoring.image_repository}-functions",
+            context=assemble(d.settings.model, "functions"),
+            after=[p.registry.push_grant],
+        ),
+    )
+    return FunctionsTarget("functions", FunctionsTargetArgs(d, p.subscription_id, image.ref))
+
+
+TARGET: TargetEntry[Platform] = TargetEntry(KEY, lambda s: s.functions.enabled, _build)

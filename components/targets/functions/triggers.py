@@ -9,8 +9,8 @@ import pulumi
 import pulumi_azure_native.servicebus as servicebus
 import pulumi_azure_native.storage as storage
 
-from components.config.settings import Settings
 from components.platform.network_settings import ALLOW_LIST
+from components.settings import Settings
 
 INPUT_CONTAINER = "input"
 OUTPUT_CONTAINER = "output"

@@ -46,7 +46,15 @@ import pulumi
 import pulumi_azure_native.containerregistry as acr
 import pulumi_azure_native.iothub as iothub
 
-from components.contract import AUTH_BEARER_KEY, Endpoint, ScoringDeployment
+from components.contract import (
+    AUTH_BEARER_KEY,
+    Endpoint,
+    Interfaces,
+    ScoringDeployment,
+    TargetEntry,
+)
+from components.platform import diagnostics as diag
+from components.platform.bundle import Platform
 from components.providers.iot_edge import EdgeDeployment, EdgeDevice, RegistryTokenPassword
 from components.providers.iot_hub_api import secret_ref
 from components.targets.iot.ip_filter import hub_network_rules
@@ -125,6 +133,14 @@ class IotEdgeTarget(pulumi.ComponentResource):
                 "summary": self.summary,
                 "endpoint": self.endpoint.to_output() if self.endpoint else None,
             }
+        )
+
+    def interfaces(self) -> Interfaces:
+        """An endpoint only if the device is addressable (``iotEdgeDeviceHost``)."""
+        return Interfaces(
+            endpoints={KEY: self.endpoint} if self.endpoint is not None else {},
+            diagnostics=tuple(diag.resource("iot-hub", self.hub.id)),
+            outputs={"iot": self.summary},
         )
 
     # --- the hub -------------------------------------------------------------------------------
@@ -271,3 +287,12 @@ class IotEdgeTarget(pulumi.ComponentResource):
             tls=False,
             network="the device's local network",
         )
+
+
+KEY = "iot_edge"
+TARGET: TargetEntry[Platform] = TargetEntry(
+    KEY,
+    lambda s: s.iot.enabled,
+    # the hub, the edge device and the scoring module, pulled with a registry token
+    lambda d, p: IotEdgeTarget("iot-edge", IotEdgeTargetArgs(d, p.registry.name, p.registry.id)),
+)

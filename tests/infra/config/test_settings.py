@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import yaml
 
-from components.config import settings as cfg
+from components import settings as cfg
 from components.config.naming import RULES, Naming
 from components.config.reader import PROJECT_FILE
 from components.targets.aks.settings import planned_max_replicas

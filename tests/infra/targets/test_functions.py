@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from components import PROJECT_ROOT
-from components.config import settings as cfg
+from components import settings as cfg
 from components.contract import ROLE_ACR_PULL
 from components.targets.functions import target as fn
 from preview import engine, fakes

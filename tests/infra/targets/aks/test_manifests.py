@@ -21,7 +21,7 @@ import kubernetes_validate
 import pytest
 
 from components import PROJECT_ROOT
-from components.config import settings as cfg
+from components import settings as cfg
 from components.targets.aks import cluster as aks_mod
 from preview import engine, manifests
 
