@@ -103,6 +103,9 @@ class CacheConnection:
     port: int
     password: SecretRef | None
     entra_id: bool = False
+    # The OSS cluster protocol (Azure Managed Redis' default clustering policy, for an existing
+    # cache): the host follows MOVED with redis-py's cluster client (REDIS_CLUSTER).
+    cluster: bool = False
 
 
 @dataclass(frozen=True)
@@ -184,6 +187,9 @@ class ScoringDeployment:
             "AZUREML_SERVER_PORT": str(s.scoring.port),
             "WORKER_COUNT": str(s.scoring.workers),
             "SCORING_TIMEOUT_MS": str(s.scoring.timeout_ms),
+            # v1's per-replica limits (scoring/admission.py): run() calls at once, queue wait
+            "SCORING_RUN_THREADS": str(s.scoring.max_concurrent),
+            "SCORING_MAX_QUEUE_WAIT_MS": str(s.scoring.max_request_wait_ms),
             "MODEL_NAME": s.model.name,
             "MODEL_VERSION": s.model.version,
             "AZURE_CLIENT_ID": self.identity.client_id,
@@ -244,6 +250,7 @@ class ScoringDeployment:
             "REDIS_PORT": str(c.port),
             "REDIS_SSL": "true",
             "CACHE_TTL_SECONDS": str(self.settings.scoring.cache_ttl_seconds),
+            **({"REDIS_CLUSTER": "true"} if c.cluster else {}),
         }
         if signs_in_as is not None and c.entra_id:
             return env | {"REDIS_USE_ENTRA_ID": "true", "REDIS_USERNAME": signs_in_as}, None

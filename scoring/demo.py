@@ -62,7 +62,8 @@ def target_envs(run: Any) -> dict[str, dict[str, str]]:
             envs[target] = {a["name"]: a["value"] for a in i["siteConfig"]["appSettings"]}
         elif r.type == "azure-native:containerinstance:ContainerGroup":
             envs["aci"] = _name_value(i["containers"][0]["environmentVariables"])
-        elif r.type == "kubernetes:apps/v1:Deployment" and "aks" not in envs:
+        elif r.type == "kubernetes:apps/v1:Deployment" and r.name == "deployment":
+            # the scoring Deployment (not tls-sync, the certificate's sync pod, in prod)
             envs["aks"] = _name_value(i["spec"]["template"]["spec"]["containers"][0]["env"])
         elif r.type == "pulumi-python:dynamic/iotedge:Deployment":
             agent = i["modules_content"]["$edgeAgent"]["properties.desired"]["modules"]

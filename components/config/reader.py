@@ -83,7 +83,9 @@ class Reader:
 
     def fail(self, keys: str | tuple[str, ...], value: object, problem: str, fix: str) -> None:
         keys = (keys,) if isinstance(keys, str) else keys
-        self.problems.append(ConfigProblem(keys, _show(value), problem, fix))
+        found = ConfigProblem(keys, _show(value), problem, fix)
+        if found not in self.problems:  # two sections may read one key (each checks it)
+            self.problems.append(found)
 
     def raw(self, key: str) -> tuple[KeySpec, Any]:
         spec = schema().get(key)

@@ -87,7 +87,7 @@ class PredictionCache(pulumi.ComponentResource):
             # No key of ours: the targets that run as the pull identity sign in with Entra ID,
             # for which the cache's owner grants that identity a data access policy.
             self.connection = CacheConnection(
-                host=r.existing_host, port=r.port, password=None, entra_id=True
+                host=r.existing_host, port=r.port, password=None, entra_id=True, cluster=r.cluster
             )
             self.register_outputs({"host": r.existing_host, "port": r.port})
             return

@@ -49,6 +49,7 @@ class RedisSettings:
     capacity: int
     existing_host: str
     port: int
+    cluster: bool = False  # OSS cluster protocol (an existing Azure Managed Redis, OSS policy)
 
     @property
     def create(self) -> bool:
@@ -71,9 +72,18 @@ def read_redis(r: Reader) -> RedisSettings:
         capacity=r.int("redisCapacity"),
         existing_host=r.str("redisHost"),
         port=r.int_range("redisPort", 1, 65535),
+        cluster=r.bool("redisCluster"),
     )
     if not redis.enabled:
         return redis
+    if redis.cluster and not redis.existing_host:
+        r.fail(
+            ("redisCluster", "redisHost"),
+            "true",
+            "the cache this program creates uses the Enterprise clustering policy, which takes "
+            "non-cluster clients; the OSS cluster protocol is for an existing host",
+            "remove mlscore:redisCluster, or set mlscore:redisHost to your OSS-clustered cache",
+        )
     if redis.existing_host:
         _check_existing_host(r, redis)
     elif redis.managed:

@@ -71,6 +71,10 @@ class ScoringSettings:
     workers: int
     timeout_ms: int
     cache_ttl_seconds: int
+    # v1's replica_max_concurrent_requests and max_request_wait_time (AksWebservice): run()
+    # calls one worker runs at once, and the longest a request waits for one before its 503.
+    max_concurrent: int = 1
+    max_request_wait_ms: int = 500
 
 
 def read_model(r: Reader) -> ModelSettings:
@@ -200,6 +204,10 @@ def read_scoring(r: Reader) -> ScoringSettings:
         workers=r.int_range("scoringWorkers", 1, 32),
         timeout_ms=r.int_range("scoringTimeoutMs", 100, 600_000),
         cache_ttl_seconds=r.int_range("cacheTtlSeconds", 1, 7 * 86400),
+        max_concurrent=r.int_range("maxConcurrentRequestsPerContainer", 1, 1000),
+        max_request_wait_ms=r.int_range(
+            "maxRequestWaitTimeMs", 0, 3_600_000, "0 turns the limit off, as in the host"
+        ),
     )
     r.matches(
         "imageRepository",

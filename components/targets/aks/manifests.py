@@ -292,9 +292,18 @@ def pdb_spec(component: str) -> dict[str, Any]:
     }
 
 
-def network_policy_spec(port: int, redis_port: int | None) -> dict[str, Any]:
+# Azure Managed Redis' OSS clustering policy: "The initial connection is through port 10000.
+# Connecting to individual nodes is done using ports in the 85XX range" (which change over time;
+# cluster clients learn them from CLUSTER NODES): learn.microsoft.com/azure/redis/architecture.
+OSS_CLUSTER_NODE_PORTS = (8500, 8599)
+
+
+def network_policy_spec(
+    port: int, redis_port: int | None, redis_cluster: bool = False
+) -> dict[str, Any]:
     """Scoring pods: ingress only on the scoring port and only from the ingress gateway and the
-    metrics agent; egress only to DNS, Redis and HTTPS (Entra ID tokens, Application Insights)."""
+    metrics agent; egress only to DNS, Redis (and its cluster nodes' ports under the OSS
+    clustering policy) and HTTPS (Entra ID tokens, Application Insights)."""
     egress: list[dict[str, Any]] = [
         {
             "to": [
@@ -311,6 +320,9 @@ def network_policy_spec(port: int, redis_port: int | None) -> dict[str, Any]:
     ]
     if redis_port is not None:
         egress.append({"ports": [{"protocol": "TCP", "port": redis_port}]})
+    if redis_port is not None and redis_cluster:  # endPort: GA in Kubernetes 1.25
+        low, high = OSS_CLUSTER_NODE_PORTS
+        egress.append({"ports": [{"protocol": "TCP", "port": low, "endPort": high}]})
     return {
         "podSelector": {"matchLabels": {"app.kubernetes.io/name": APP}},
         "policyTypes": ["Ingress", "Egress"],

@@ -129,7 +129,13 @@ class AksScoring(ScoringTarget):
         self.network_policy = k8s.networking.v1.NetworkPolicy(
             "network-policy",
             metadata={"name": APP, "namespace": ns, "labels": labels("cpu")},
-            spec=as_manifest(network_policy_spec(s.scoring.port, self._redis_port(d))),
+            spec=as_manifest(
+                network_policy_spec(
+                    s.scoring.port,
+                    self._redis_port(d),
+                    redis_cluster=d.cache is not None and d.cache.cluster,
+                )
+            ),
             opts=after_ns,
         )
         self.metrics_settings = k8s.core.v1.ConfigMap(
