@@ -32,8 +32,8 @@ small ``tls-sync`` Deployment that mounts it (the driver syncs a Secret only whi
 it; two replicas and a PDB keep one mounted through node drains). Istio reads
 ``credentialName`` Secrets through SDS and follows their updates, so a certificate renewed in
 Key Vault is served after the next rotation poll with no redeploy. In the scoring namespace a
-``VirtualService`` routes the host to the ClusterIP Service (the accelerator Deployment under
-``/<kind>/``).
+``VirtualService`` routes the host's client paths (``CLIENT_PATHS``: not ``/status`` nor
+``/metrics``) to the ClusterIP Service (the accelerator Deployment under ``/<kind>/``).
 
 Dev without a domain (``aksTlsEnabled: false`` + ``aksAllowHttp: true``, dev only) serves plain
 HTTP on the gateway's IP. A ``<label>.<region>.cloudapp.azure.com`` name with cert-manager is not
@@ -48,6 +48,7 @@ from typing import Any
 
 import pulumi
 
+from components.contract import LIVENESS_PATH, READINESS_PATH, SCORE_PATH, SWAGGER_PATH
 from components.targets.aks.manifests import (
     APP,
     INGRESS_NAMESPACE,
@@ -91,27 +92,52 @@ def gateway_spec(ingress: IngressSettings) -> dict[str, Any]:
     return {"selector": dict(GATEWAY_SELECTOR), "servers": servers}
 
 
+# What clients of the endpoint use (the ``endpoints`` output: scoring_uri, swagger_uri,
+# health_uri) and the liveness path Azure ML's AKS web services answered at ``/``. Not ``/status``
+# (it names the model, the entry script's path and the cache host, and pings the cache on every
+# call: an unauthenticated amplifier) nor ``/metrics``: neither is for clients. Managed Prometheus
+# scrapes ``/metrics`` from the pods directly (the ``prometheus.io/*`` pod annotations, the
+# NetworkPolicy lets kube-system in), never through the gateway, and the kubelet probes the pods
+# directly too. A request no route matches gets the gateway's (Envoy's) 404 and never reaches a
+# pod (route rules: https://istio.io/latest/docs/reference/config/networking/virtual-service/).
+CLIENT_PATHS = (SCORE_PATH, SWAGGER_PATH, READINESS_PATH, LIVENESS_PATH)
+
+
 def virtual_service_spec(
     ingress: IngressSettings, namespace: str, accelerator: str | None
 ) -> dict[str, Any]:
-    """The host (or any host, plain HTTP in dev) to the scoring Service; the accelerator
-    Deployment's Service under ``/<kind>/`` (prefix rewritten away)."""
+    """The host (or any host, plain HTTP in dev) to the scoring Service for the client paths
+    alone (exact matches: the query string is not part of the match); the accelerator
+    Deployment's Service for the same paths under ``/<kind>``, rewritten to the path the host
+    serves (with an exact match ``rewrite.uri`` replaces the whole path)."""
     http: list[dict[str, Any]] = []
     if accelerator is not None:
-        http.append(
+        http += [
             {
-                "name": accelerator,
-                "match": [{"uri": {"prefix": f"/{accelerator}/"}}],
-                "rewrite": {"uri": "/"},
+                "name": f"{accelerator}-{_route_name(path)}",
+                "match": [{"uri": {"exact": f"/{accelerator}{path}"}}],
+                "rewrite": {"uri": path},
                 "route": [_destination(f"{APP}-{accelerator}", namespace)],
             }
-        )
-    http.append({"name": APP, "route": [_destination(APP, namespace)]})
+            for path in CLIENT_PATHS
+        ]
+    http.append(
+        {
+            "name": APP,
+            "match": [{"uri": {"exact": path}} for path in CLIENT_PATHS],
+            "route": [_destination(APP, namespace)],
+        }
+    )
     return {
         "hosts": [ingress.host or "*"],
         "gateways": [f"{INGRESS_NAMESPACE}/{GATEWAY_NAME}"],
         "http": http,
     }
+
+
+def _route_name(path: str) -> str:
+    """``/swagger.json`` -> ``swagger``; ``/`` -> ``live``."""
+    return path.strip("/").split(".")[0] or "live"
 
 
 def _destination(service: str, namespace: str) -> dict[str, Any]:

@@ -20,11 +20,15 @@ CHECKOV_SKIP = "checkov.io/skip"
 # account names the identity (https://learn.microsoft.com/azure/aks/workload-identity-overview).
 WORKLOAD_IDENTITY_LABEL = "azure.workload.identity/use"
 WORKLOAD_IDENTITY_CLIENT_ID = "azure.workload.identity/client-id"
-# The Secrets Store CSI driver and the Kubernetes Secret it syncs the scoring keys into.
+# The Secrets Store CSI driver, the SecretProviderClass of the scoring keys and of the telemetry
+# connection string, and the Kubernetes Secret it syncs them into (one per key generation).
 CSI_DRIVER = "secrets-store.csi.k8s.io"
-KEYS_SECRET = f"{APP}-keys"
+KEYS_CLASS = f"{APP}-keys"
 KEYS_MOUNT = "/mnt/secrets-store"
 KEY_ENV = ("SCORING_KEY_PRIMARY", "SCORING_KEY_SECONDARY")
+INSIGHTS_ENV = "APPLICATIONINSIGHTS_CONNECTION_STRING"
+# The pod template carries the key generation it was rendered for (scoring_keys.Rotation).
+KEY_GENERATION_ANNOTATION = "mlscore/scoring-key-generation"
 METRICS_PATH = "/metrics"
 # Namespaces whose pods reach the scoring port: the Istio add-on's ingress gateway and the
 # managed Prometheus agent (ama-metrics, in kube-system).
@@ -81,21 +85,43 @@ def namespace_metadata(name: str) -> dict[str, Any]:
 
 
 # --- the scoring pod ----------------------------------------------------------------------------
+def keys_secret(generation: int) -> str:
+    """The Kubernetes Secret the CSI driver syncs the keys and the connection string into for
+    key generation ``generation``.
+
+    Why a name per generation: the driver creates a synced Secret when a pod mounts the class
+    and it does not exist yet; one that exists is left as it is ("If a secret with the same name
+    already exists in the namespace of the pod, the error is nil": createK8sSecret in
+    https://github.com/kubernetes-sigs/secrets-store-csi-driver/blob/main/controllers/secretproviderclasspodstatus_controller.go)
+    and only the rotation poll (``rotationPollInterval``) rewrites it later. A pod of the new
+    generation reading a Secret of the old name could start, before that poll, with the old
+    keys in its environment, and env vars never change afterwards ("Using Kubernetes secret for
+    environment variable: The pod needs to be restarted to get the latest secret",
+    https://secrets-store-csi-driver.sigs.k8s.io/topics/secret-auto-rotation.html). Under a new
+    name the first pod of the generation to mount the class makes the Secret from what it just
+    fetched from Key Vault: the new keys."""
+    return f"{APP}-keys-g{generation}"
+
+
 def _secret_env(name: str, secret_name: str) -> dict[str, Any]:
     return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret_name, "key": name}}}
 
 
-def scoring_env(d: ScoringDeployment) -> list[dict[str, Any]]:
+def scoring_env(d: ScoringDeployment, generation: int) -> list[dict[str, Any]]:
     """The host's env: the runtime settings, the cache through Entra ID as the pull identity
-    (workload identity: no key exists), and the scoring keys from the CSI driver's synced
-    Secret. ``SCORING_AUTH_KEYS`` joins the two with Kubernetes' dependent variables
-    (``$(VAR)`` of variables defined before it:
+    (workload identity: no key exists), and from the CSI driver's synced Secret of the key
+    generation the scoring keys and Application Insights' connection string (the host's
+    telemetry: scoring/observability/settings.py; with ``APPLICATIONINSIGHTS_AUTHENTICATION_STRING``
+    of :meth:`ScoringDeployment.observability_env` it ingests as the pull identity).
+    ``SCORING_AUTH_KEYS`` joins the two keys with Kubernetes' dependent variables (``$(VAR)`` of
+    variables defined before it:
     https://kubernetes.io/docs/tasks/inject-data-application/define-interdependent-environment-variables/)."""
     cache_env, _ = d.cache_env(signs_in_as=d.identity.principal_id)
     env: list[dict[str, Any]] = [
         {"name": k, "value": v} for k, v in {**d.runtime_env(), **cache_env}.items()
     ]
-    env += [_secret_env(name, KEYS_SECRET) for name in KEY_ENV]
+    secret = keys_secret(generation)
+    env += [_secret_env(name, secret) for name in (*KEY_ENV, INSIGHTS_ENV)]
     env.append({"name": "SCORING_AUTH_KEYS", "value": ",".join(f"$({n})" for n in KEY_ENV)})
     return env
 
@@ -189,14 +215,33 @@ def csi_volume(name: str, provider_class: str) -> dict[str, Any]:
     }
 
 
+def spread(component: str) -> list[dict[str, Any]]:
+    """Across zones, then across nodes (topologySpreadConstraints,
+    https://kubernetes.io/docs/concepts/scheduling-eviction/topology-spread-constraints/): a zone
+    outage or a node loss takes one share of the replicas. ScheduleAnyway for both: dev's
+    single-zone pool (and more replicas than nodes once the HPA scales out) still schedules; the
+    scheduler only prefers the spread. Nodes of zonal AKS pools carry
+    ``topology.kubernetes.io/zone`` (https://learn.microsoft.com/azure/aks/availability-zones)."""
+    return [
+        {
+            "maxSkew": 1,
+            "topologyKey": key,
+            "whenUnsatisfiable": "ScheduleAnyway",
+            "labelSelector": {"matchLabels": selector(component)},
+        }
+        for key in ("topology.kubernetes.io/zone", "kubernetes.io/hostname")
+    ]
+
+
 def pod_spec(
     d: ScoringDeployment,
     component: str,
+    generation: int,
     *,
     accelerator: str | None = None,
 ) -> dict[str, Any]:
     """The scoring pod: the same container in every variant, only scheduling differs."""
-    container = scoring_container(d, scoring_env(d), accelerator)
+    container = scoring_container(d, scoring_env(d, generation), accelerator)
     spec: dict[str, Any] = {
         "serviceAccountName": APP,
         "automountServiceAccountToken": False,
@@ -212,18 +257,9 @@ def pod_spec(
         "containers": [container],
         "volumes": [
             {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}},
-            csi_volume("scoring-keys", KEYS_SECRET),
+            csi_volume("scoring-keys", KEYS_CLASS),
         ],
-        "topologySpreadConstraints": [
-            {
-                "maxSkew": 1,
-                "topologyKey": "kubernetes.io/hostname",
-                # ScheduleAnyway: more replicas than nodes still schedule (the HPA may go far
-                # past the node count); the scheduler only prefers the spread.
-                "whenUnsatisfiable": "ScheduleAnyway",
-                "labelSelector": {"matchLabels": selector(component)},
-            }
-        ],
+        "topologySpreadConstraints": spread(component),
         "nodeSelector": {"kubernetes.io/os": "linux"},
     }
     if accelerator is not None:
@@ -233,10 +269,13 @@ def pod_spec(
 
 
 # --- the objects around it ----------------------------------------------------------------------
-def pod_metadata(component: str, port: int) -> dict[str, Any]:
-    """Pod labels (with workload identity's) and the annotations managed Prometheus' agent
+def pod_metadata(component: str, port: int, generation: int) -> dict[str, Any]:
+    """Pod labels (with workload identity's) and annotations: those managed Prometheus' agent
     scrapes by (``prometheus.io/*`` in the namespaces ama-metrics-settings-configmap names:
-    https://learn.microsoft.com/azure/azure-monitor/containers/prometheus-metrics-scrape-configuration)."""
+    https://learn.microsoft.com/azure/azure-monitor/containers/prometheus-metrics-scrape-configuration)
+    and the key generation, so a new rotation period changes the pod template and ``pulumi up``
+    rolls the pods (a Deployment rolls out when its ``.spec.template`` changes:
+    https://kubernetes.io/docs/concepts/workloads/controllers/deployment/#updating-a-deployment)."""
     return {
         "labels": {**labels(component), WORKLOAD_IDENTITY_LABEL: "true"},
         "annotations": {
@@ -244,6 +283,7 @@ def pod_metadata(component: str, port: int) -> dict[str, Any]:
             "prometheus.io/port": str(port),
             "prometheus.io/path": METRICS_PATH,
             "prometheus.io/scheme": "http",
+            KEY_GENERATION_ANNOTATION: str(generation),
         },
     }
 

@@ -11,11 +11,22 @@ content with a Kubernetes secret"). With rotation on (profiles.py) the driver re
 every ``aksSecretsRotationInterval`` and updates the mount and the Secret: a new version of a
 versionless object is picked up without a redeploy.
 
-A Key Vault certificate fetched as ``objectType: secret`` is its private key and certificate
-chain, which the ``kubernetes.io/tls`` Secret takes as both ``tls.key`` and ``tls.crt``
-(https://learn.microsoft.com/azure/aks/csi-secrets-store-nginx-tls, "Bind certificate to
-ingress"; https://learn.microsoft.com/azure/aks/istio-secure-gateway does the same for the Istio
-gateway's ``credentialName``).
+The scoring class syncs the two scoring keys and Application Insights' connection string (its
+own Key Vault secret, written by workload.py: Pulumi writes no Kubernetes Secret) into one
+Secret per key generation (manifests.keys_secret explains why a new name each generation).
+
+The TLS certificate: what each ``objectType`` of a Key Vault certificate returns
+(https://azure.github.io/secrets-store-csi-driver-provider-azure/docs/configurations/getting-certs-and-keys/):
+``cert`` "only returns the Server certificate and not the entire chain"; ``secret`` returns "the
+private key and certificate" in PEM (``objectFormat`` defaults to ``pem``; a PFX only with
+``objectFormat: pfx``) and, for a chain, "the entire certificate chain along with the private
+key"; ``key`` the public key. So ``tls.crt`` stays the ``secret`` object, as the provider's own
+ingress TLS guide and Microsoft's Istio one map it
+(https://azure.github.io/secrets-store-csi-driver-provider-azure/docs/configurations/ingress-tls/,
+https://learn.microsoft.com/azure/aks/istio-secure-gateway): ``cert`` would drop the
+intermediates and clients that do not fetch them (most non-browser clients) would refuse a
+certificate from any public CA. The gateway reads the certificate blocks of ``tls.crt`` and the
+key from ``tls.key``; the Secret holds the key either way.
 """
 
 from __future__ import annotations
@@ -57,24 +68,21 @@ def provider_parameters(
 
 def keys_spec(
     secret_name: str,
-    key_names: tuple[pulumi.Input[str], pulumi.Input[str]],
-    env_names: tuple[str, str],
+    synced: Sequence[tuple[pulumi.Input[str], str]],
     client_id: pulumi.Input[str],
     tenant_id: pulumi.Input[str],
     vault_name: pulumi.Input[str],
 ) -> dict[str, Any]:
-    """The scoring keys (primary, secondary Key Vault secrets), synced as ``secret_name``."""
-    names = pulumi.Output.all(*key_names)
+    """Key Vault secrets synced as keys of the Opaque Secret ``secret_name``: ``synced`` pairs
+    each secret's name with its key in the Secret (the env var the pods read)."""
+    names = pulumi.Output.all(*(name for name, _ in synced))
     return {
         "provider": "azure",
         "secretObjects": [
             {
                 "secretName": secret_name,
                 "type": "Opaque",
-                "data": [
-                    {"objectName": name, "key": env}
-                    for name, env in zip(key_names, env_names, strict=True)
-                ],
+                "data": [{"objectName": name, "key": key} for name, key in synced],
             }
         ],
         "parameters": provider_parameters(

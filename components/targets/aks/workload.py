@@ -9,10 +9,22 @@ In the scoring namespace (Pod Security ``restricted`` enforced):
   https://learn.microsoft.com/azure/aks/workload-identity-deploy-cluster). The pods sign in to
   the cache with Entra ID as that identity (azure-identity's ManagedIdentityCredential takes the
   workload identity token when the webhook's variables are set); no cache key exists anywhere;
-* a **SecretProviderClass** for the scoring keys (secret_store.py): the Secrets Store CSI driver
-  reads them from Key Vault as the pull identity, mounts them and syncs them into the
-  ``scoring-keys`` Secret the host's ``SCORING_AUTH_KEYS`` is built from. Pulumi never writes a
-  key into the cluster;
+* a **SecretProviderClass** for the scoring keys and Application Insights' connection string
+  (secret_store.py; the connection string is a Key Vault secret of its own, as for App
+  Service): the Secrets Store CSI driver reads them from Key Vault as the pull identity, mounts
+  them and syncs them into the ``scoring-keys-g<generation>`` Secret the host's
+  ``SCORING_AUTH_KEYS`` and telemetry are read from. Pulumi never writes a secret into the
+  cluster;
+* **key rotation reaches the pods**: the keys are env vars, which a Secret's update never
+  changes in a running container (the driver's rotation updates the mount and the Secret, "the
+  pod needs to be restarted to get the latest secret as environment variable":
+  https://learn.microsoft.com/azure/aks/csi-secrets-store-configuration-options). So the pod
+  template carries the key generation (``rotation(settings).generation``, as App Service's
+  ``SCORING_ROTATION_GENERATION``: an annotation and the generation's Secret name), the first
+  ``pulumi up`` of a new period rolls the pods after Key Vault holds the new keys (the Deployment
+  waits for the SecretProviderClass, which waits for the Key Vault secrets), and each new pod
+  reads the new keys (manifests.keys_secret). Reading the mounted files in the host instead
+  would need no rollout, but the host's contract in every target is ``SCORING_AUTH_KEYS``;
 * the scoring **Deployment**: the image by digest (a new digest is a new pod template, so
   ``pulumi up`` rolls it out: the seeds' ``service.update``), a RollingUpdate that never drops
   below the current capacity, requests and limits, liveness ``/``, readiness ``/ready``, a
@@ -45,6 +57,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.contract import AUTH_BEARER_KEY, Endpoint, ScoringDeployment, ScoringTarget
+from components.platform.scoring_keys import CONTENT_CONNECTION, rotation, vault_secret
 from components.targets.aks import ingress as gw
 from components.targets.aks import scaling, secret_store
 from components.targets.aks.device_plugins import nvidia_device_plugin
@@ -52,13 +65,15 @@ from components.targets.aks.identity import federate_pull_identity
 from components.targets.aks.manifests import (
     APP,
     INGRESS_NAMESPACE,
+    INSIGHTS_ENV,
     KEY_ENV,
-    KEYS_SECRET,
+    KEYS_CLASS,
     SCORING_SKIPS,
     SCRAPER_NAMESPACE,
     WORKLOAD_IDENTITY_CLIENT_ID,
     as_manifest,
     deployment_spec,
+    keys_secret,
     labels,
     namespace_metadata,
     network_policy_spec,
@@ -111,6 +126,7 @@ class AksScoring(ScoringTarget):
             d.identity, args.oidc_issuer_url, ns, gw.TLS_SYNC if tls else None, self
         )
         self.service_account = self._service_account(APP, ns, d.identity.client_id, after_ns)
+        self.key_generation = rotation(s).generation
         self.keys = self._keys_provider(args, ns, after_ns)
 
         autoscale = s.aks.autoscale
@@ -118,7 +134,7 @@ class AksScoring(ScoringTarget):
             "deployment",
             APP,
             ns,
-            pod_spec(d, "cpu"),
+            pod_spec(d, "cpu", self.key_generation),
             "cpu",
             replicas=None if autoscale.enabled else autoscale.min_replicas,
             after=[self.service_account, self.keys, *self.credentials],
@@ -197,20 +213,33 @@ class AksScoring(ScoringTarget):
     def _keys_provider(
         self, args: AksScoringArgs, ns: str, opts: pulumi.ResourceOptions
     ) -> k8s.apiextensions.CustomResource:
+        """The class of the scoring keys and the telemetry connection string (a Key Vault secret
+        renewed with the keys, like App Service's: its expiry follows the rotation)."""
         d = args.deployment
+        schedule = rotation(d.settings)
+        insights = vault_secret(
+            "aks-appinsights-secret",
+            "aks-appinsights-connection",
+            d.app_insights_connection_string,
+            d.resource_group_name,
+            d.key_vault.name,
+            pulumi.ResourceOptions(parent=self),
+            expires=schedule.expires,
+            content_type=CONTENT_CONNECTION,
+        )
         primary, secondary = d.scoring_keys
+        synced = [
+            (secret_store.secret_name_of(r.uri), env)
+            for r, env in zip((primary, secondary, insights), (*KEY_ENV, INSIGHTS_ENV), strict=True)
+        ]
         return k8s.apiextensions.CustomResource(
             "scoring-keys",
             api_version=secret_store.PROVIDER_API,
             kind="SecretProviderClass",
-            metadata={"name": KEYS_SECRET, "namespace": ns, "labels": labels("cpu")},
+            metadata={"name": KEYS_CLASS, "namespace": ns, "labels": labels("cpu")},
             spec=secret_store.keys_spec(
-                KEYS_SECRET,
-                (
-                    secret_store.secret_name_of(primary.uri),
-                    secret_store.secret_name_of(secondary.uri),
-                ),
-                KEY_ENV,
+                keys_secret(self.key_generation),
+                synced,
                 d.identity.client_id,
                 args.tenant_id,
                 d.key_vault.name,
@@ -362,7 +391,7 @@ class AksScoring(ScoringTarget):
             "accelerator-deployment",
             acc_name,
             ns,
-            pod_spec(d, acc.kind, accelerator=acc.kind),
+            pod_spec(d, acc.kind, self.key_generation, accelerator=acc.kind),
             acc.kind,
             # One pod per accelerator node: the pool has a fixed size, no autoscaler.
             replicas=acc.node_count,
@@ -397,7 +426,9 @@ class AksScoring(ScoringTarget):
                 "annotations": skips(*SCORING_SKIPS),
             },
             spec=as_manifest(
-                deployment_spec(spec, component, replicas, pod_metadata(component, port))
+                deployment_spec(
+                    spec, component, replicas, pod_metadata(component, port, self.key_generation)
+                )
             ),
             opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=list(after))),
         )

@@ -167,14 +167,16 @@ def test_scoring_keys_come_from_key_vault_through_the_csi_driver(prod: engine.Ru
     params = keys["parameters"]
     assert params["keyvaultName"] == vault and params["usePodIdentity"] == "false"
     assert params["tenantId"] == fakes.TENANT
-    stored = sorted(
-        r.azure_name for r in prod.of_type("azure-native:keyvault:Secret") if "scoring" in r.name
-    )
+    stored = {r.azure_name for r in prod.of_type("azure-native:keyvault:Secret")}
     objects = [yaml.safe_load(o)["objectName"] for o in yaml.safe_load(params["objects"])["array"]]
-    assert sorted(objects) == stored[:2] or set(objects) <= set(stored)
+    assert set(objects) <= stored and len(objects) == 3
     (synced,) = keys["secretObjects"]
-    assert synced["secretName"] == "scoring-keys" and synced["type"] == "Opaque"
-    assert [d["key"] for d in synced["data"]] == ["SCORING_KEY_PRIMARY", "SCORING_KEY_SECONDARY"]
+    assert synced["secretName"].startswith("scoring-keys-g") and synced["type"] == "Opaque"
+    assert [d["key"] for d in synced["data"]] == [
+        "SCORING_KEY_PRIMARY",
+        "SCORING_KEY_SECONDARY",
+        "APPLICATIONINSIGHTS_CONNECTION_STRING",
+    ]
 
 
 def test_identity_id_parsing() -> None:

@@ -22,7 +22,9 @@ import pytest
 
 from components import PROJECT_ROOT
 from components import settings as cfg
+from components.platform.scoring_keys import rotation
 from components.targets.aks import cluster as aks_mod
+from components.targets.aks.manifests import keys_secret
 from preview import engine, manifests
 
 ROOT = PROJECT_ROOT
@@ -149,8 +151,9 @@ def test_deployment_runs_the_image_by_digest_with_env_and_secrets(
     assert c["image"] == dev.outputs["image"] and "@sha256:" in c["image"]
     env = {e["name"]: e for e in c["env"]}
     assert env["AZUREML_SERVER_PORT"]["value"] == "5001"
+    synced = keys_secret(rotation(settings_of("dev")).generation)
     for name in ("SCORING_KEY_PRIMARY", "SCORING_KEY_SECONDARY"):
-        assert env[name]["valueFrom"]["secretKeyRef"] == {"name": "scoring-keys", "key": name}
+        assert env[name]["valueFrom"]["secretKeyRef"] == {"name": synced, "key": name}
     # Kubernetes expands $(VAR) of variables defined before: both keys, comma-separated.
     names = [e["name"] for e in c["env"]]
     assert names.index("SCORING_AUTH_KEYS") > names.index("SCORING_KEY_SECONDARY")
@@ -193,11 +196,14 @@ def test_probes_security_and_tmp(docs: list[dict[str, Any]]) -> None:
     }
 
 
-def test_spread_across_nodes_and_rolling_update(docs: list[dict[str, Any]]) -> None:
+def test_spread_across_zones_and_nodes_and_rolling_update(docs: list[dict[str, Any]]) -> None:
     d = find(docs, "Deployment", "scoring")
-    (spread,) = d["spec"]["template"]["spec"]["topologySpreadConstraints"]
-    assert spread["topologyKey"] == "kubernetes.io/hostname" and spread["maxSkew"] == 1
-    assert spread["labelSelector"]["matchLabels"] == d["spec"]["selector"]["matchLabels"]
+    zone, host = d["spec"]["template"]["spec"]["topologySpreadConstraints"]
+    assert zone["topologyKey"] == "topology.kubernetes.io/zone"
+    assert host["topologyKey"] == "kubernetes.io/hostname"
+    for spread in (zone, host):
+        assert spread["maxSkew"] == 1 and spread["whenUnsatisfiable"] == "ScheduleAnyway"
+        assert spread["labelSelector"]["matchLabels"] == d["spec"]["selector"]["matchLabels"]
     assert d["spec"]["strategy"] == {
         "type": "RollingUpdate",
         "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
