@@ -44,7 +44,7 @@ MODELS: dict[str, dict[str, Any]] = {
         "dependenciesFile": f"{OWN}/environment.yml",
     },
 }
-CONTAINER_TARGETS = ("app_service", "aci", "aks", "iot_edge", "aml_online")
+CONTAINER_TARGETS = ("app_service", "aci", "container_apps", "aks", "iot_edge", "aml_online")
 
 
 @pytest.fixture(scope="module", params=list(MODELS))
@@ -160,3 +160,60 @@ def test_the_layout_is_the_dockerfiles(tmp_path: Path) -> None:
     ).read_bytes()
     assert layout.workdir == layout.root / "var" / "azureml-app"
     assert layout.env["PYTHONPATH"] == str(layout.root / "app")
+
+
+def _aks_pod_env(run: engine.Run) -> dict[str, str]:
+    """The scoring pod's environment as the kubelet builds it: the plain values, each
+    ``secretKeyRef`` resolved the way the CSI driver fills the synced Secret (the
+    SecretProviderClass' object -> the Key Vault secret's value in the graph), and ``$(VAR)``
+    expanded. Without the cache (no Redis here)."""
+    deployment = run.one("kubernetes:apps/v1:Deployment", "deployment")
+    env = engine.reveal(deployment.inputs["spec"]["template"]["spec"]["containers"][0]["env"])
+    (spc,) = [engine.reveal(r.inputs) for r in run.resources if r.type.endswith("ProviderClass")]
+    objects = {
+        (o["secretName"], d["key"]): d["objectName"]
+        for o in spc["spec"]["secretObjects"]
+        for d in o["data"]
+    }
+    vault = {
+        s.azure_name: str(engine.reveal(s.inputs["properties"])["value"])
+        for s in run.of_type("azure-native:keyvault:Secret")
+    }
+    resolved: dict[str, str] = {}
+    for e in env:
+        if "valueFrom" in e:
+            ref = e["valueFrom"]["secretKeyRef"]
+            resolved[e["name"]] = vault[objects[(ref["name"], ref["key"])]]
+        else:
+            value = str(e["value"])
+            for name, known in resolved.items():
+                value = value.replace(f"$({name})", known)
+            resolved[e["name"]] = value
+    return {k: v for k, v in resolved.items() if not k.startswith("REDIS_")}
+
+
+def test_the_aks_pods_start_with_telemetry_and_keys_from_their_synced_secret(
+    tmp_path: Path,
+) -> None:
+    """Issue 31.2: the AKS pods' environment (Key Vault -> CSI driver -> Secret -> env) turns the
+    host's Application Insights telemetry on, ingesting as the pull identity."""
+    run = engine.run("dev", {}, preview=False)
+    env = _aks_pod_env(run)
+    assert env["APPLICATIONINSIGHTS_CONNECTION_STRING"].startswith("InstrumentationKey=")
+    layout = rebuild(_context(run, "scoring-image"), tmp_path / "image")
+    host = serve(layout, env, tmp_path)
+    try:
+        host.wait_ready()
+        primary = engine.reveal(run.outputs["endpoints"]["aks"]["auth"]["key"])
+        assert host.client.post("/score", json=SEED_PAYLOAD).status_code == 401
+        scored = host.client.post(
+            "/score", json=SEED_PAYLOAD, headers={"Authorization": f"Bearer {primary}"}
+        )
+        assert scored.status_code == 200, scored.text
+        status = host.client.get("/status", headers={"Authorization": f"Bearer {primary}"})
+        telemetry = status.json()["telemetry"]
+        assert telemetry["enabled"] is True and telemetry["error"] is None
+        assert telemetry["entra_id"] is True  # APPLICATIONINSIGHTS_AUTHENTICATION_STRING
+        assert "telemetry on" in host.log()
+    finally:
+        host.stop()
