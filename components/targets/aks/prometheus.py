@@ -15,6 +15,21 @@ https://learn.microsoft.com/azure/azure-monitor/metrics/prometheus-api-promql), 
 credential for the KEDA add-on's operator service account ``kube-system/keda-operator``
 (https://learn.microsoft.com/azure/azure-monitor/containers/integrate-keda); the
 TriggerAuthentication names this identity (``podIdentity.identityId``, scaling.py).
+
+**A fresh cluster: one step this program does not take.** Microsoft's guide for the KEDA add-on
+with workload identity (https://learn.microsoft.com/azure/aks/keda-workload-identity) creates the
+identity and the federated credential for ``kube-system/keda-operator``, then restarts the
+operator (``kubectl rollout restart deploy keda-operator -n kube-system``) and checks that its
+pods carry ``AZURE_FEDERATED_TOKEN_FILE``, ``AZURE_CLIENT_ID`` and ``AZURE_TENANT_ID``: the
+workload identity webhook injects them only when a pod is created, and on a new cluster the
+add-on's operator pods may be created before the webhook serves. Without them KEDA cannot get a
+token and the ScaledObject reports an authentication error: the HPA holds the replica count,
+nothing scales. The operator's Deployment belongs to the add-on (in ``kube-system``, reconciled
+by AKS), so the program neither patches it nor restarts it: a rollout-restart annotation would be
+a change to a managed object that AKS may revert, and a Pulumi resource fighting the add-on. After
+the first ``pulumi up`` of a new cluster, if ``kubectl describe scaledobject scoring -n
+<prefix>-scoring`` shows a credential error, run the restart above once. An operator pod created
+later (node drains, upgrades, AKS' own rollouts) gets the variables from the webhook by itself.
 """
 
 from __future__ import annotations
