@@ -22,6 +22,7 @@ KNOWN_TARGETS: dict[str, str] = {
     "app_service": "mlscore:appServiceEnabled",
     "functions": "mlscore:functionsEnabled",
     "aci": "mlscore:aciEnabled",
+    "container_apps": "mlscore:containerAppsEnabled",
     "aks": "mlscore:aksEnabled",
     "aks_accelerator": "mlscore:acceleratorEnabled",
     "iot_edge": "mlscore:iotEnabled",

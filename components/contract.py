@@ -32,7 +32,7 @@ ROLE_MONITORING_METRICS_PUBLISHER = "3913510d-42f4-4e42-8a64-420c390055eb"
 # Targets whose containers run as the pull identity: they sign in to the data collection container
 # and to Application Insights ingestion with it. Not IoT Edge (a device has no Azure identity) nor
 # the Azure ML online endpoint (its own identity, and Azure ML's own data collector).
-IDENTITY_TARGETS = frozenset({"app_service", "functions", "aci", "aks"})
+IDENTITY_TARGETS = frozenset({"app_service", "functions", "aci", "container_apps", "aks"})
 
 # Paths of the scoring host (scoring/): the same in every container target.
 SCORE_PATH = "/score"

@@ -35,6 +35,8 @@ from components.targets.aml import settings as aml
 from components.targets.aml.settings import BatchSettings, OnlineEndpointSettings
 from components.targets.app_service import settings as app_service
 from components.targets.app_service.settings import AppServiceSettings
+from components.targets.container_apps import settings as container_apps
+from components.targets.container_apps.settings import ContainerAppsSettings
 from components.targets.functions import settings as functions
 from components.targets.functions.settings import FunctionsSettings
 from components.targets.iot import settings as iot
@@ -65,6 +67,7 @@ class Settings:
     batch: BatchSettings
     observability: ObservabilitySettings = field(default_factory=ObservabilitySettings)
     network: NetworkSettings = field(default_factory=NetworkSettings)  # VNet, allow-lists
+    container_apps: ContainerAppsSettings = field(default_factory=ContainerAppsSettings)
     resilience: ResilienceSettings = field(default_factory=ResilienceSettings)  # zones, keys
     tags: Mapping[str, str] = field(default_factory=dict)
 
@@ -110,6 +113,9 @@ def load(lookup: Callable[[str], str | None], *, project: str, stack: str) -> Se
         resilience=platform.read_resilience(r, location),
         observability=observability.read(r),
         network=network.read(r),
+        container_apps=container_apps.read(
+            r, location, r.bool("zoneRedundant"), r.bool("networkIsolation")
+        ),
         tags={"project": project, "stack": stack, "managed-by": "pulumi"},
     )
     platform.check_zone_plans(  # zone-redundant plans: a SKU with zones, enough instances

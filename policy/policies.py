@@ -6,10 +6,9 @@ secrets already unwrapped). The pulumi-policy objects below only wrap these func
 call them directly on the arguments captured from the real program under mocks, and on bad
 fixtures, without starting the pack's gRPC server (``__main__.py`` does that).
 
-The AKS vCPU rule needs every node pool of a cluster at once (user pools are separate
-``AgentPool`` resources), so it is a stack policy: ``check_aks_vcpus(resources)``. Zones and
-secret hygiene are in ``hygiene.py``, network isolation in ``network.py`` (both where the stack's
-policy config says required).
+The AKS vCPU rule needs every node pool at once (user pools are ``AgentPool`` resources): a stack
+policy. Zones and secret hygiene are in ``hygiene.py``, network isolation in ``network.py`` (where
+the stack's policy config requires them), what container apps add in ``container_apps.py``.
 """
 
 from __future__ import annotations
@@ -38,6 +37,7 @@ if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
 
 from components.config.sizes import SIZES  # noqa: E402
+from policy import container_apps as ca  # noqa: E402
 from policy import network as net  # noqa: E402
 from policy.hygiene import (  # noqa: E402
     ZONES_NAME,
@@ -370,9 +370,9 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "https-only",
-        "Web and function apps accept HTTPS only; storage accepts HTTPS traffic only.",
-        check_https_only,
-        "https_only=True on web apps; enable_https_traffic_only=True on storage accounts.",
+        "Web, function and container apps accept HTTPS only; storage HTTPS traffic only.",
+        ca.extend(check_https_only, ca.insecure_ingress),
+        "https_only=True (web apps), allow_insecure=False (container apps), HTTPS-only storage.",
     ),
     Rule(
         "tls-1-2-minimum",
@@ -414,14 +414,14 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "no-plaintext-secrets",
         "Secrets in app settings and container env are Key Vault references or secure values.",
-        check_plaintext_secrets,
+        ca.extend(check_plaintext_secrets, lambda p: ca.plain_secrets(p, _plain_secret)),
         "Web/function apps: @Microsoft.KeyVault(SecretUri=...); ACI: secure_value; "
         "Kubernetes: valueFrom.secretKeyRef.",
     ),
     Rule(
         "images-pulled-by-identity",
         "Web apps and container groups pull images with a managed identity, not a password.",
-        check_image_pull_identity,
+        ca.extend(check_image_pull_identity, ca.registry_credentials),
         "Web apps: acr_use_managed_identity_creds=True; ACI: image_registry_credentials "
         "with identity=<identity id>.",
     ),

@@ -38,6 +38,8 @@ SCHEMA = "https://schema.management.azure.com/schemas/2019-04-01/deploymentTempl
 
 # token -> (ARM type, the inputs (or "=literal" segments) that make up its ARM name, in order)
 ARM_TYPES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "app:ContainerApp": ("Microsoft.App/containerApps", ("containerAppName",)),
+    "app:ManagedEnvironment": ("Microsoft.App/managedEnvironments", ("environmentName",)),
     "applicationinsights:Component": ("Microsoft.Insights/components", ("resourceName",)),
     "authorization:RoleAssignment": (
         "Microsoft.Authorization/roleAssignments",

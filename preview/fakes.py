@@ -147,6 +147,27 @@ def computed(type_: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
     return {**identity_outputs(name, inputs), **(own(name, inputs) if own else {})}
 
 
+def container_apps_domain(environment: str, location: str) -> str:
+    return (
+        f"{hashlib.sha256(environment.encode()).hexdigest()[:10]}.{location}.azurecontainerapps.io"
+    )
+
+
+def container_app_outputs(name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    """An app's FQDN under its environment's domain (the environment named in its ID)."""
+    env = str(inputs.get("environmentId", "env")).rsplit("/", 1)[-1]
+    fqdn = f"{name}.{container_apps_domain(env, str(inputs.get('location', 'westeurope')))}"
+    config = dict(inputs.get("configuration", {}))
+    if "ingress" in config:
+        config["ingress"] = {**config["ingress"], "fqdn": fqdn}
+    revision = f"{name}--{hashlib.sha256(repr(inputs.get('template')).encode()).hexdigest()[:7]}"
+    return {
+        "configuration": config,
+        "latestRevisionName": revision,
+        "latestRevisionFqdn": f"{revision}.{fqdn.split('.', 1)[1]}",
+    }
+
+
 # type token -> (azure name, inputs) -> computed outputs
 COMPUTED: dict[str, Outputs] = {
     "azure-native:containerregistry:Registry": lambda n, i: {"loginServer": f"{n}.azurecr.io"},
@@ -241,6 +262,13 @@ COMPUTED: dict[str, Outputs] = {
             f".{i.get('location', 'westeurope')}.azurecontainer.io",
         },
     },
+    # Container Apps (components/targets/container_apps/): the environment's domain
+    # (<unique>.<region>.azurecontainerapps.io) and static IP; an app's FQDN is <app>.<domain>.
+    "azure-native:app:ManagedEnvironment": lambda n, i: {
+        "defaultDomain": container_apps_domain(n, i.get("location", "westeurope")),
+        "staticIp": "10.20.2.70" if i.get("vnetConfiguration") else "20.0.0.40",
+    },
+    "azure-native:app:ContainerApp": lambda n, i: container_app_outputs(n, i),
     "random:index/randomPassword:RandomPassword": lambda n, i: {
         "result": fake_secret(n, int(i.get("length", 40)))
     },

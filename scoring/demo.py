@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SEED_PAYLOAD = {"data": [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10], [10, 9, 8, 7, 6, 5, 4, 3, 2, 1]]}
 SAMPLE_SCRIPT = ROOT / "scoring" / "sample_model" / "score.py"
 VENVS = ROOT / ".local" / "venvs"
-CONTAINER_TARGETS = ("app_service", "aci", "aks", "iot_edge", "aml_online")
+CONTAINER_TARGETS = ("app_service", "aci", "container_apps", "aks", "iot_edge", "aml_online")
 # Not part of a local run: secrets (kept by each platform), the cache and Azure identities.
 _LEFT_OUT = ("REDIS_", "AZURE_CLIENT_ID", "APPLICATIONINSIGHTS_", "SCORING_AUTH_KEYS")
 
@@ -62,6 +62,8 @@ def target_envs(run: Any) -> dict[str, dict[str, str]]:
             envs[target] = {a["name"]: a["value"] for a in i["siteConfig"]["appSettings"]}
         elif r.type == "azure-native:containerinstance:ContainerGroup":
             envs["aci"] = _name_value(i["containers"][0]["environmentVariables"])
+        elif r.type == "azure-native:app:ContainerApp":
+            envs["container_apps"] = _name_value(i["template"]["containers"][0]["env"])
         elif r.type == "kubernetes:apps/v1:Deployment" and r.name == "deployment":
             # the scoring Deployment (not tls-sync, the certificate's sync pod, in prod)
             envs["aks"] = _name_value(i["spec"]["template"]["spec"]["containers"][0]["env"])

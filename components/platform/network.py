@@ -15,6 +15,10 @@ later update of the VNet keeps them. A subnet's ID is the VNet's ID plus ``/subn
   nodes' NICs and adds the rules its load balancer services need; a subnet NSG would have to
   repeat them: https://learn.microsoft.com/azure/aks/concepts-network#network-security-groups
 - ``aci``: container groups, delegated to Microsoft.ContainerInstance/containerGroups.
+- ``container-apps``: the Container Apps environment, delegated to Microsoft.App/environments.
+  With public ingress (``containerAppsInternalOnly`` false) its NSG admits HTTPS (443) and the
+  HTTP redirect (80) from the internet, which Azure's default rules deny:
+  https://learn.microsoft.com/azure/container-apps/firewall-integration
 
 Every other subnet has an NSG (CKV2_AZURE_31) with Azure's default rules: traffic inside the
 VNet and outbound allowed, inbound from the internet denied:
@@ -29,10 +33,19 @@ import pulumi
 import pulumi_azure_native.network as network
 
 from components.contract import Interfaces
-from components.platform.network_settings import ACI_DELEGATION, WEB_DELEGATION
+from components.platform.network_settings import (
+    ACI_DELEGATION,
+    CONTAINER_APPS_DELEGATION,
+    WEB_DELEGATION,
+)
 from components.settings import Settings
 
-DELEGATIONS = {"app_service": WEB_DELEGATION, "functions": WEB_DELEGATION, "aci": ACI_DELEGATION}
+DELEGATIONS = {
+    "app_service": WEB_DELEGATION,
+    "functions": WEB_DELEGATION,
+    "aci": ACI_DELEGATION,
+    "container_apps": CONTAINER_APPS_DELEGATION,
+}
 WITHOUT_NSG = frozenset({"aks_nodes"})
 
 
@@ -56,6 +69,7 @@ class Network(pulumi.ComponentResource):
                 network_security_group_name=s.naming.dashed(f"nsg-{net.subnet_name(role)}"),
                 resource_group_name=args.resource_group_name,
                 location=s.location,
+                security_rules=_security_rules(s, role),
                 tags=dict(s.tags),
                 opts=child,
             )
@@ -101,6 +115,26 @@ class Network(pulumi.ComponentResource):
 
     def interfaces(self) -> Interfaces:
         return Interfaces(outputs={"network": self.outputs()})
+
+
+def _security_rules(s: Settings, role: str) -> list[network.SecurityRuleArgs] | None:
+    """Rules beside Azure's defaults: only a public Container Apps environment needs any (its
+    ingress on 443, and 80 that the ingress redirects to HTTPS)."""
+    if role != "container_apps" or s.container_apps.internal_only:
+        return None
+    return [
+        network.SecurityRuleArgs(
+            name="allow-https-ingress",
+            priority=100,
+            direction=network.SecurityRuleDirection.INBOUND,
+            access=network.SecurityRuleAccess.ALLOW,
+            protocol=network.SecurityRuleProtocol.TCP,
+            source_address_prefix="Internet",
+            source_port_range="*",
+            destination_address_prefix="*",
+            destination_port_ranges=["80", "443"],
+        )
+    ]
 
 
 def _subnet_id(vnet_id: pulumi.Output[str], name: str) -> pulumi.Output[str]:

@@ -53,6 +53,12 @@ WEB_RECOMMENDED = 26
 # that holds nothing else; one address per container group:
 # https://learn.microsoft.com/azure/container-instances/container-instances-virtual-network-concepts
 ACI_DELEGATION = "Microsoft.ContainerInstance/containerGroups"
+# A Container Apps environment (workload profiles) in a VNet: a subnet delegated to
+# Microsoft.App/environments, "The minimum required subnet size is /27"; a serverless GPU replica
+# takes one address of its own: https://learn.microsoft.com/azure/container-apps/networking and
+# https://learn.microsoft.com/azure/container-apps/gpu-serverless-overview
+CONTAINER_APPS_DELEGATION = "Microsoft.App/environments"
+CONTAINER_APPS_SMALLEST = 27
 # AKS with Azure CNI Overlay: nodes take addresses from the subnet, pods from the overlay pod CIDR
 # ("a /24 subnet can fit up to 251 nodes"):
 # https://learn.microsoft.com/azure/aks/azure-cni-overlay#ip-address-planning
@@ -90,6 +96,7 @@ SUBNETS = {
     "functions": ("subnetFunctions", "functions"),
     "aks_nodes": ("subnetAksNodes", "aks-nodes"),
     "aci": ("subnetAci", "aci"),
+    "container_apps": ("subnetContainerApps", "container-apps"),
 }
 
 PUBLIC, DISABLED, ALLOW_LIST, PRIVATE = "public", "disabled", "allow-list", "private"
@@ -331,6 +338,11 @@ def _wanted_subnets(r: Reader) -> dict[str, tuple[int, str]]:
         wanted["aks_nodes"] = (nodes, f"{nodes} nodes (every pool at its maximum, plus surge)")
     if _peek_bool(r, "aciEnabled", False):
         wanted["aci"] = (1, "the scoring container group")
+    if _peek_bool(r, "containerAppsEnabled", False):
+        most = (
+            _peek_int(r, "containerAppsMaxReplicas", 1) if str(_peek(r, "containerAppsGpu")) else 1
+        )
+        wanted["container_apps"] = (most, f"{most} GPU replicas (containerAppsMaxReplicas)")
     return wanted
 
 
@@ -352,6 +364,14 @@ def _check_size(r: Reader, role: str, net: IPv4Net, wanted: tuple[int, str]) -> 
             str(net),
             f"App Service VNet integration needs at least a /{WEB_SMALLEST}",
             f"use a /{WEB_RECOMMENDED} (recommended) or larger",
+        )
+    elif role == "container_apps" and net.prefixlen > CONTAINER_APPS_SMALLEST:
+        r.fail(
+            key,
+            str(net),
+            f"a workload profiles Container Apps environment needs at least a "
+            f"/{CONTAINER_APPS_SMALLEST}",
+            f"use a /{CONTAINER_APPS_SMALLEST} or larger (the default is a /26)",
         )
     elif usable < need:
         bigger = 32 - math.ceil(math.log2(need + AZURE_RESERVED))

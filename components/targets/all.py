@@ -12,6 +12,7 @@ from components.targets.aci import target as aci
 from components.targets.aks import target as aks
 from components.targets.aml import target as aml
 from components.targets.app_service import target as app_service
+from components.targets.container_apps import target as container_apps
 from components.targets.functions import target as functions
 from components.targets.iot import target as iot
 
@@ -19,6 +20,7 @@ TARGETS: tuple[TargetEntry[Platform], ...] = (
     app_service.TARGET,  # Linux web app
     functions.TARGET,  # HTTP, Blob and Service Bus triggers
     aci.TARGET,  # Container Instances (dev/test)
+    container_apps.TARGET,  # HTTPS, scale to zero on concurrent requests, serverless GPU
     aml.TARGET,  # the model in the workspace, online (blue/green) and batch endpoints
     iot.TARGET,  # IoT Hub, edge device, scoring module
     aks.TARGET,  # cluster, HTTPS ingress, KEDA, accelerator

@@ -16,7 +16,11 @@ import pytest
 from preview import engine, fakes
 
 ENTRY_KEYS = {"scoring_uri", "swagger_uri", "health_uri", "auth"}
-TARGET_OUTPUTS = {"app_service": "appServiceEnabled", "aci": "aciEnabled"}
+TARGET_OUTPUTS = {
+    "app_service": "appServiceEnabled",
+    "aci": "aciEnabled",
+    "container_apps": "containerAppsEnabled",
+}
 
 
 SECRET_FIELD_WORDS = ("key", "secret", "password", "connectionstring", "token", "sas")
@@ -148,6 +152,10 @@ def test_a_switched_off_target_has_no_entry_and_no_resources(run_stack, entry, k
     assert run.error is None, run.error
     assert entry not in run.outputs["endpoints"]
     assert set(run.outputs["endpoints"]) >= set(TARGET_OUTPUTS) - {entry}
-    component = {"app_service": "mlscore:target:AppService", "aci": "mlscore:target:Aci"}[entry]
+    component = {
+        "app_service": "mlscore:target:AppService",
+        "aci": "mlscore:target:Aci",
+        "container_apps": "mlscore:target:ContainerApps",
+    }[entry]
     assert [r for r in run.resources if r.type == component] == []
     assert leaks(run) == []

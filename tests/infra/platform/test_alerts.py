@@ -77,7 +77,7 @@ def test_every_rule_notifies_the_action_group(prod) -> None:
 
 def test_each_prod_endpoint_has_a_5xx_rate_and_a_p95_rule(prod, log_rules) -> None:
     endpoints = set(prod.outputs["endpoints"]) - {"aks_accelerator", "iot_edge"}
-    assert endpoints == {"app_service", "functions", "aks", "aml_online"}
+    assert endpoints == {"app_service", "functions", "container_apps", "aks", "aml_online"}
     for endpoint in endpoints:
         rate, p95 = log_rules[f"{endpoint}-5xx"], log_rules[f"{endpoint}-p95"]
         assert condition(rate)["threshold"] == 5 and condition(rate)["operator"] == "GreaterThan"

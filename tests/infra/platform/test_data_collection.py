@@ -114,6 +114,9 @@ def target_envs(run: engine.Run) -> dict[str, dict[str, Any]]:
     for group in run.of_type("azure-native:containerinstance:ContainerGroup"):
         (c,) = engine.reveal(group.inputs["containers"])
         envs["aci"] = {e["name"]: e.get("value") for e in c["environmentVariables"]}
+    for ca in run.of_type("azure-native:app:ContainerApp"):
+        (c,) = engine.reveal(ca.inputs["template"])["containers"]
+        envs["container_apps"] = {e["name"]: e.get("value") for e in c["env"]}
     for doc in manifests.render(run):
         if doc["kind"] == "Deployment" and doc["metadata"]["name"] == "scoring":
             (c,) = doc["spec"]["template"]["spec"]["containers"]
@@ -138,7 +141,7 @@ def prod_envs(prod) -> dict[str, dict[str, Any]]:
     return target_envs(prod)
 
 
-IDENTITY_TARGETS = ("app_service", "functions", "aci", "aks")
+IDENTITY_TARGETS = ("app_service", "functions", "aci", "container_apps", "aks")
 
 
 def test_every_target_is_found(dev_envs, prod_envs) -> None:
@@ -146,6 +149,7 @@ def test_every_target_is_found(dev_envs, prod_envs) -> None:
     assert set(prod_envs) == {
         "app_service",
         "functions",
+        "container_apps",
         "aks",
         "iot_edge",
         "aml_online/blue",
@@ -178,7 +182,7 @@ def test_container_targets_write_to_the_container_as_the_pull_identity(
 
 def test_every_endpoint_name_is_its_key_in_the_endpoints_output(prod, prod_envs) -> None:
     named = {env["SCORING_ENDPOINT_NAME"] for env in prod_envs.values()}
-    assert named == {"app_service", "functions", "aks", "iot_edge", "aml_online"}
+    assert named == {"app_service", "functions", "container_apps", "aks", "iot_edge", "aml_online"}
     assert {"app_service", "functions", "aks", "aml_online"} <= set(prod.outputs["endpoints"])
 
 

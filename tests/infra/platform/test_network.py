@@ -77,7 +77,7 @@ def test_every_subnet_but_the_aks_nodes_has_its_own_nsg(prod) -> None:
         for name, s in subnets(prod).items()
         if "networkSecurityGroup" in s
     }
-    assert set(attached) == {"private-endpoints", "app-service", "functions"}
+    assert set(attached) == {"private-endpoints", "app-service", "functions", "container-apps"}
     assert set(attached.values()) == set(nsgs)  # one NSG per subnet, none shared or unused
     for name, nsg_id in attached.items():
         assert nsgs[nsg_id].inputs["networkSecurityGroupName"] == f"mlscore-prod-nsg-{name}"

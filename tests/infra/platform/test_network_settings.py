@@ -23,8 +23,10 @@ def test_prod_is_isolated_with_an_allow_list_and_a_subnet_per_workload() -> None
     n = load("prod").network
     assert n.isolated and n.data_plane == ns.ALLOW_LIST
     assert n.vnet_address_space == "10.20.0.0/16"
-    # prod runs App Service, Functions and AKS, and no ACI (dev/test only)
-    assert set(n.subnets) == {"private_endpoints", "app_service", "functions", "aks_nodes"}
+    # prod runs App Service, Functions, Container Apps and AKS, and no ACI (dev/test only)
+    assert set(n.subnets) == {
+        "private_endpoints", "app_service", "functions", "container_apps", "aks_nodes"
+    }  # fmt: skip
     assert n.deployer_ip_ranges == ("203.0.113.0/24",)
     assert n.aks_api_authorized_ip_ranges == n.deployer_ip_ranges  # the default
     assert n.iot_hub_ip_filter == ("198.51.100.0/24",)
@@ -116,6 +118,7 @@ def test_a_public_vnet_range_is_refused() -> None:
         subnetAppService="20.20.1.0/26",
         subnetFunctions="20.20.1.64/26",
         subnetAksNodes="20.20.16.0/20",
+        subnetContainerApps="20.20.2.64/26",
     )
     assert keys_of(found) == {"vnetAddressSpace"} and "RFC 1918" in found[0].problem
 
@@ -128,6 +131,7 @@ def test_a_vnet_over_the_aks_pod_cidr_is_refused() -> None:
         subnetAppService="10.240.1.0/26",
         subnetFunctions="10.240.1.64/26",
         subnetAksNodes="10.240.16.0/20",
+        subnetContainerApps="10.240.2.64/26",
     )
     assert keys_of(found) == {"vnetAddressSpace"}
     assert "pod CIDR 10.244.0.0/16" in found[0].problem

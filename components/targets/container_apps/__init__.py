@@ -1,0 +1,1 @@
+"""Azure Container Apps target: the scoring image with HTTPS, scale to zero, optional GPU."""
