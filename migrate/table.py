@@ -35,6 +35,7 @@ TARGET_SWITCHES = (
     "functionsEnabled",
     "aciEnabled",
     "aksEnabled",
+    "containerAppsEnabled",
     "acceleratorEnabled",
     "iotEnabled",
     "onlineEndpointEnabled",

@@ -6,7 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-from components.config.reader import schema
 from migrate.paths import stack_path
 from tests.conftest import ROOT
 from tests.migrate.v1_docs import (
@@ -20,10 +19,9 @@ from tests.migrate.v1_docs import (
     project,
 )
 
-QUEUE_WAIT_DECLARED = "maxRequestWaitTimeMs" in schema()  # the lead declares it in Pulumi.yaml
-
 SWITCHED_OFF = {
     "appServiceEnabled": False,
+    "containerAppsEnabled": False,
     "functionsEnabled": False,
     "acceleratorEnabled": False,
     "iotEnabled": False,
@@ -115,7 +113,7 @@ def test_the_yaml_form_the_cli_took(migrate, tmp_path):
         "autoscaleMaxReplicas": 3,
         "autoscaleTargetUtilization": 70,
         "maxConcurrentRequestsPerContainer": 2,
-        **({"maxRequestWaitTimeMs": 1000} if QUEUE_WAIT_DECLARED else {}),
+        "maxRequestWaitTimeMs": 1000,
         "aksCpuMillicores": 1000,
         "aksMemoryMib": 512,
         "aksTlsEnabled": False,
@@ -126,10 +124,7 @@ def test_the_yaml_form_the_cli_took(migrate, tmp_path):
         **SWITCHED_OFF,
     }
     words = " ".join(done.out.split())
-    if QUEUE_WAIT_DECLARED:
-        assert "maxQueueWaitMs = 1000 -> maxRequestWaitTimeMs: 1000" in words
-    else:  # until Pulumi.yaml declares the key, the row says so and nothing is written
-        assert "mlscore:maxRequestWaitTimeMs is not declared in Pulumi.yaml" in words
+    assert "maxQueueWaitMs = 1000 -> maxRequestWaitTimeMs: 1000" in words
     assert done.code == 0, done.out
 
 
