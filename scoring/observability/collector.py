@@ -269,7 +269,11 @@ def _child(settings: DataCollectionSettings, model_version: str, instance: str, 
             return
         if not message:
             return
-        pipe.send(writer.write(pickle.loads(message)))
+        counts = writer.write(pickle.loads(message))
+        try:
+            pipe.send(counts)
+        except OSError:  # the worker is gone (it stopped while this batch was written)
+            return
 
 
 class Writer:
