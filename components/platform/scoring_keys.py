@@ -172,3 +172,46 @@ class ScoringKeys(pulumi.ComponentResource):
                 "next_rotation": self.rotation.next_rotation,
             }
         )
+
+
+def host_secrets(
+    prefix: str,
+    keys: tuple[SecretRef, SecretRef],
+    app_insights_connection_string: pulumi.Input[str],
+    resource_group_name: pulumi.Input[str],
+    vault_name: pulumi.Input[str],
+    expires: int,
+    opts: pulumi.ResourceOptions,
+) -> dict[str, SecretRef]:
+    """The host's secrets as one target reads them through Key Vault references, by setting
+    name: both scoring keys in one secret (``SCORING_AUTH_KEYS``, as the host reads them) and
+    the Application Insights connection string. ``prefix`` names the target's own copies
+    (``<prefix>-scoring-auth-keys``, ``<prefix>-appinsights-connection``)."""
+    primary, secondary = keys
+
+    def store(what: str, name: str, value: pulumi.Input[str], content_type: str) -> SecretRef:
+        return vault_secret(
+            f"{prefix}-{what}-secret",
+            f"{prefix}-{name}",
+            value,
+            resource_group_name,
+            vault_name,
+            opts,
+            expires=expires,
+            content_type=content_type,
+        )
+
+    return {
+        "SCORING_AUTH_KEYS": store(
+            "auth-keys",
+            "scoring-auth-keys",
+            pulumi.Output.concat(primary.value, ",", secondary.value),
+            CONTENT_KEYS,
+        ),
+        "APPLICATIONINSIGHTS_CONNECTION_STRING": store(
+            "appinsights",
+            "appinsights-connection",
+            app_insights_connection_string,
+            CONTENT_CONNECTION,
+        ),
+    }

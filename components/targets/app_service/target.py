@@ -37,10 +37,8 @@ from components.contract import (
 from components.platform import diagnostics as diag
 from components.platform.bundle import Platform
 from components.platform.scoring_keys import (
-    CONTENT_CONNECTION,
-    CONTENT_KEYS,
+    host_secrets,
     rotation,
-    vault_secret,
 )
 from components.targets.app_service.autoscale import cpu_autoscale
 
@@ -149,34 +147,17 @@ def linux_plan(d: ScoringDeployment, opts: pulumi.ResourceOptions) -> web.AppSer
 def key_vault_secrets(
     d: ScoringDeployment, cache_key: SecretRef | None, opts: pulumi.ResourceOptions
 ) -> dict[str, SecretRef]:
-    """The secrets the app reads, by setting name. One Key Vault secret per multi-part value the
-    app reads as a single setting."""
-    primary, secondary = d.scoring_keys
-    expires = rotation(d.settings).expires  # renewed with the keys (scoring_keys.py)
-    auth_keys = vault_secret(
-        "appservice-auth-keys-secret",
-        "appservice-scoring-auth-keys",
-        pulumi.Output.concat(primary.value, ",", secondary.value),
-        d.resource_group_name,
-        d.key_vault.name,
-        opts,
-        expires=expires,
-        content_type=CONTENT_KEYS,
-    )
-    insights = vault_secret(
-        "appservice-appinsights-secret",
-        "appservice-appinsights-connection",
+    """The secrets the app reads, by setting name: the host's (scoring_keys.host_secrets) and the
+    Redis key as the platform stores it."""
+    secrets = host_secrets(
+        "appservice",
+        d.scoring_keys,
         d.app_insights_connection_string,
         d.resource_group_name,
         d.key_vault.name,
+        rotation(d.settings).expires,  # renewed with the keys (scoring_keys.py)
         opts,
-        expires=expires,
-        content_type=CONTENT_CONNECTION,
     )
-    secrets: dict[str, SecretRef] = {
-        "SCORING_AUTH_KEYS": auth_keys,
-        "APPLICATIONINSIGHTS_CONNECTION_STRING": insights,
-    }
     if cache_key is not None:
         secrets["REDIS_PASSWORD"] = cache_key
     return secrets

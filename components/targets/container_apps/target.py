@@ -45,10 +45,8 @@ from components.contract import (
 from components.platform import diagnostics as diag
 from components.platform.bundle import Platform
 from components.platform.scoring_keys import (
-    CONTENT_CONNECTION,
-    CONTENT_KEYS,
+    host_secrets,
     rotation,
-    vault_secret,
 )
 from components.targets.container_apps.settings import CONSUMPTION_PROFILE, GPU_PROFILES
 
@@ -168,32 +166,17 @@ def managed_environment(
 def key_vault_secrets(
     d: ScoringDeployment, cache_key: SecretRef | None, opts: pulumi.ResourceOptions
 ) -> dict[str, SecretRef]:
-    """The secrets the app reads, by environment variable: one Key Vault secret per multi-part
-    value (the two keys in one, as the host reads them), the Redis key as the platform stores it."""
-    primary, secondary = d.scoring_keys
-    expires = rotation(d.settings).expires  # renewed with the keys (scoring_keys.py)
-    secrets = {
-        "SCORING_AUTH_KEYS": vault_secret(
-            "containerapps-auth-keys-secret",
-            "containerapps-scoring-auth-keys",
-            pulumi.Output.concat(primary.value, ",", secondary.value),
-            d.resource_group_name,
-            d.key_vault.name,
-            opts,
-            expires=expires,
-            content_type=CONTENT_KEYS,
-        ),
-        "APPLICATIONINSIGHTS_CONNECTION_STRING": vault_secret(
-            "containerapps-appinsights-secret",
-            "containerapps-appinsights-connection",
-            d.app_insights_connection_string,
-            d.resource_group_name,
-            d.key_vault.name,
-            opts,
-            expires=expires,
-            content_type=CONTENT_CONNECTION,
-        ),
-    }
+    """The secrets the app reads, by environment variable: the host's (scoring_keys.host_secrets)
+    and the Redis key as the platform stores it."""
+    secrets = host_secrets(
+        "containerapps",
+        d.scoring_keys,
+        d.app_insights_connection_string,
+        d.resource_group_name,
+        d.key_vault.name,
+        rotation(d.settings).expires,  # renewed with the keys (scoring_keys.py)
+        opts,
+    )
     if cache_key is not None:
         secrets["REDIS_PASSWORD"] = cache_key
     return secrets
