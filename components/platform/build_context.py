@@ -146,7 +146,7 @@ def assemble(model: ModelSettings, image: str = "scoring", root: Path = BUILD_RO
     args["CONTEXT_DIGEST"] = digest  # a label of the image: which context it was built from
     target = root / f"{image}-{digest[:16]}"
     if (target / ".complete").is_file():
-        os.utime(target)  # in use: the most recent, so not pruned
+        _touch(target)  # in use: the most recent, so not pruned
     else:
         _write(entries, target)
     _prune(root, image, keep=target)
@@ -171,6 +171,16 @@ def _write(entries: Mapping[str, Path | bytes], target: Path) -> None:
         os.replace(tmp, target)
     except OSError:  # assembled meanwhile by another run: same digest, same bytes
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _touch(directory: Path) -> None:
+    """Mark ``directory`` used now by the file system's clock: renaming an entry into it sets
+    its modification time from the kernel. (``os.utime(directory)`` takes the process's clock
+    where a library fakes it, as libfaketime does in ``make time-travel``; Docker copies only
+    the context's named folders, so the marker never reaches an image.)"""
+    fresh = directory / f".used.{os.getpid()}"
+    fresh.write_bytes(b"")
+    os.replace(fresh, directory / ".used")
 
 
 def _prune(root: Path, image: str, keep: Path) -> None:
