@@ -33,6 +33,7 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 from preview import fakes
+from preview.aliases import alias_urns_skipped
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -341,6 +342,7 @@ def run(
         with (
             patch("components.platform.acr_token.exchange_refresh_token", fake_exchange),
             _pickler_restored(),
+            alias_urns_skipped(),  # dead work for an engine with alias specs (preview/aliases.py)
         ):
             _sync_await(run_pulumi_func(program))
         root = pulumi.runtime.get_root_resource()

@@ -9,7 +9,9 @@ differently). The mock engine records both runs; they must be equal, resource by
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
+from unittest.mock import patch
 
 import pytest
 
@@ -50,7 +52,7 @@ def test_a_second_run_declares_exactly_the_same_inputs(
     stack: str, run_stack: Any, request: pytest.FixtureRequest
 ) -> None:
     first = declared(request.getfixturevalue(stack))
-    second = declared(run_stack(stack))
+    second = declared(engine.run(stack, preview=False))  # a run of its own, not the memoized one
     assert len(first) > 50
     assert differences(first, second) == []
 
@@ -60,3 +62,34 @@ def test_the_comparison_sees_a_changed_input(dev: engine.Run) -> None:
     urn = next(iter(first))
     changed = {**first, urn: {**first[urn], "inputs": {**first[urn]["inputs"], "x": 1}}}
     assert differences(first, changed) == [f"{urn}: inputs differ ['x']"]
+
+
+def _spied(stack: str, *, skip_alias_urns: bool) -> tuple[engine.Run, dict[Any, list[bytes]]]:
+    """A run of its own, with the aliases every registration sends to the monitor."""
+    sent: dict[Any, list[bytes]] = {}
+    register = engine._Monitor.RegisterResource
+
+    def spy(monitor: engine._Monitor, request: Any) -> Any:
+        aliases = [a.SerializeToString(deterministic=True) for a in request.aliases]
+        sent[(request.type, request.name)] = aliases
+        return register(monitor, request)
+
+    with contextlib.ExitStack() as within:
+        within.enter_context(patch.object(engine._Monitor, "RegisterResource", spy))
+        if not skip_alias_urns:
+            within.enter_context(
+                patch.object(engine, "alias_urns_skipped", lambda: contextlib.nullcontext(False))
+            )
+        run = engine.run(stack, preview=False)
+    return run, sent
+
+
+def test_skipping_alias_urns_declares_the_same_graph_and_sends_the_same_aliases() -> None:
+    """preview/aliases.py skips the alias URNs the engine never reads (3-4x faster runs): with
+    and without the shortcut, the same resources, inputs and dependencies, and the same alias
+    specs sent with every registration (azure-native's older type tokens among them)."""
+    fast, fast_aliases = _spied("prod", skip_alias_urns=True)
+    slow, slow_aliases = _spied("prod", skip_alias_urns=False)
+    assert differences(declared(slow), declared(fast)) == []
+    assert fast_aliases == slow_aliases
+    assert sum(len(v) for v in fast_aliases.values()) > 500
