@@ -1,18 +1,23 @@
 """Batch scoring on Azure ML compute: an ``AmlCompute`` cluster that scales to zero, a batch
 endpoint and a batch deployment of the registered model (the seeds' batch inference on Azure ML
-compute with normal or low-priority VMs).
+compute with normal or low-priority VMs), scored by the user's own entry script.
 
 - Compute: ``batchVmSize`` nodes, 0 to ``batchMaxNodes`` (nothing runs, nothing is billed, between
   jobs; idle nodes go after 2 minutes), low-priority VMs when ``batchLowPriority`` (cheaper,
-  pre-emptible: Azure ML retries pre-empted mini batches), no SSH, local auth off.
-- Code: ``aml/batch/score.py`` (``init()`` loads the model from ``AZUREML_MODEL_DIR``;
-  ``run(mini_batch)`` scores a list of CSV files) uploaded next to the model and registered as a
-  code asset whose version is the file's hash; environment: Azure ML's OpenMPI Ubuntu base image
-  with ``aml/batch/conda.yaml`` (the scikit-learn that pickled the model).
-- Input of a job: a ``uri_folder`` (or ``uri_file``) of CSV files, one row per sample, 10 numeric
-  columns (the diabetes features), no header.
-- Output of a job: ``predictions.csv`` in the job's default output folder, one line per input
-  row, ``<file name>,<row index>,<prediction>`` (``output_action: append_row``).
+  pre-emptible: Azure ML retries pre-empted mini batches), no SSH, local auth off; no public IP
+  under network isolation (the workspace's managed network carries the nodes' traffic).
+- Code: ``scoring/batch_driver.py``, Azure ML's batch scoring script (``init()`` once per worker,
+  ``run(mini_batch)`` per list of files), uploaded next to the model and registered as a code
+  asset whose version is the file's hash. It loads the user's entry script
+  (``mlscore:entryScript``, in the image at ``AZUREML_ENTRY_SCRIPT``) the way the HTTP host does
+  and feeds it every request of every input file.
+- Environment: the scoring image every other target runs, by digest, as an image-only Azure ML
+  environment (no conda file: nothing is built in the workspace).
+- Input of a job: a ``uri_folder`` (or ``uri_file``) of request files: ``.json`` (the seeds'
+  ``{"data": [[...], ...]}``, one document or one per line), ``.jsonl``, ``.csv`` (rows become
+  ``{"data": rows}``), or any other file as one raw request (``@rawhttp`` scripts).
+- Output of a job: ``predictions.jsonl`` in the job's default output folder, one JSON line per
+  request, ``{"file", "index", "status", "answer" | "error"}`` (``output_action: append_row``).
 - Invoke: ``POST <invocation_uri>`` with an Entra token for ``https://ml.azure.com`` (batch
   endpoints take Entra tokens only) and
   ``{"properties": {"InputData": {"input": {"JobInputType": "UriFolder", "Uri": "azureml://..."}}}}``,
@@ -37,13 +42,15 @@ from components.providers.arm_patch import ArmPropertiesPatch
 from components.settings import Settings
 from components.targets.aml.common import API_VERSION, workspace_scope
 from components.targets.aml.model import AmlModel
+from components.targets.aml.online import image_version
 
-AML_DIR = PROJECT_ROOT / "aml" / "batch"
-BASE_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest"
+DRIVER = PROJECT_ROOT / "scoring" / "batch_driver.py"
+# Where the scoring image puts the entry script's folder (scoring/Dockerfile: COPY code ...).
+IMAGE_CODE_DIR = "/var/azureml-app/code"
 COMPUTE_NAME = "batch-cpu"  # 2-16 characters, unique within the workspace
 DEPLOYMENT_NAME = "score"
 ENTRA_SCOPE = "https://ml.azure.com/.default"
-OUTPUT_FILE = "predictions.csv"
+OUTPUT_FILE = "predictions.jsonl"
 ROLE_STORAGE_BLOB_DATA_READER = "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1"
 
 
@@ -54,7 +61,8 @@ class AmlBatchArgs:
     workspace_name: pulumi.Input[str]
     storage_account_name: pulumi.Input[str]
     model: AmlModel
-    code_dir: Path = AML_DIR
+    image: pulumi.Input[str]  # the scoring image by digest: what every target runs
+    driver: Path = DRIVER
 
 
 def batch_endpoint_name(settings: Settings) -> str:
@@ -79,8 +87,12 @@ def batch_outputs(
         "endpoint_name": endpoint_name,
         "deployment": DEPLOYMENT_NAME,
         "auth": {"scheme": "entra-token", "scope": ENTRA_SCOPE},
-        "input": "uri_folder of CSV files: 10 numeric columns per row, no header",
-        "output": f"{OUTPUT_FILE}: <file name>,<row index>,<prediction> per input row",
+        "input": (
+            "uri_folder of request files: .json (one document or one per line), .jsonl, "
+            '.csv (rows as {"data": rows}), other files as one raw request each'
+        ),
+        "output": f'{OUTPUT_FILE}: one JSON line per request, {{"file", "index", "status", '
+        '"answer" | "error"}',
         "compute": {
             "name": COMPUTE_NAME,
             "vm_size": b.vm_size,
@@ -100,16 +112,14 @@ class AmlBatch(pulumi.ComponentResource):
 
         self.compute = self._compute(s, scope, child)
         self.grants = self._compute_grants(args, child)
-        # Scoring script: uploaded to <container>/code/batch/<hash>/ and registered as code.
-        script = args.code_dir / "score.py"
-        code_hash = content_hash(script.read_bytes())
+        # The batch driver: uploaded to <container>/code/batch/<hash>/ and registered as code.
+        code_hash = content_hash(args.driver.read_bytes())
         code_path = f"code/batch/{code_hash}"
-        self.script_blob = self._script_blob(args, script, code_path, child)
+        self.script_blob = self._script_blob(args, args.driver, code_path, child)
         self.code = self._code(s, scope, child)
         self.code_version = self._code_version(args, code_hash, code_path, scope)
-        conda_text = (args.code_dir / "conda.yaml").read_text()
         self.environment = self._environment(s, scope, child)
-        self.environment_version = self._environment_version(s, conda_text, scope, child)
+        self.environment_version = self._environment_version(s, args.image, scope, child)
         self.endpoint = self._endpoint(s, scope, child)
         self.deployment = self._deployment(args, scope, child)
         self.defaults = self._defaults(child)
@@ -148,7 +158,15 @@ class AmlBatch(pulumi.ComponentResource):
                     ),
                     os_type=ml.OperatingSystemType.LINUX,
                     remote_login_port_public_access=ml.RemoteLoginPortPublicAccess.DISABLED,
-                    enable_node_public_ip=True,  # no VNet here: nodes reach Azure ML directly
+                    # Under network isolation the nodes get no public IP: "Managed compute
+                    # resources you create for the workspace automatically use this managed
+                    # virtual network" (https://learn.microsoft.com/azure/machine-learning/
+                    # how-to-managed-network); enableNodePublicIp false: "the compute nodes will
+                    # have a private endpoint and no public IPs" (https://learn.microsoft.com/
+                    # dotnet/api/azure.resourcemanager.machinelearning.models.
+                    # machinelearningcomputeinstanceproperties.enablenodepublicip). Without
+                    # isolation there is no VNet, and the nodes reach Azure ML directly.
+                    enable_node_public_ip=not s.network.isolated,
                     isolated_network=False,
                 ),
             ),
@@ -208,7 +226,7 @@ class AmlBatch(pulumi.ComponentResource):
     ) -> storage.Blob:
         return storage.Blob(
             "script",
-            blob_name=f"{code_path}/score.py",
+            blob_name=f"{code_path}/{script.name}",
             container_name=args.model.container.name,
             account_name=args.storage_account_name,
             resource_group_name=args.resource_group_name,
@@ -225,7 +243,8 @@ class AmlBatch(pulumi.ComponentResource):
             "code",
             name="mlscore-batch-score",
             properties=ml.CodeContainerPropertiesArgs(
-                description="Batch scoring script (aml/batch/score.py).", tags=dict(s.tags)
+                description="Batch driver (scoring/batch_driver.py): runs the entry script.",
+                tags=dict(s.tags),
             ),
             opts=child,
             **scope,
@@ -240,7 +259,7 @@ class AmlBatch(pulumi.ComponentResource):
             version=code_hash,
             properties=ml.CodeVersionPropertiesArgs(
                 code_uri=args.model.uri(f"{code_path}/"),
-                description=f"aml/batch/score.py, sha256 {code_hash}",
+                description=f"scoring/batch_driver.py, sha256 {code_hash}",
                 tags=dict(args.settings.tags),
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.script_blob]),
@@ -254,7 +273,7 @@ class AmlBatch(pulumi.ComponentResource):
             "environment",
             name="mlscore-batch",
             properties=ml.EnvironmentContainerPropertiesArgs(
-                description="Batch scoring environment (aml/batch/conda.yaml).",
+                description="The mlscore scoring image, for batch jobs.",
                 tags=dict(s.tags),
             ),
             opts=child,
@@ -262,18 +281,25 @@ class AmlBatch(pulumi.ComponentResource):
         )
 
     def _environment_version(
-        self, s: Settings, conda_text: str, scope: dict[str, Any], child: pulumi.ResourceOptions
+        self,
+        s: Settings,
+        image: pulumi.Input[str],
+        scope: dict[str, Any],
+        child: pulumi.ResourceOptions,
     ) -> ml.EnvironmentVersion:
+        """The scoring image by digest, as is: an image-only environment ("image: the Docker
+        image ... conda_file: optional", https://learn.microsoft.com/azure/machine-learning/
+        reference-yaml-environment), so Azure ML builds nothing and the nodes pull the image
+        every other target runs (AcrPull: _compute_grants)."""
         return ml.EnvironmentVersion(
             "environment-version",
             name=self.environment.name,
-            version=content_hash(conda_text.encode(), BASE_IMAGE.encode()),
+            version=pulumi.Output.from_input(image).apply(image_version),
             properties=ml.EnvironmentVersionPropertiesArgs(
-                image=BASE_IMAGE,
-                conda_file=conda_text,
+                image=image,
                 os_type=ml.OperatingSystemType.LINUX,
                 auto_rebuild=ml.AutoRebuildSetting.DISABLED,
-                description=f"{BASE_IMAGE} + aml/batch/conda.yaml",
+                description="Scoring image by digest (the image every target runs).",
                 tags=dict(s.tags),
             ),
             opts=child,
@@ -309,9 +335,12 @@ class AmlBatch(pulumi.ComponentResource):
                 compute=self.compute.id,
                 model=ml.IdAssetReferenceArgs(reference_type="Id", asset_id=args.model.id),
                 code_configuration=ml.CodeConfigurationArgs(
-                    code_id=self.code_version.id, scoring_script="score.py"
+                    code_id=self.code_version.id, scoring_script=args.driver.name
                 ),
                 environment_id=self.environment_version.id,
+                # The entry script the driver runs, where the image has it (read before
+                # AZUREML_ENTRY_SCRIPT, which names the scoring script in Azure ML's runtimes).
+                environment_variables={"SCORING_BATCH_ENTRY_SCRIPT": entry_script_in_image(s)},
                 resources=ml.DeploymentResourceConfigurationArgs(
                     instance_count=s.batch.instance_count
                 ),
@@ -322,7 +351,7 @@ class AmlBatch(pulumi.ComponentResource):
                 retry_settings=ml.BatchRetrySettingsArgs(max_retries=3, timeout="PT5M"),
                 error_threshold=-1,
                 logging_level=ml.BatchLoggingLevel.INFO,
-                description=f"{s.model.name} {s.model.version}: CSV rows in, predictions out.",
+                description=f"{s.model.name} {s.model.version}: requests in, answers out.",
             ),
             tags=dict(s.tags),
             opts=child,
@@ -339,6 +368,12 @@ class AmlBatch(pulumi.ComponentResource):
             after=[self.deployment.id],
             opts=child,
         )
+
+
+def entry_script_in_image(s: Settings) -> str:
+    """The user's entry script in the scoring image (the Dockerfile copies its folder there)."""
+    assert s.model.entry_script is not None, "validated by the settings"
+    return f"{IMAGE_CODE_DIR}/{s.model.entry_script.name}"
 
 
 def _arm_id(

@@ -67,7 +67,8 @@ def build(d: ScoringDeployment, p: Platform) -> AzureMl:
     )
     batch = (
         AmlBatch(
-            "aml-batch", AmlBatchArgs(s, d.resource_group_name, ws.name, ws.storage.name, model)
+            "aml-batch",
+            AmlBatchArgs(s, d.resource_group_name, ws.name, ws.storage.name, model, d.image),
         )
         if s.batch.enabled
         else None

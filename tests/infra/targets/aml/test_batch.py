@@ -1,16 +1,24 @@
-"""Batch scoring under mocks with the real stack files: the AmlCompute cluster that scales to zero,
-the code and environment versioned by content, the batch endpoint and deployment, the output;
-the batch scoring script run for real on the committed model."""
+"""Batch scoring under mocks with the real stack files: the AmlCompute cluster that scales to zero
+(no public IP under network isolation), the batch driver versioned by content, the scoring image
+as the environment, the batch endpoint and deployment, the output; the driver run for real in
+the image's layout on the committed model."""
 
 from __future__ import annotations
 
-import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
+import joblib
 import pytest
 
-from components.targets.aml.batch import content_hash
+from components.platform import image_layout
+from components.targets.aml.batch import DRIVER, content_hash
+from components.targets.aml.online import image_version
 from preview import engine, fakes
-from tests.infra.targets.aml.helpers import DYNAMIC, ML, MODEL_DIR, ROOT, arm_id, child, inputs
+from tests.infra.targets.aml.helpers import DYNAMIC, ML, MODEL_DIR, arm_id, child, inputs
 
 
 # --- batch ---------------------------------------------------------------------------------------
@@ -52,20 +60,37 @@ def test_dedicated_vms_when_low_priority_is_off(run_stack) -> None:
     assert q["vmPriority"] == "Dedicated" and q["scaleSettings"]["maxNodeCount"] == 2
 
 
-def test_batch_code_and_environment_are_versioned_by_content(prod, batch) -> None:
-    script = ROOT / "aml" / "batch" / "score.py"
-    digest = content_hash(script.read_bytes())
-    assert inputs(batch["script"])["blobName"] == f"code/batch/{digest}/score.py"
-    assert batch["script"].inputs["source"].path == str(script)
+def test_batch_nodes_get_no_public_ip_under_network_isolation(prod, run_stack) -> None:
+    """prod is network-isolated: its nodes live in the workspace's managed network, without
+    public IPs; dev has no VNet and its nodes reach Azure ML over their public IPs."""
+    q = inputs(child(prod, "mlscore:target:AmlBatch", f"{ML}:Compute", "compute"))
+    assert q["properties"]["properties"]["enableNodePublicIp"] is False
+    dev = run_stack("dev")
+    (compute,) = dev.of_type(f"{ML}:Compute")
+    assert inputs(compute)["properties"]["properties"]["enableNodePublicIp"] is True
+
+
+def test_batch_code_is_the_driver_versioned_by_content(batch) -> None:
+    digest = content_hash(DRIVER.read_bytes())
+    assert inputs(batch["script"])["blobName"] == f"code/batch/{digest}/batch_driver.py"
+    assert batch["script"].inputs["source"].path == str(DRIVER)
     cv = inputs(batch["code_version"])
     assert cv["version"] == digest and cv["name"] == inputs(batch["code"])["name"]
     assert cv["properties"]["codeUri"].endswith(
         f"/datastores/mlscore_models/paths/code/batch/{digest}/"
     )
     assert batch["script"].urn in batch["code_version"].dependencies
+
+
+def test_batch_environment_is_the_scoring_image_by_digest_with_nothing_to_build(
+    prod, batch
+) -> None:
     ev = inputs(batch["env_version"])
-    assert ev["properties"]["condaFile"] == (ROOT / "aml" / "batch" / "conda.yaml").read_text()
-    assert ev["properties"]["image"].startswith("mcr.microsoft.com/azureml/")
+    image = prod.outputs["image"]  # what every other target runs
+    assert "@sha256:" in image
+    assert ev["properties"]["image"] == image
+    assert ev["version"] == image_version(image)
+    assert "condaFile" not in ev["properties"] and "build" not in ev["properties"]
 
 
 def test_batch_deployment_of_the_registered_model_on_the_cluster(prod, batch) -> None:
@@ -80,11 +105,13 @@ def test_batch_deployment_of_the_registered_model_on_the_cluster(prod, batch) ->
     assert p["model"] == {"referenceType": "Id", "assetId": arm_id(prod, version)}
     assert p["codeConfiguration"] == {
         "codeId": arm_id(prod, batch["code_version"]),
-        "scoringScript": "score.py",
+        "scoringScript": "batch_driver.py",
     }
     assert p["environmentId"] == arm_id(prod, batch["env_version"])
+    # The entry script the driver runs: where the image has it (its Dockerfile's ENV).
+    assert p["environmentVariables"] == {"SCORING_BATCH_ENTRY_SCRIPT": image_entry_script(prod)}
     assert p["resources"] == {"instanceCount": 1}
-    assert p["outputAction"] == "AppendRow" and p["outputFileName"] == "predictions.csv"
+    assert p["outputAction"] == "AppendRow" and p["outputFileName"] == "predictions.jsonl"
     assert p["miniBatchSize"] == 10 and p["errorThreshold"] == -1
     assert p["retrySettings"] == {"maxRetries": 3, "timeout": "PT5M"}
     df = inputs(batch["defaults"])
@@ -99,7 +126,8 @@ def test_batch_output_has_the_invocation_uri_and_documents_inputs_and_outputs(pr
     assert out["invocation_uri"] == f"https://{name}.westeurope.inference.ml.azure.com/jobs"
     assert out["endpoint_name"] == name and out["deployment"] == "score"
     assert out["auth"] == {"scheme": "entra-token", "scope": "https://ml.azure.com/.default"}
-    assert "CSV" in out["input"] and "predictions.csv" in out["output"]
+    assert ".json" in out["input"] and ".csv" in out["input"]
+    assert out["output"].startswith("predictions.jsonl: one JSON line per request")
     assert out["compute"]["min_nodes"] == 0 and out["compute"]["max_nodes"] == 8
 
 
@@ -112,33 +140,58 @@ def test_batch_off_leaves_nothing(run_stack) -> None:
         assert run.of_type(f"{ML}:{t}") == []
 
 
-# --- the batch scoring script, run for real on the committed model -------------------------------
-def test_batch_script_scores_csv_files_with_the_committed_model(tmp_path, monkeypatch) -> None:
-    import joblib  # scoring/requirements.txt, installed by .ci/run
+# --- the driver in the image, run for real -------------------------------------------------------
+def image_entry_script(run: engine.Run) -> str:
+    """``AZUREML_ENTRY_SCRIPT`` as the stack's scoring image sets it (its Dockerfile's final
+    stage with the build arguments the program passes)."""
+    image = run.one("docker:index/image:Image", "scoring-image")
+    build = inputs(image)["build"]
+    stage = image_layout.parse(Path(build["dockerfile"]).read_text(), build["args"])
+    return stage.env["AZUREML_ENTRY_SCRIPT"]
 
-    spec = importlib.util.spec_from_file_location("aml_batch_score", ROOT / "aml/batch/score.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    monkeypatch.setenv("AZUREML_MODEL_DIR", str(ROOT / "aml" / "model"))
-    module.init()
-    a = tmp_path / "a.csv"
-    a.write_text("1,2,3,4,5,6,7,8,9,10\n10,9,8,7,6,5,4,3,2,1\n")
-    b = tmp_path / "b.csv"
-    b.write_text("0,0,0,0,0,0,0,0,0,0\n")
-    lines = module.run([str(a), str(b)])
-    assert [line.split(",")[:2] for line in lines] == [
-        ["a.csv", "0"],
-        ["a.csv", "1"],
-        ["b.csv", "0"],
-    ]
+
+def test_the_driver_scores_a_job_folder_inside_the_image_layout(dev, tmp_path) -> None:
+    """The dev stack's build context laid out as its Dockerfile lays out the image, the batch
+    deployment's environment variables on top, ``AZUREML_MODEL_DIR`` where Azure ML mounts the
+    registered model: the driver loads the user's script from where the deployment says and
+    scores a job's files (what a batch job on the cluster runs)."""
+    from components.platform.build_context import assemble
+
+    (deployment,) = dev.of_type(f"{ML}:BatchDeployment")
+    env = inputs(deployment)["properties"]["environmentVariables"]
+    s = settings_of("dev")
+    layout = image_layout.rebuild(assemble(s.model), tmp_path / "image")
+    run_env = layout.with_env(env) | {"PATH": os.environ["PATH"]}
+    job = tmp_path / "job"
+    job.mkdir()
+    (job / "a.json").write_text(json.dumps({"data": [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]]}))
+    (job / "b.csv").write_text("1,2,3,4,5,6,7,8,9,10\n10,9,8,7,6,5,4,3,2,1\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "scoring.batch_driver", str(job / "a.json"), str(job / "b.csv")],
+        cwd=layout.workdir,
+        env=run_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
     model = joblib.load(MODEL_DIR / "model.joblib")
-    expected = model.predict([[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]])[0]
-    assert float(lines[0].split(",")[2]) == pytest.approx(expected, abs=1e-5)
-    bad = tmp_path / "bad.csv"
-    bad.write_text("1,2,3\n")
-    with pytest.raises(ValueError, match="3 columns"):
-        module.run([str(bad)])
+    direct = model.predict([[1, 2, 3, 4, 5, 6, 7, 8, 9, 10], [10, 9, 8, 7, 6, 5, 4, 3, 2, 1]])
+    assert [(r["file"], r["index"], r["status"]) for r in rows] == [
+        ("a.json", 0, 200),
+        ("b.csv", 0, 200),
+    ]
+    assert rows[0]["answer"] == pytest.approx([direct[0]], rel=1e-9)
+    assert rows[1]["answer"] == pytest.approx(list(direct), rel=1e-9)
+
+
+def settings_of(stack: str):
+    from components.settings import load
+
+    config, _ = engine.stack_config(stack)
+    return load(lambda k: config.get(f"mlscore:{k}"), project="mlscore", stack=stack)
 
 
 def test_the_cluster_pulls_and_reads_as_its_own_identity(prod, batch) -> None:
