@@ -37,3 +37,12 @@ The v1 schemas it follows (SDK v1 support ended 30 June 2026, CLI v1 30 Septembe
 - v1 token auth on AKS became Microsoft Entra ID tokens on managed online endpoints
   (``aad_token``): https://learn.microsoft.com/azure/machine-learning/how-to-authenticate-online-endpoint
 """
+
+import sys
+from pathlib import Path
+
+# Imported from anywhere (the console script mlscore-migrate, python -m migrate from a v1
+# project's folder): the program's packages (components) sit next to this one.
+_PROJECT = str(Path(__file__).resolve().parent.parent)
+if _PROJECT not in sys.path:
+    sys.path.insert(0, _PROJECT)

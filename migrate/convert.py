@@ -27,6 +27,13 @@ class Row:
     instead: str = ""
     shown: tuple[str, ...] = ()
     note: str = ""  # a mapped field's caveat
+    lost: bool = False  # what v1 did here is not done (see rules.Unmapped.lost)
+
+    @property
+    def carried_over(self) -> bool:
+        """False when the v1 field's effect is lost: a lost behaviour, a key the program does
+        not have, the second of two conflicting values, a field the migration does not know."""
+        return not self.lost and self.status not in (NOT_YET, CONFLICT, UNKNOWN)
 
 
 @dataclass
@@ -53,6 +60,9 @@ class Migration:
         for option, key in MODEL_OPTIONS.items():
             row = Row("command line", option, given[option], MAPPED)
             self.rows.append(self._write(row, {key: stored[option]}))
+
+    def not_carried_over(self) -> list[Row]:
+        return [row for row in self.rows if not row.carried_over]
 
     def switch_off_the_rest(self) -> None:
         """Every target the v1 files did not describe is written off."""
@@ -82,7 +92,11 @@ class Migration:
         )
         if isinstance(result, Unmapped):
             status = BUILT_IN if result.built_in else NO_EQUIVALENT
-            return Row(source, found.written, found.value, status, (), *_text(result), result.shown)
+            why, instead = _text(result)
+            return Row(
+                source, found.written, found.value, status, (), why, instead, result.shown,
+                lost=result.lost,
+            )  # fmt: skip
         assert isinstance(rule, Maps)
         note = rule.note(found.value, v1.context) if rule.note else ""
         row = Row(source, found.written, found.value, MAPPED, note=note)

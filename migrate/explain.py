@@ -41,6 +41,7 @@ def source_directory(_value: Any, ctx: Context) -> Unmapped:
         f"e.g. main.py with `from {module} import init, run`, and migrate again with "
         'entryScript "main.py" (then the whole folder is copied), or move what the script '
         "needs into its folder",
+        lost=True,
     )
 
 
@@ -50,6 +51,7 @@ def runtime(value: Any, _: Context) -> Unmapped:
     return Unmapped(
         f"no {value} runtime: the images run Python 3.11 without Spark",
         "score with pandas or numpy in run(); run Spark work outside the scoring service",
+        lost=True,
     )
 
 
@@ -61,6 +63,7 @@ def docker_steps(_value: Any, ctx: Context) -> Unmapped:
         "put Python packages in condaFile (dependenciesFile); for a system library or another "
         "image change, add the steps to scoring/Dockerfile and scoring/functions.Dockerfile",
         shown=tuple(f"| {line}" for line in text.splitlines() if line.strip()),
+        lost=True,
     )
 
 
@@ -68,6 +71,7 @@ GPU_IMAGE = Unmapped(
     "no GPU image: every target runs the one image built from scoring/Dockerfile",
     "GPU scoring runs on AKS's accelerator node pool: gpuCores in the AKS deployment config "
     "turns on acceleratorEnabled; install a CUDA-enabled framework from PyPI in condaFile",
+    lost=True,
 )
 BASE_IMAGE = (
     "not applied: the images are built from the scoring host's base (scoring/Dockerfile)",

@@ -3,8 +3,10 @@
 v1 (``InferenceConfig``, and the CLI reading ``inferenceconfig.json``): ``entryScript``,
 ``condaFile`` and ``extraDockerfileSteps`` are relative to ``sourceDirectory`` when it is set;
 ``sourceDirectory`` itself, and the paths when it is not set, are relative to the directory the
-command ran in. The migration tries that directory first, then the folder of the inference
-config (where such files usually sit), and says which one it used.
+command ran in, which was the v1 project's folder, where ``inferenceconfig.json`` sits. The
+migration runs from anywhere, so it takes them relative to the inference config's folder, and
+only when nothing is there relative to its own working directory; the report shows the paths
+it found.
 
 The stack file writes a path relative to the project (as the program resolves it) when it lies
 inside the project, else absolute.

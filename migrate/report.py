@@ -73,6 +73,20 @@ def summary(migration: Migration, out: Path) -> list[str]:
     return lines
 
 
+def losses(lost: Sequence[Row], *, written: bool) -> list[str]:
+    """What of v1 is not carried over, and whether the stack was written anyway."""
+    lines = ["", f"Not carried over: {len(lost)} part(s) of the v1 deployment:"]
+    lines += [f"  - {row.source} {row.field}: {row.status}" for row in lost]
+    if written:
+        return [*lines, "Written anyway (--accept-losses): the stack deploys without them."]
+    text = (
+        "Nothing written: the stack would deploy without them (e.g. the sample's requirements "
+        "instead of an inline environment's packages). Do what each 'instead' above says and "
+        "migrate again, or pass --accept-losses to write the stack without them."
+    )
+    return [*lines, *textwrap.wrap(text, WIDTH)]
+
+
 def validation(problems: Sequence[ConfigProblem], stack: str, out: Path) -> list[str]:
     checked = "Checked with the program's settings (components.settings.load): "
     if not problems:

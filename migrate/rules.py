@@ -37,6 +37,9 @@ class Unmapped:
     instead: str = ""
     built_in: bool = False
     shown: tuple[str, ...] = ()  # lines to show under the row (e.g. a file's content)
+    # What v1 did is not done here and the service may not work as it did (code, packages,
+    # image): the migration stops unless told to go on (--accept-losses).
+    lost: bool = False
 
 
 Convert = Callable[[Any, Context], "tuple[Any, ...] | Unmapped"]
@@ -73,9 +76,11 @@ def const(*values: Any) -> Convert:
     return lambda _value, _ctx: values
 
 
-def fixed(kind: Kind, why: str, instead: str = "", *, built_in: bool = False) -> Reports:
+def fixed(
+    kind: Kind, why: str, instead: str = "", *, built_in: bool = False, lost: bool = False
+) -> Reports:
     """A report whose text does not depend on the value."""
-    return Reports(kind, lambda _value, _ctx: Unmapped(why, instead, built_in))
+    return Reports(kind, lambda _value, _ctx: Unmapped(why, instead, built_in, lost=lost))
 
 
 def when(kind: Kind, true: Unmapped, false: Unmapped) -> Reports:

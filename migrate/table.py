@@ -80,10 +80,10 @@ INFERENCE: Table = {
     "extraDockerfileSteps": Reports("path", x.docker_steps),
     "enableGpu": when("bool", x.GPU_IMAGE, Unmapped("CPU image, as here", built_in=True)),
     "cudaVersion": Reports("any", lambda _v, _c: x.GPU_IMAGE),
-    "baseImage": fixed("str", *x.BASE_IMAGE),
+    "baseImage": fixed("str", *x.BASE_IMAGE, lost=True),
     "baseImageRegistry": fixed("any", *x.BASE_IMAGE_REGISTRY),
     "description": fixed("str", "the image carries labels instead (model, version)"),
-    "environment": fixed("object", *x.ENVIRONMENT),
+    "environment": fixed("object", *x.ENVIRONMENT, lost=True),
     "schemaFile": fixed("any", *x.SCHEMA_FILE),
 }
 

@@ -150,4 +150,6 @@ def test_a_key_the_program_does_not_declare_yet_is_reported_not_written(
     out = " ".join(done.out.split())
     assert "dataCollection.storageEnabled = true not yet supported by this program" in out
     assert "mlscore:modelDataCollectionV3 is not declared in Pulumi.yaml" in out
-    assert "modelDataCollectionV3" not in done.values and done.code == 0
+    assert done.code == 3 and not done.stack_file.exists()  # a v1 part not carried over
+    accepted = migrate(v1 / "i.json", v1 / "aks.json", extra=("--accept-losses",))
+    assert "modelDataCollectionV3" not in accepted.values and accepted.code == 0
