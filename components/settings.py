@@ -19,7 +19,7 @@ import pulumi
 
 from components.config.naming import RULES, Naming, stable_suffix
 from components.config.reader import ConfigProblem, Reader, SettingsError, schema
-from components.platform import cache_settings
+from components.platform import cache_settings, stand_ins
 from components.platform import network_settings as network
 from components.platform import observability_settings as observability
 from components.platform import settings as platform
@@ -72,9 +72,13 @@ class Settings:
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
-def load(lookup: Callable[[str], str | None], *, project: str, stack: str) -> Settings:
+def load(
+    lookup: Callable[[str], str | None], *, project: str, stack: str, real_run: bool = False
+) -> Settings:
     """Build :class:`Settings` from ``lookup`` (bare key -> raw string or None for the default).
 
+    ``real_run``: the program deploys (or really previews) with these values, so the stand-ins
+    shipped for the offline preview are refused too (``components/platform/stand_ins.py``).
     Raises :class:`SettingsError` with every problem found.
     """
     r = Reader(lookup)
@@ -125,6 +129,8 @@ def load(lookup: Callable[[str], str | None], *, project: str, stack: str) -> Se
     )
     if not r.problems:  # names are only meaningful once their parts are valid
         _check_names(r, settings)
+    if real_run:
+        stand_ins.check(r)
     if r.problems:
         raise SettingsError(r.problems)
     return settings
@@ -182,6 +188,12 @@ def _check_names(r: Reader, s: Settings) -> None:
 
 
 def from_pulumi() -> Settings:
-    """Settings of the running stack, read from ``pulumi.Config``."""
+    """Settings of the running stack, read from ``pulumi.Config``: a real run unless the
+    offline engine marked this one (stand-ins refused, ``components/platform/stand_ins.py``)."""
     config = pulumi.Config()
-    return load(config.get, project=pulumi.get_project(), stack=pulumi.get_stack())
+    return load(
+        config.get,
+        project=pulumi.get_project(),
+        stack=pulumi.get_stack(),
+        real_run=not stand_ins.offline_engine(),
+    )

@@ -34,6 +34,7 @@ from pulumi.runtime.settings import SETTINGS, _get_rpc_manager, set_root_resourc
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
+from components.platform import stand_ins
 from preview import fakes
 from preview.aliases import alias_urns_skipped
 
@@ -319,10 +320,15 @@ def run(
     *,
     preview: bool = True,
     stack_file: Path | None = None,
+    offline: bool = True,
 ) -> Run:
     """Run ``__main__.py`` for ``stack`` under mocks (its values from ``stack_file`` if given).
     Never raises for program errors: they are in ``Run.error`` (a SettingsError carries
-    ``.problems``)."""
+    ``.problems``).
+
+    ``offline`` (the default) marks the run as the offline engine's (``stand_ins.OFFLINE_ENGINE``):
+    the program then accepts the stand-in values the stack files ship. ``offline=False`` runs it
+    as the Pulumi CLI does (no marker), where ``pulumi up`` or a real preview refuses them."""
     started = time.perf_counter()
     config, secret_keys = stack_config(stack, overrides, stack_file=stack_file)
     project = project_file()["name"]
@@ -332,7 +338,8 @@ def run(
     _ensure_event_loop()
     set_root_resource(None)  # type: ignore[arg-type]  # a fresh root stack for every run
     _forget_unfinished_work()
-    set_all_config(config, secret_keys)
+    marker = dict([stand_ins.OFFLINE_ENGINE]) if offline else {}
+    set_all_config({**config, **marker}, secret_keys)
     pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=preview, monitor=monitor)
     result = Run(stack=stack, preview=preview)
 

@@ -58,8 +58,8 @@ import pulumi_kubernetes as k8s
 
 from components.contract import AUTH_BEARER_KEY, Endpoint, ScoringDeployment, ScoringTarget
 from components.platform.scoring_keys import CONTENT_CONNECTION, rotation, vault_secret
+from components.targets.aks import certificate, scaling, secret_store
 from components.targets.aks import ingress as gw
-from components.targets.aks import scaling, secret_store
 from components.targets.aks.device_plugins import nvidia_device_plugin
 from components.targets.aks.identity import federate_pull_identity
 from components.targets.aks.manifests import (
@@ -312,6 +312,9 @@ class AksScoring(ScoringTarget):
     def _tls_sync(self, args: AksScoringArgs, opts: pulumi.ResourceOptions) -> None:
         d = args.deployment
         cert = d.settings.aks.ingress.certificate_name
+        self.tls_secret = certificate.store(
+            d.settings.aks.ingress, d.resource_group_name, d.key_vault.name, self
+        )
         meta = {"namespace": INGRESS_NAMESPACE, "labels": gw.tls_sync_labels()}
         self.tls_provider = k8s.apiextensions.CustomResource(
             "tls-certificate",
@@ -337,7 +340,9 @@ class AksScoring(ScoringTarget):
             spec=as_manifest(gw.tls_sync_spec(d.image, cert)),
             opts=pulumi.ResourceOptions.merge(
                 opts,
-                pulumi.ResourceOptions(depends_on=[self.tls_provider, account, *self.credentials]),
+                pulumi.ResourceOptions(
+                    depends_on=[self.tls_provider, account, self.tls_secret, *self.credentials]
+                ),
             ),
         )
         k8s.networking.v1.NetworkPolicy(

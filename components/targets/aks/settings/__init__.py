@@ -5,13 +5,25 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 
 from components.config.naming import Naming
 from components.config.reader import Reader
 from components.config.sizes import FPGA_REGIONS, SIZES
+from components.targets.aks.certificate import Certificate
 from components.targets.aks.settings.nodes import NodeSettings
 from components.targets.aks.settings.nodes import read as read_nodes
+from components.targets.aks.settings.tls import read_certificate
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    """The settings' clock (looked up at each call: tests pass ``clock=`` or patch it)."""
+    return datetime.now(UTC)
+
 
 MIN_AKS_VCPUS = 12
 KUBELOGIN_MODES = ("azurecli", "workloadidentity", "msi", "spn", "devicecode")
@@ -82,7 +94,10 @@ class IngressSettings:
 
     tls: bool = True
     host: str = ""  # the DNS name clients use; "" = any host (plain HTTP only)
-    certificate_name: str = ""  # a certificate in the workspace's key vault
+    certificate_name: str = ""  # the secret in the workspace's key vault the gateway reads
+    pfx_path: str = ""  # the PFX the program stores there (certificate.py)
+    pfx_password: str = field(default="", repr=False)
+    certificate: Certificate | None = field(default=None, repr=False)  # None: stand-in / off
     allow_http: bool = False  # plain HTTP on port 80 too (dev only)
     istio_revision: str = "asm-1-30"
     # How often the Secrets Store CSI driver re-reads Key Vault (certificate and scoring keys).
@@ -124,7 +139,10 @@ def aks_service_dns_label(naming: Naming) -> str:
     return naming.global_dashed("aks").lower()
 
 
-def read(r: Reader, location: str) -> tuple[AksSettings, AcceleratorSettings]:
+def read(
+    r: Reader, location: str, clock: Clock | None = None
+) -> tuple[AksSettings, AcceleratorSettings]:
+    now = (clock or utc_now)()
     aks = AksSettings(
         enabled=r.bool("aksEnabled"),
         existing_cluster_id=r.str("aksExistingClusterId"),
@@ -139,7 +157,7 @@ def read(r: Reader, location: str) -> tuple[AksSettings, AcceleratorSettings]:
         memory_mib=r.int_range("aksMemoryMib", 128, 262_144),
         kubelogin_mode=r.choice("aksKubeloginMode", KUBELOGIN_MODES),
         sku_tier=r.choice("aksSkuTier", ("Free", "Standard", "Premium")),
-        ingress=_read_ingress(r, r.bool("aksEnabled")),
+        ingress=_read_ingress(r, r.bool("aksEnabled"), now),
     )
     creates = r.bool("aksEnabled") and not aks.existing_cluster_id
     aks = replace(
@@ -202,7 +220,7 @@ def _read_autoscale(r: Reader) -> AutoscaleSettings:
     return autoscale
 
 
-def _read_ingress(r: Reader, enabled: bool) -> IngressSettings:
+def _read_ingress(r: Reader, enabled: bool, now: datetime) -> IngressSettings:
     ingress = IngressSettings(
         tls=r.bool("aksTlsEnabled"),
         host=r.str("aksTlsHost").strip().lower(),
@@ -213,6 +231,8 @@ def _read_ingress(r: Reader, enabled: bool) -> IngressSettings:
     )
     if not enabled:
         return ingress
+    path, password, cert = read_certificate(r, ingress.tls, ingress.host, now)
+    ingress = replace(ingress, pfx_path=path, pfx_password=password, certificate=cert)
     if ingress.host:
         r.matches(
             "aksTlsHost",
@@ -241,10 +261,9 @@ def _read_ingress(r: Reader, enabled: bool) -> IngressSettings:
         r.fail(
             ("aksTlsEnabled", "aksTlsCertificateName"),
             "true, ''",
-            "TLS is on without a certificate source",
-            "import or create the certificate for mlscore:aksTlsHost in the workspace's key vault "
-            "(az keyvault certificate import/create) and set mlscore:aksTlsCertificateName to "
-            "its name",
+            "TLS is on without a name for the certificate's secret in the workspace's key vault",
+            "set mlscore:aksTlsCertificateName (e.g. scoring-tls) and mlscore:aksTlsPfxPath: the "
+            "program stores that PFX under this name",
         )
     if not ingress.tls and not ingress.allow_http:
         r.fail(

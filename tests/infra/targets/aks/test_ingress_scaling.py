@@ -104,6 +104,7 @@ def test_dev_with_tls_and_http_serves_both(run_stack) -> None:
             aksTlsEnabled=True,
             aksTlsHost="scoring.dev.contoso.com",
             aksTlsCertificateName="dev-tls",
+            aksTlsPfxPath="certs/scoring.dev.example.pfx",  # a stand-in: offline only
         )
     )
     ports = [s["port"]["number"] for s in find(docs, "Gateway", "scoring")["spec"]["servers"]]
