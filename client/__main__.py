@@ -4,6 +4,7 @@
     python -m client score --target app_service --data sample.json --stack dev
     python -m client targets --outputs outputs.json
     python -m client smoke --stack dev          # every endpoint vs the local run of the build
+    python -m client smoke --outputs outputs.json --stack dev [--set key=value]
 
 Exit codes: 0 success, 2 a client error (printed on stderr, one line), 1 unexpected or (smoke)
 a target that failed.
@@ -25,6 +26,8 @@ from client.scoring import RetryPolicy, ScoringClient
 def _outputs(args: argparse.Namespace) -> StackOutputs:
     if args.outputs:
         return load_file(args.outputs)
+    if args.command == "smoke" and not args.stack:
+        raise ClientError("pass --stack NAME (outputs from the pulumi CLI) or --outputs FILE")
     return load_stack(args.stack)
 
 
@@ -62,26 +65,66 @@ def parser() -> argparse.ArgumentParser:
     source(t)
 
     m = sub.add_parser("smoke", help="score every endpoint, compare with the local run")
-    m.add_argument("--data", help="JSON payload file ('-' for stdin); default: the sample rows")
+    m.add_argument(
+        "--data",
+        help="JSON payload file ('-' for stdin); default: the sample input of the entry "
+        "script's schema, else the seeds' sample rows",
+    )
     m.add_argument("--local", help="base URL of a running local host of the same build")
     m.add_argument("--timeout", type=float, default=60.0, help="read timeout in seconds (60)")
-    source(m)
+    m.add_argument("--outputs", help="saved `pulumi stack output --json --show-secrets`")
+    m.add_argument(
+        "--stack",
+        help="the stack deployed: its outputs (pulumi CLI, unless --outputs) and its build "
+        "(Pulumi.<stack>.yaml), the local run the answers are compared with",
+    )
+    m.add_argument("--stack-file", type=Path, help="read the stack's config from this file")
+    m.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config")
     return p
 
 
-def _smoke(args: argparse.Namespace, outputs: StackOutputs) -> int:
-    from client.reference import local_host, stack_build
-    from client.smoke import SAMPLE_PAYLOAD, reference_answer, run_smoke, table
+def _build_stack(args: argparse.Namespace) -> str:
+    if args.stack:
+        return args.stack
+    if args.stack_file:  # Pulumi.<stack>.yaml
+        return Path(args.stack_file).name.removeprefix("Pulumi.").removesuffix(".yaml")
+    raise ClientError(
+        "which build do these outputs come from? Pass --stack NAME (its Pulumi.NAME.yaml, "
+        "and --set or --stack-file as deployed), or --local URL of a host serving that build"
+    )
 
-    payload = _payload(args.data) if args.data else SAMPLE_PAYLOAD
+
+def _overrides(pairs: list[str]) -> dict[str, str]:
+    bad = [p for p in pairs if "=" not in p]
+    if bad:
+        raise ClientError(f"--set takes KEY=VALUE, got {bad[0]!r}")
+    return dict(p.split("=", 1) for p in pairs)
+
+
+def _smoke(args: argparse.Namespace, outputs: StackOutputs) -> int:
+    from client.reference import check_deployed_model, local_host, stack_build
+    from client.smoke import (
+        SAMPLE_PAYLOAD,
+        reference_answer,
+        run_smoke,
+        schema_example,
+        served_model,
+        table,
+    )
+
+    def compare(url: str, reference: str) -> int:
+        payload = _payload(args.data) if args.data else schema_example(url) or SAMPLE_PAYLOAD
+        expected = reference_answer(url, payload)
+        rows = run_smoke(outputs, payload, expected, timeout=(5.0, args.timeout))
+        print(table(rows, reference))
+        return 0 if all(r.ok for r in rows) else 1
+
     if args.local:
-        expected = reference_answer(args.local, payload)
-    else:
-        with local_host(stack_build(args.stack)) as url:
-            expected = reference_answer(url, payload)
-    rows = run_smoke(outputs, payload, expected, timeout=(5.0, args.timeout))
-    print(table(rows))
-    return 0 if all(r.ok for r in rows) else 1
+        return compare(args.local, f"model {served_model(args.local) or '?'} at {args.local}")
+    build = stack_build(_build_stack(args), _overrides(args.set), args.stack_file)
+    check_deployed_model(build, outputs.raw)
+    with local_host(build) as url:
+        return compare(url, f"local run of {build.describe()}")
 
 
 def main(argv: list[str] | None = None) -> int:

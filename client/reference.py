@@ -1,9 +1,12 @@
-"""The local run of the same build: ``python -m scoring`` with the stack's entry script and model.
+"""The local run of the same build: the stack's own build context served on this machine.
 
-The images carry the entry script (``mlscore:entryScript``) and the model (``mlscore:modelPath``)
-of the stack's config; the smoke test scores the same payload here, on this machine, and compares
-the deployed answers with this one. The config is read as the Pulumi CLI assembles it: the
-defaults of ``Pulumi.yaml``, then ``Pulumi.<stack>.yaml``.
+The smoke test compares every deployed answer with the answer of this run. It is the build
+``pulumi up`` pushes for the stack: the config as the Pulumi CLI assembles it (``Pulumi.yaml``'s
+defaults, ``Pulumi.<stack>.yaml`` or ``--stack-file``, ``--set`` overrides), checked like the
+program checks it, and the same build context (``components/platform/build_context.py``: the
+user's entry script folder, model and dependencies), laid out as the Dockerfile lays out the
+image (``components/platform/image_layout.py``) and started with the image's environment by an
+interpreter that has the user's dependencies (:func:`host_python`).
 """
 
 from __future__ import annotations
@@ -15,12 +18,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Any
 
 import requests
-import yaml
 
 from client.errors import ClientError
 
@@ -30,32 +33,83 @@ READY_TIMEOUT_S = 120.0
 
 @dataclass(frozen=True)
 class Build:
-    entry_script: Path
-    model_dir: Path
+    """What a stack's images are built from."""
 
+    stack: str
+    context: Any  # components.platform.build_context.BuildContext
+    model_name: str
+    model_version: str
+    model_source: str  # as the config names it
+    entry_script: str
+    dependencies: str
 
-def stack_build(stack: str | None, root: Path = PROJECT) -> Build:
-    """The entry script and model a stack's images are built from."""
-    project = yaml.safe_load((root / "Pulumi.yaml").read_text())
-    name = project["name"]
-    values = {k: v.get("default") for k, v in (project.get("config") or {}).items()}
-    stack_file = root / f"Pulumi.{(stack or '').split('/')[-1]}.yaml"
-    if stack and stack_file.is_file():
-        values |= (yaml.safe_load(stack_file.read_text()) or {}).get("config") or {}
+    @property
+    def model(self) -> str:
+        return f"{self.model_name}:{self.model_version}"
 
-    def path(key: str) -> Path:
-        value = Path(str(values.get(f"{name}:{key}") or ""))
-        return value if value.is_absolute() else root / value
-
-    build = Build(path("entryScript"), path("modelPath"))
-    if not build.entry_script.is_file():
-        raise ClientError(f"entry script {build.entry_script} (mlscore:entryScript) not found")
-    if not build.model_dir.exists():
-        raise ClientError(
-            f"model {build.model_dir} (mlscore:modelPath) not found; for the sample model run "
-            "`python -m scoring.sample_model.train --out aml/model`"
+    def describe(self) -> str:
+        return (
+            f"model {self.model} ({self.model_source}), entry script {self.entry_script}, "
+            f"dependencies {self.dependencies or 'none'}; stack {self.stack}'s build context "
+            f"{self.context.digest[:12]}"
         )
-    return build
+
+
+def stack_name(stack: str) -> str:
+    """``org/mlscore/dev`` (what ``pulumi --stack`` takes) names the stack file of ``dev``."""
+    return stack.rstrip("/").split("/")[-1]
+
+
+def stack_build(
+    stack: str,
+    overrides: Mapping[str, str] | None = None,
+    stack_file: Path | None = None,
+) -> Build:
+    """The build context of ``stack``'s images, assembled the way the program assembles it."""
+    if str(PROJECT) not in sys.path:
+        sys.path.insert(0, str(PROJECT))
+    from components.platform.build_context import assemble, shown
+    from components.settings import SettingsError, load
+    from preview import engine
+
+    name = stack_name(stack)
+    try:
+        config, _ = engine.stack_config(name, overrides, stack_file=stack_file)
+        s = load(lambda k: config.get(f"mlscore:{k}"), project="mlscore", stack=name)
+    except (engine.StackConfigError, SettingsError) as exc:
+        raise ClientError(f"the build of stack {name}: {exc}") from None
+    m = s.model
+    return Build(
+        stack=name,
+        context=assemble(m),
+        model_name=m.name,
+        model_version=m.version,
+        model_source=shown(m.path),
+        entry_script=shown(m.entry_script),
+        dependencies=shown(m.dependencies_file),
+    )
+
+
+def check_deployed_model(build: Build, outputs: Mapping[str, Any]) -> None:
+    """The stack outputs name the registered model (``model``): it must be the build's."""
+    deployed = outputs.get("model")
+    if not isinstance(deployed, Mapping) or "name" not in deployed:
+        return
+    found = f"{deployed.get('name')}:{deployed.get('version')}"
+    if found != build.model:
+        raise ClientError(
+            f"the outputs were deployed with model {found}, the build of stack {build.stack} "
+            f"has {build.model}: pass the stack they came from (--stack, --stack-file, --set)"
+        )
+
+
+def host_python(context: Any) -> Path:
+    """The interpreter that stands for the image's environment here: the host's packages with
+    the user's requirements (``user-requirements.txt`` of the context) installed on top."""
+    from scoring.demo import dependencies_venv
+
+    with contextlib.redirect_stdout(sys.stderr):
+        return dependencies_venv(context.path / "user-requirements.txt")
 
 
 def _free_port() -> int:
@@ -66,19 +120,29 @@ def _free_port() -> int:
 
 @contextlib.contextmanager
 def local_host(build: Build, timeout_s: float = READY_TIMEOUT_S) -> Iterator[str]:
-    """Serve ``build`` on 127.0.0.1 (no auth) until the block ends; yields the base URL."""
+    """Serve ``build`` on 127.0.0.1 (no auth, nothing sent to Azure) until the block ends;
+    yields the base URL."""
+    from components.platform.image_layout import rebuild
+
+    python = host_python(build.context)
     port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "SCORING_AUTH"))}
-    env["PYTHONPATH"] = os.pathsep.join([str(PROJECT), env.get("PYTHONPATH", "")])
-    model_dir = build.model_dir if build.model_dir.is_dir() else build.model_dir.parent
-    cmd = [
-        sys.executable, "-m", "scoring",
-        "--entry_script", str(build.entry_script),
-        "--model_dir", str(model_dir),
-        "--host", "127.0.0.1", "--port", str(port),
-    ]  # fmt: skip
-    with tempfile.TemporaryFile() as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=PROJECT)
+    with (
+        tempfile.TemporaryDirectory(prefix="mlscore-reference-") as work,
+        tempfile.TemporaryFile() as log,
+    ):
+        layout = rebuild(build.context, Path(work) / "image")
+        env = layout.with_env({}) | {
+            "PATH": os.environ.get("PATH", ""),
+            "AZUREML_SERVER_PORT": str(port),
+            "SCORING_HOST": "127.0.0.1",
+        }
+        proc = subprocess.Popen(
+            [str(python), "-m", "scoring"],
+            cwd=layout.workdir,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         try:
             url = f"http://127.0.0.1:{port}"
             _wait_ready(url, proc, log, timeout_s)
@@ -92,23 +156,23 @@ def local_host(build: Build, timeout_s: float = READY_TIMEOUT_S) -> Iterator[str
                 proc.wait(5)
 
 
-def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: object, timeout_s: float) -> None:
+def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: IO[bytes], timeout_s: float) -> None:
     started = time.monotonic()
     last = "no answer yet"
     while time.monotonic() - started < timeout_s:
         if proc.poll() is not None:
-            log.seek(0)  # type: ignore[attr-defined]
-            tail = log.read().decode(errors="replace")[-800:]  # type: ignore[attr-defined]
+            log.seek(0)
+            tail = log.read().decode(errors="replace")[-800:]
             raise ClientError(f"the local scoring host exited with {proc.returncode}: {tail}")
-        try:
-            answer = requests.get(f"{url}/", timeout=2)
+        try:  # readiness: init() has completed
+            answer = requests.get(f"{url}/ready", timeout=2)
             if answer.status_code == 200:
                 return
-            last = f"GET / answered {answer.status_code}"
+            last = f"GET /ready answered {answer.status_code}"
         except requests.RequestException as exc:
             last = type(exc).__name__
         time.sleep(0.1)
     raise ClientError(
-        f"gave up waiting for the local scoring host at {url} to answer GET / after "
+        f"gave up waiting for the local scoring host at {url} to answer GET /ready after "
         f"{timeout_s:.0f} s; last answer: {last}"
     )

@@ -1,13 +1,15 @@
 """The smoke test after a deploy: every endpoint of the stack outputs scores a sample payload.
 
     python -m client smoke --stack dev
-    python -m client smoke --outputs outputs.json [--data payload.json] [--local http://...]
+    python -m client smoke --outputs outputs.json --stack dev [--set key=value] [--data F]
+    python -m client smoke --outputs outputs.json --local http://127.0.0.1:5001
 
 Each target in ``endpoints`` gets the payload with its own auth (through :class:`ScoringClient`,
 retries on 429/503 included). Its answer is compared with the answer of the local run of the same
-build (``client/reference.py``: the stack's entry script and model served by ``python -m
-scoring`` on this machine, or ``--local URL``). A table says, per target, the HTTP status, the
-latency, whether the answer matches, and why not; the exit code is 1 when any target failed.
+build (``client/reference.py``: the stack's build context, its model, entry script and
+dependencies, served on this machine; or ``--local URL``). The table's first line names the model
+it compared with; per target it says the HTTP status, the latency, whether the answer matches,
+and why not; the exit code is 1 when any target failed.
 """
 
 from __future__ import annotations
@@ -52,6 +54,27 @@ def same_answer(a: Any, b: Any, rel: float = REL_TOLERANCE) -> bool:
     if isinstance(a, list) and isinstance(b, list):
         return len(a) == len(b) and all(same_answer(x, y, rel) for x, y in zip(a, b, strict=True))
     return a == b
+
+
+def served_model(base_url: str, timeout: float = 10.0) -> str:
+    """What a running host says it serves (``/status``): ``name:version``, or "" if it won't say."""
+    try:
+        status = requests.get(f"{base_url.rstrip('/')}/status", timeout=timeout).json()
+        return f"{status['model']['name']}:{status['model']['version']}"
+    except (requests.RequestException, ValueError, KeyError, TypeError):
+        return ""
+
+
+def schema_example(base_url: str, timeout: float = 10.0) -> Any | None:
+    """The sample input of the entry script's ``inference-schema`` decorators (the swagger
+    document's ``ServiceInput`` example), or None when the script declares none."""
+    try:
+        answer = requests.get(f"{base_url.rstrip('/')}/swagger.json", timeout=timeout)
+        doc = answer.json() if answer.status_code == 200 else {}
+    except (requests.RequestException, ValueError):
+        return None
+    example = (doc.get("definitions") or {}).get("ServiceInput", {}).get("example")
+    return example or None
 
 
 def reference_answer(base_url: str, payload: Any, timeout: float = 60.0) -> Any:
@@ -104,7 +127,8 @@ def run_smoke(
     return [check_target(client, name, payload, expected) for name in names]
 
 
-def table(rows: Iterable[Row]) -> str:
+def table(rows: Iterable[Row], reference: str = "") -> str:
+    """The result table; ``reference`` (first line) says what the answers were compared with."""
     rows = list(rows)
     head = ("target", "status", "latency", "match", "result")
     body = [
@@ -127,7 +151,8 @@ def table(rows: Iterable[Row]) -> str:
     summary = f"{len(rows) - failed}/{len(rows)} targets ok" + (
         f", {failed} failed" if failed else ""
     )
-    return "\n".join([fmt(head), *(fmt(line) for line in body), summary])
+    lines = [fmt(head), *(fmt(line) for line in body), summary]
+    return "\n".join([f"reference: {reference}", *lines] if reference else lines)
 
 
 def _ms(seconds: float) -> float:
