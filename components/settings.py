@@ -19,6 +19,7 @@ import pulumi
 
 from components.config.naming import RULES, Naming, stable_suffix
 from components.config.reader import ConfigProblem, Reader, SettingsError, schema
+from components.platform import budget_settings as budget
 from components.platform import cache_settings, stand_ins
 from components.platform import network_settings as network
 from components.platform import observability_settings as observability
@@ -70,6 +71,7 @@ class Settings:
     container_apps: ContainerAppsSettings = field(default_factory=ContainerAppsSettings)
     resilience: ResilienceSettings = field(default_factory=ResilienceSettings)  # zones, keys
     tags: Mapping[str, str] = field(default_factory=dict)
+    monthly_budget_usd: int = 0  # policy pack's monthly-budget rule (0: none)
 
 
 def load(
@@ -115,6 +117,7 @@ def load(
         online=aml.read_online(r, naming, scoring.image_repository),
         batch=aml.read_batch(r),
         resilience=platform.read_resilience(r, location),
+        monthly_budget_usd=budget.read(r),
         observability=observability.read(r),
         network=network.read(r),
         container_apps=container_apps.read(

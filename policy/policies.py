@@ -39,6 +39,7 @@ if str(_ROOT) not in sys.path:
 from components.config.sizes import SIZES  # noqa: E402
 from policy import container_apps as ca  # noqa: E402
 from policy import network as net  # noqa: E402
+from policy.budget import budget_policy  # noqa: E402
 from policy.hygiene import (  # noqa: E402
     ZONES_NAME,
     _get,
@@ -454,6 +455,7 @@ def policies() -> list[Policy]:
     built: list[Policy] = [_resource_policy(rule) for rule in RULES]
     built.append(zone_policy())
     built.extend(net.network_policies())
+    built.append(budget_policy())
     built.append(
         StackValidationPolicy(
             name=AKS_VCPUS_NAME,

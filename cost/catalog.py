@@ -1,0 +1,106 @@
+"""Which Retail Prices API query answers each price key of the snapshot.
+
+A price key is ``family/argument`` (``vm/Standard_D4s_v5``, ``app-service-linux/P1 v3``). Its
+family says which ``$filter`` to send to https://prices.azure.com/api/retail/prices and which of
+the answered items is the price (``pick``: exact fields, ``contains`` / ``excludes`` substrings).
+The API's filter fields and paging are documented at
+https://learn.microsoft.com/rest/api/cost-management/retail-prices/azure-retail-prices
+(``serviceName``, ``armRegionName``, ``armSkuName``, ``skuName``, ``meterName``, ``priceType``;
+answers of at most 1,000 items with a ``NextPageLink`` to the next page). Filter values are case
+sensitive from API version 2023-01-01-preview on (same page), so they are written as Azure spells
+them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+API = "https://prices.azure.com/api/retail/prices"
+API_VERSION = "2023-01-01-preview"
+
+
+@dataclass(frozen=True)
+class Family:
+    service: str
+    sku_field: str = ""  # the item field the key's argument must equal (filtered server-side)
+    fixed: Mapping[str, str] = field(default_factory=dict)  # more exact filters
+    contains: Mapping[str, str] = field(default_factory=dict)  # picked client-side
+    excludes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def filter(self, region: str, argument: str) -> str:
+        parts = [f"serviceName eq '{self.service}'", "priceType eq 'Consumption'"]
+        if region:
+            parts.append(f"armRegionName eq '{region}'")
+        if self.sku_field:
+            parts.append(f"{self.sku_field} eq '{argument}'")
+        parts += [f"{k} eq '{v}'" for k, v in self.fixed.items()]
+        return " and ".join(parts)
+
+    def picks(self, item: Mapping[str, Any]) -> bool:
+        if item.get("type", "Consumption") != "Consumption":
+            return False
+        for key, text in self.contains.items():
+            if text.lower() not in str(item.get(key, "")).lower():
+                return False
+        for key, words in self.excludes.items():
+            if any(w.lower() in str(item.get(key, "")).lower() for w in words):
+                return False
+        return True
+
+
+_LINUX_VM = {"productName": ("Windows",), "skuName": ("Spot", "Low Priority")}
+
+FAMILIES: dict[str, Family] = {
+    # Linux pay-as-you-go VMs (AKS nodes, Azure ML managed online deployments and clusters).
+    "vm": Family("Virtual Machines", "armSkuName", excludes=_LINUX_VM),
+    "vm-low-priority": Family(
+        "Virtual Machines",
+        "armSkuName",
+        contains={"skuName": "Low Priority"},
+        excludes={"productName": ("Windows",)},
+    ),
+    "app-service-linux": Family("Azure App Service", "skuName", contains={"productName": "Linux"}),
+    "functions-premium": Family("Functions", "meterName", fixed={"skuName": "Premium"}),
+    "aks-tier": Family("Azure Kubernetes Service", "skuName"),
+    "managed-disk": Family(
+        "Storage", "skuName", contains={"meterName": "Disk"}, excludes={"meterName": ("Mount",)}
+    ),
+    "managed-redis": Family("Redis Cache", "skuName"),
+    "container-instances": Family(
+        "Container Instances", "meterName", fixed={"skuName": "Standard"}
+    ),
+    "container-apps": Family("Azure Container Apps", "meterName"),
+    "container-registry": Family(
+        "Container Registry", "skuName", contains={"meterName": "Registry Unit"}
+    ),
+    "iot-hub": Family("IoT Hub", "skuName", contains={"meterName": "Unit"}),
+    "service-bus": Family("Service Bus", "meterName"),
+    "key-vault": Family("Key Vault", "meterName", fixed={"skuName": "Standard"}),
+    "blob-storage": Family("Storage", "meterName", fixed={"productName": "General Block Blob v2"}),
+    "log-analytics": Family("Log Analytics", "meterName"),
+    "azure-monitor": Family("Azure Monitor", "meterName"),
+    "private-link": Family(
+        "Virtual Network", "meterName", fixed={"productName": "Virtual Network Private Link"}
+    ),
+    "private-dns": Family("Azure DNS", "meterName"),
+}
+
+
+class UnknownFamily(KeyError):
+    pass
+
+
+def family_of(key: str) -> tuple[Family, str]:
+    name, _, argument = key.partition("/")
+    family = FAMILIES.get(name)
+    if family is None:
+        raise UnknownFamily(f"no query for price key {key!r}: add its family to cost/catalog.py")
+    return family, argument
+
+
+def query(key: str, region: str) -> str:
+    """The ``$filter`` that ``--refresh`` sends for ``key`` in ``region``."""
+    family, argument = family_of(key)
+    return family.filter(region, argument)

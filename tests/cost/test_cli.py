@@ -1,0 +1,33 @@
+"""``python -m cost``: one run of the real program (preview mode) priced end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from cost.__main__ import main
+
+
+def test_markdown_json_and_budget_exit(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main(["dev", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["region"] == "westeurope" and data["total"]["max"] == pytest.approx(5.08, abs=0.01)
+    assert {"priced", "free", "not estimated"} <= {x["status"] for x in data["lines"]}
+    base = tmp_path / "base.json"
+    data["lines"] = [x for x in data["lines"] if x["resource"] != "acr"]
+    data["total"] = {"min": 0.0, "max": 0.0}
+    base.write_text(json.dumps(data))
+    # --budget-check reads mlscore:monthlyBudgetUsd with the --set overrides: $5.08 > $1.
+    code = main(
+        ["dev", "--markdown", "--base", str(base), "--budget-check", "--set", "monthlyBudgetUsd=1"]
+    )
+    out, err = capsys.readouterr()
+    assert code == 3 and "exceeds mlscore:monthlyBudgetUsd 1" in err
+    assert "- added: registry / acr: $0.00 -> $5.08" in out and "| registry / acr | Basic |" in out
+
+
+def test_an_invalid_stack_config_prices_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["dev", "--set", "monthlyBudgetUsd=lots"]) == 1
+    assert "monthlyBudgetUsd" in capsys.readouterr().err
