@@ -26,17 +26,54 @@ from components.settings import Settings
 # prebuilt scoring image from the workspace registry and read the model from workspace storage,
 # which the managed VNet's required rules and its automatic private endpoints (storage, key
 # vault, registry) cover; the one extra destination, the cache, needs a private endpoint rule
-# ("redisEnterprise" is a supported target: :meth:`MlWorkspace.allow_private_outbound`). No FQDN
-# rule, so no Azure
+# (:meth:`MlWorkspace.allow_private_outbound`: whether Azure Managed Redis is an accepted target
+# is not documented, see there). No FQDN rule, so no Azure
 # Firewall: "FQDN outbound rules are implemented using Azure Firewall ... charges ... included
 # in your billing", and "the firewall isn't created until you add an outbound FQDN rule".
 # AllowInternetOutbound would leave exfiltration open and buys nothing here (no pip or conda at
 # deploy time). Irreversible: "Once you enable managed virtual network isolation of your
 # workspace, you can't disable it." provision_network_now: the first deployment does not wait.
 # https://learn.microsoft.com/azure/machine-learning/concept-secure-online-endpoint
-MANAGED_NETWORK = ml.ManagedNetworkSettingsArgs(
-    isolation_mode=ml.IsolationMode.ALLOW_ONLY_APPROVED_OUTBOUND
-)
+#
+# Batch endpoints: "If you plan to use Azure Machine Learning batch endpoints for deployment or
+# ParallelRunStep, add outbound private endpoint rules to allow traffic to the following sub
+# resources for the default storage account: queue, table" (how-to-managed-network.md, "Scenario:
+# Use batch endpoints or ParallelRunStep", MicrosoftDocs/azure-ai-docs,
+# https://learn.microsoft.com/azure/machine-learning/how-to-managed-network#scenario-use-batch-endpoints-or-parallelrunstep).
+# The required rules cover only the storage's blob and file. They are inline rules of the
+# workspace (the storage exists before it), so no later workspace update without
+# ``outboundRules`` drops them (Azure/terraform-provider-azapi#453) and checkov's CKV_AZURE_243
+# finds them where it looks. No image build in the managed VNet either: batch runs the prebuilt
+# scoring image from the workspace registry (no conda environment, no image-build compute, no
+# PyPI or conda FQDN rules: "When the Azure Container Registry for your workspace is behind a
+# virtual network, it can't be used to directly build Docker images", "Configure image builds").
+BATCH_STORAGE_SUBRESOURCES = ("queue", "table")
+
+
+def managed_network(s: Settings, storage_id: pulumi.Input[str]) -> ml.ManagedNetworkSettingsArgs:
+    """AllowOnlyApprovedOutbound, with the batch endpoints' rules to the workspace storage."""
+    rules: dict[str, ml.PrivateEndpointOutboundRuleArgs] = {}
+    if s.batch.enabled:
+        rules = {
+            f"batch-storage-{sub}": private_endpoint_rule(storage_id, sub)
+            for sub in BATCH_STORAGE_SUBRESOURCES
+        }
+    return ml.ManagedNetworkSettingsArgs(
+        isolation_mode=ml.IsolationMode.ALLOW_ONLY_APPROVED_OUTBOUND,
+        outbound_rules=rules or None,
+    )
+
+
+def private_endpoint_rule(
+    resource_id: pulumi.Input[str], subresource: str
+) -> ml.PrivateEndpointOutboundRuleArgs:
+    return ml.PrivateEndpointOutboundRuleArgs(
+        type="PrivateEndpoint",
+        category=ml.RuleCategory.USER_DEFINED,
+        destination=ml.PrivateEndpointDestinationArgs(
+            service_resource_id=resource_id, subresource_target=subresource
+        ),
+    )
 
 
 def public_access(settings: Settings) -> str:
@@ -170,7 +207,7 @@ class MlWorkspace(pulumi.ComponentResource):
             public_network_access="Disabled"
             if s.network.isolated or not s.public_network_access
             else "Enabled",
-            managed_network=MANAGED_NETWORK if s.network.isolated else None,
+            managed_network=managed_network(s, self.storage.id) if s.network.isolated else None,
             provision_network_now=True if s.network.isolated else None,
             v1_legacy_mode=False,
             hbi_workspace=False,
@@ -223,21 +260,23 @@ class MlWorkspace(pulumi.ComponentResource):
     ) -> ml.ManagedNetworkSettingsRule:
         """A private endpoint outbound rule of the managed VNet: its deployments (the online
         endpoint) reach ``resource_id`` (e.g. the cache, ``redisEnterprise``) through a private
-        endpoint Azure ML manages. A resource of its own, not an inline rule of the workspace:
-        the cache is declared after the workspace. Rule types and targets:
+        endpoint Azure ML manages. Rule types and targets:
         https://learn.microsoft.com/azure/machine-learning/how-to-managed-network#private-endpoints
+
+        Unverified for the cache: that list ("Private endpoints are currently supported for the
+        following Azure services") names "Azure Redis Cache" (Microsoft.Cache/redis) and not
+        Azure Managed Redis (Microsoft.Cache/redisEnterprise) in the revision checked
+        (MicrosoftDocs/azure-ai-docs, articles/machine-learning/how-to-managed-network.md,
+        commit 050f1826). Still a resource of its own, not an inline rule: inline, the workspace
+        would wait the cache's 10-20 minutes (__main__ declares the cache after the workspace),
+        and a later workspace update without ``outboundRules`` can drop it
+        (Azure/terraform-provider-azapi#453).
         """
         return ml.ManagedNetworkSettingsRule(
             f"outbound-{name}",
             rule_name=f"{name}-pe",
             workspace_name=self.workspace.name,
             resource_group_name=self._resource_group_name,
-            properties=ml.PrivateEndpointOutboundRuleArgs(
-                type="PrivateEndpoint",
-                category=ml.RuleCategory.USER_DEFINED,
-                destination=ml.PrivateEndpointDestinationArgs(
-                    service_resource_id=resource_id, subresource_target=subresource
-                ),
-            ),
+            properties=private_endpoint_rule(resource_id, subresource),
             opts=pulumi.ResourceOptions(parent=self),
         )

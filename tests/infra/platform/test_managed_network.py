@@ -1,0 +1,38 @@
+"""The workspace's managed VNet (issue 30, blocker 3): batch endpoints in AllowOnlyApprovedOutbound
+need private endpoint rules to the workspace storage's ``queue`` and ``table`` (how-to-managed-
+network.md, "Scenario: Use batch endpoints or ParallelRunStep"), inline in the workspace."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from preview import engine
+
+WORKSPACE = "azure-native:machinelearningservices:Workspace"
+
+
+def rules(run: engine.Run) -> dict[str, Any]:
+    network = engine.reveal(run.one(WORKSPACE).inputs).get("managedNetwork") or {}
+    return network.get("outboundRules") or {}
+
+
+def test_prod_batch_reaches_the_workspace_storage_queue_and_table(prod: engine.Run) -> None:
+    storage = [
+        r for r in prod.of_type("azure-native:storage:StorageAccount") if r.name == "storage"
+    ]
+    (account,) = [r for r in storage if "MlWorkspace" in r.parent]
+    found = rules(prod)
+    assert {name: r["destination"]["subresourceTarget"] for name, r in found.items()} == {
+        "batch-storage-queue": "queue",
+        "batch-storage-table": "table",
+    }
+    for rule in found.values():
+        assert rule["type"] == "PrivateEndpoint" and rule["category"] == "UserDefined"
+        assert rule["destination"]["serviceResourceId"].endswith("/" + account.azure_name)
+    network = engine.reveal(prod.one(WORKSPACE).inputs)["managedNetwork"]
+    assert network["isolationMode"] == "AllowOnlyApprovedOutbound"
+
+
+def test_no_batch_no_storage_rules_and_no_managed_network_in_dev(run_stack: Any, dev) -> None:
+    assert rules(run_stack("prod", batchEnabled=False)) == {}
+    assert "managedNetwork" not in dev.one(WORKSPACE).inputs  # dev: no isolation
