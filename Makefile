@@ -1,5 +1,5 @@
 # Two commands do all the set-up on a fresh machine (Python 3.11 and the package registries):
-#   make demo   offline preview of the dev stack, then the scoring host serving the sample model
+#   make demo   the dev stack's plan summary, then the scoring host scoring the sample model
 #   make test   the whole test suite (lint, type check, infrastructure, scoring host, delivery)
 # Everything else here is a convenience for development.
 
@@ -26,8 +26,7 @@ TIME_TRAVEL_DATES := 2027-03-02 2027-03-04 2027-12-07
 .PHONY: demo test setup system-deps time-travel preview serve-local bench critical-path fuzz \
         lint typecheck clean
 
-demo: setup
-	$(PY) -m preview $(STACK)
+demo: setup  # the plan's summary, the score, where the logs are (the whole plan: make preview)
 	$(PY) -m scoring.demo --stack $(STACK)
 
 test: setup system-deps

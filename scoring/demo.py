@@ -1,30 +1,46 @@
 """Local run (the seeds' LocalWebservice): what ``pulumi up`` would deploy, served on this machine.
 
-    python -m scoring.demo [--stack dev] [--set key=value ...] [--data payload.json]
-                           [--target app_service] [--docker] [--keep]
+    python -m scoring.demo [--stack dev | --stack-file FILE] [--set key=value ...]
+                           [--target aks] [--data FILE ...] [--content-type TYPE]
+                           [--keep] [--verbose] [--out DIR] [--docker]
 
-For the stack (``Pulumi.<stack>.yaml`` with ``--set`` overrides, as ``python -m preview``):
+For the stack (``Pulumi.<stack>.yaml``, or any stack file with ``--stack-file``, with ``--set``
+overrides, as ``python -m preview``):
 
-1. runs the program under the mock engine and takes the environment it gives the target
-   (``--target``, default the first enabled of app_service, aci, aks, iot_edge, aml_online),
-   secrets and the Redis connection aside;
+1. runs the program under the mock engine (its one-line summary is printed; the whole plan is
+   ``python -m preview``) and takes the environment it gives the target (``--target``, default
+   the first enabled of app_service, aci, container_apps, aks, iot_edge, aml_online), secrets,
+   the Redis connection and Azure identities aside;
 2. assembles the same build context ``pulumi up`` builds the image from (the host, the entry
    script's folder, the dependencies, the model) and lays it out the way the Dockerfile does;
 3. installs the entry script's dependencies in a venv of its own, cached by their hash under
-   ``.local/venvs/`` (it sees the host's packages after its own);
-4. starts the host there with that environment, POSTs the payload twice (``--data``; default:
-   the seed payload for the sample, else the sample input of the script's schema) and prints
-   the answers and ``/status``.
+   ``.local/venvs/``;
+4. starts the host there with that environment, POSTs each payload twice (``--data FILE``,
+   repeatable, any bytes, sent as ``--content-type`` or the type its name or content says;
+   default: the seed payload for the sample, else the sample input of the script's schema) and
+   prints each answer with its status, whatever the status.
 
-``--docker`` builds the real image from the context and runs it instead (Docker required).
+Nothing talks to Azure: model data collection, when the stack turns it on, is written to
+``<out>/modeldata`` in Azure ML's layout (``DATA_COLLECTION_FOLDER``), and telemetry is off (the
+Application Insights connection is one of the secrets left aside). The host's own output goes
+to ``<out>/host.log`` (``--verbose``: to the console, with ``/status`` at the end); ``<out>`` is
+``.local/demo/<stack>`` unless ``--out`` says otherwise, emptied at each start.
+
+Exit status: 0 every answer was 2xx; 1 an answer was not, or the stack, its config or the host
+failed (said in one line, no traceback). ``--keep`` goes on serving until Ctrl-C whatever the
+answers were. ``--docker`` builds the real image from the context and runs it instead (Docker
+required).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
+import mimetypes
 import os
+import re
 import shutil
 import signal
 import socket
@@ -36,16 +52,27 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED_PAYLOAD = {"data": [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10], [10, 9, 8, 7, 6, 5, 4, 3, 2, 1]]}
 SAMPLE_SCRIPT = ROOT / "scoring" / "sample_model" / "score.py"
 VENVS = ROOT / ".local" / "venvs"
+OUT = ROOT / ".local" / "demo"
 CONTAINER_TARGETS = ("app_service", "aci", "container_apps", "aks", "iot_edge", "aml_online")
 # Not part of a local run: secrets (kept by each platform), the cache and Azure identities.
 _LEFT_OUT = ("REDIS_", "AZURE_CLIENT_ID", "APPLICATIONINSIGHTS_", "SCORING_AUTH_KEYS")
+# Where the host would write collected data in Azure: replaced by a local folder.
+_STORAGE = ("DATA_COLLECTION_BLOB_URL", "DATA_COLLECTION_CONNECTION_STRING")
+
+
+class DemoError(SystemExit):
+    """A failure said in one line (stack file, config, target, host): exit 1, no traceback."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"error: {message}")
 
 
 # --- the environment the program gives each target -----------------------------------------------
@@ -88,6 +115,27 @@ def _plain(env: Mapping[str, Any]) -> dict[str, str]:
         and "@Microsoft.KeyVault" not in str(v)
         and "{{secret:" not in str(v)
     }
+
+
+def local_env(env: Mapping[str, str], out: Path) -> dict[str, str]:
+    """``env`` for a run on this machine: collected data goes to ``out/modeldata`` (Azure ML's
+    layout, ``scoring/observability/collector.py``), never to a storage account."""
+    local = {k: v for k, v in env.items() if k not in _STORAGE}
+    if local.get("DATA_COLLECTION_ENABLED", "").strip().lower() in ("true", "1", "yes", "on"):
+        local["DATA_COLLECTION_FOLDER"] = str(out / "modeldata")
+    return local
+
+
+def choose_target(envs: Mapping[str, Any], wanted: str | None, stack: str) -> str:
+    """``wanted`` if the stack deploys it, else the first container target it deploys."""
+    enabled = [t for t in CONTAINER_TARGETS if t in envs]
+    if wanted is None and enabled:
+        return enabled[0]
+    if wanted in enabled:
+        return wanted
+    what = f"--target {wanted} is not deployed by" if wanted else "no container target in"
+    hint = f"; pick one of {', '.join(enabled)}" if enabled else ""
+    raise DemoError(f"{what} stack {stack}{hint} (or turn it on with --set)")
 
 
 # --- the user's dependencies in a venv of their own ----------------------------------------------
@@ -133,42 +181,133 @@ def _get(url: str, timeout: float = 1.0) -> int:
         return int(e.code)
 
 
-def wait_ready(base: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> float:
+def _tail(log: Path | None, lines: int = 25) -> str:
+    if log is None or not log.is_file():
+        return ""
+    text = log.read_text(errors="replace").splitlines()[-lines:]
+    return f"; the end of {log}:\n" + "\n".join(text)
+
+
+def wait_ready(
+    base: str, proc: subprocess.Popen[bytes], timeout: float = 60, log: Path | None = None
+) -> float:
     t0 = time.monotonic()
     while True:
         if proc.poll() is not None:
-            raise SystemExit(f"server exited with {proc.returncode}")
+            raise DemoError(
+                f"the host exited with {proc.returncode} before it was ready" + _tail(log)
+            )
         try:
             if _get(base + "/ready") == 200:
                 return time.monotonic() - t0
         except OSError:
             pass
         if time.monotonic() - t0 > timeout:
-            raise SystemExit(f"server not ready after {timeout:.0f}s")
+            raise DemoError(f"the host was not ready after {timeout:.0f}s" + _tail(log))
         time.sleep(0.05)
 
 
 def schema_example(base: str) -> Any | None:
     """The sample input of the entry script's ``inference-schema`` decorators, if any."""
-    with urllib.request.urlopen(base + "/swagger.json", timeout=5) as r:
-        doc = json.loads(r.read())
+    try:
+        with urllib.request.urlopen(base + "/swagger.json", timeout=5) as r:
+            doc = json.loads(r.read())
+    except (OSError, ValueError):  # no swagger (a 404 is an HTTPError, an OSError)
+        return None
     example = doc.get("definitions", {}).get("ServiceInput", {}).get("example")
     return example or None
 
 
-def score(base: str, payload: Any) -> None:
-    body = json.dumps(payload).encode()
-    for attempt in (1, 2):
-        if attempt == 2:
-            time.sleep(0.1)  # the cache store happens just after the first response
-        req = urllib.request.Request(
-            base + "/score", data=body, method="POST", headers={"Content-Type": "application/json"}
-        )
-        with urllib.request.urlopen(req, timeout=30) as r:
-            cache = r.headers.get("x-scoring-cache", "off")
-            print(f"POST /score #{attempt} -> {r.status} (cache: {cache}) {r.read().decode()}")
-    with urllib.request.urlopen(base + "/status", timeout=5) as r:
-        print("GET /status -> " + r.read().decode(), flush=True)
+@dataclass(frozen=True)
+class Payload:
+    body: bytes
+    content_type: str
+    label: str = ""  # the file it came from
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int  # 0: no answer (``body`` says why)
+    reason: str
+    headers: Mapping[str, str]
+    body: bytes
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+
+def read_payload(path: Path, content_type: str | None = None) -> Payload:
+    """A payload file as bytes; its type: ``content_type``, else what its name says, else JSON
+    when it parses as JSON, else ``application/octet-stream``."""
+    try:
+        body = path.read_bytes()
+    except OSError as e:
+        raise DemoError(f"--data {path}: {e.strerror or e}") from None
+    return Payload(body, content_type or _content_type(path, body), path.name)
+
+
+def _content_type(path: Path, body: bytes) -> str:
+    guessed, _ = mimetypes.guess_type(path.name)
+    if guessed:
+        return guessed
+    try:
+        json.loads(body)
+    except ValueError:  # UnicodeDecodeError is a ValueError
+        return "application/octet-stream"
+    return "application/json"
+
+
+def post(base: str, payload: Payload) -> Answer:
+    """POST the payload to /score: the answer whatever its status, or why there was none."""
+    headers = {"Content-Type": payload.content_type}
+    req = urllib.request.Request(base + "/score", data=payload.body, method="POST", headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return Answer(r.status, r.reason, dict(r.headers), r.read())
+    except urllib.error.HTTPError as e:
+        return Answer(e.code, str(e.reason), dict(e.headers or {}), e.read())
+    except (OSError, ValueError) as e:  # refused, reset, timed out
+        return Answer(0, "", {}, f"no answer: {e}".encode())
+
+
+def shown(answer: Answer, width: int = 2000) -> str:
+    """The body as text when it is text, else its size, type and first bytes."""
+    headers = {k.lower(): v for k, v in answer.headers.items()}
+    try:
+        text = answer.body.decode()
+    except UnicodeDecodeError:
+        text = None
+    if text is None or not all(c.isprintable() or c in "\r\n\t" for c in text):
+        more = " ..." if len(answer.body) > 32 else ""
+        kind = headers.get("content-type", "no content type")
+        return f"<{len(answer.body)} bytes, {kind}> {answer.body[:32].hex(' ')}{more}"
+    return text if len(text) <= width else text[:width] + f" ... ({len(text)} characters)"
+
+
+def score(base: str, payloads: list[Payload]) -> bool:
+    """POST each payload twice (the second may come from the cache); print every answer.
+    True when every answer was 2xx."""
+    ok = True
+    for payload in payloads:
+        label = f" {payload.label}" if payload.label else ""
+        for attempt in (1, 2):
+            if attempt == 2:
+                time.sleep(0.1)  # the cache store happens just after the first response
+            answer = post(base, payload)
+            ok &= answer.ok
+            cache = {k.lower(): v for k, v in answer.headers.items()}.get("x-scoring-cache", "off")
+            status = f"{answer.status} {answer.reason}".strip() if answer.status else "-"
+            print(f"POST /score{label} #{attempt} -> {status} (cache: {cache}) {shown(answer)}")
+    return ok
+
+
+def status(base: str) -> str:
+    try:
+        with urllib.request.urlopen(base + "/status", timeout=5) as r:
+            return r.read().decode(errors="replace")
+    except OSError as e:
+        return f"(no answer: {e})"
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -178,116 +317,249 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait()
 
 
 # --- the command ----------------------------------------------------------------------------------
 def _parse(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description="Serve what a stack deploys locally and score.")
-    p.add_argument("--stack", default="dev", help="stack file Pulumi.<stack>.yaml (default dev)")
+    p = argparse.ArgumentParser(
+        prog="python -m scoring.demo",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--stack", help="stack file Pulumi.<stack>.yaml of the project (default dev)")
+    p.add_argument(
+        "--stack-file",
+        type=Path,
+        metavar="FILE",
+        help="a stack file anywhere (e.g. one python -m migrate --out wrote); the stack name "
+        "defaults to the NAME of Pulumi.NAME.yaml",
+    )
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config")
-    p.add_argument("--data", type=Path, help="JSON payload to POST (default: see above)")
     p.add_argument("--target", choices=CONTAINER_TARGETS, help="whose environment to use")
-    p.add_argument("--docker", action="store_true", help="build and run the real image")
+    p.add_argument(
+        "--data", type=Path, action="append", default=[], metavar="FILE", help="payload to POST"
+    )
+    p.add_argument("--content-type", metavar="TYPE", help="of every --data (default: guessed)")
     p.add_argument("--keep", action="store_true", help="keep serving until Ctrl-C")
+    p.add_argument("--verbose", action="store_true", help="the host's output and /status too")
+    p.add_argument("--out", type=Path, metavar="DIR", help="logs and data (.local/demo/<stack>)")
+    p.add_argument("--docker", action="store_true", help="build and run the real image")
     p.add_argument("--port", type=int, default=0, help="port (default: a free one)")
     return p.parse_args(argv)
 
 
-def prepare(stack: str, overrides: Mapping[str, str], target: str | None) -> tuple[Any, str, dict]:
-    """Settings, chosen target and its environment, and the assembled build context."""
+def _stack_name(args: argparse.Namespace) -> str:
+    if args.stack or args.stack_file is None:
+        return args.stack or "dev"
+    found = re.fullmatch(r"Pulumi\.(.+)\.ya?ml", args.stack_file.name)
+    if found is None:
+        raise DemoError(f"{args.stack_file.name} is not Pulumi.<stack>.yaml: give --stack NAME")
+    return found.group(1)
+
+
+def _overrides(items: list[str]) -> dict[str, str]:
+    overrides: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise DemoError(f"--set takes KEY=VALUE (e.g. --set aksNodeCount=3), not {item!r}")
+        overrides[key] = value
+    return overrides
+
+
+@dataclass
+class Prepared:
+    settings: Any  # components.settings.Settings
+    target: str
+    env: dict[str, str]
+    context: Any  # components.platform.build_context.BuildContext
+    summary: str
+
+
+def prepare(
+    stack: str,
+    overrides: Mapping[str, str],
+    target: str | None,
+    stack_file: Path | None = None,
+) -> Prepared:
+    """Settings, the chosen target and its environment, the assembled build context and the
+    plan's summary; a bad stack file, config or target is a :class:`DemoError`."""
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
     from components.platform.build_context import assemble
     from components.settings import SettingsError, load
     from preview import engine
 
-    config, _ = engine.stack_config(stack, overrides)
     try:
+        config, _ = engine.stack_config(stack, overrides, stack_file=stack_file)
         s = load(lambda k: config.get(f"mlscore:{k}"), project="mlscore", stack=stack)
+        run = engine.run(stack, overrides, preview=False, stack_file=stack_file)
+    except engine.StackConfigError as e:
+        raise DemoError(str(e)) from None
     except SettingsError as e:
-        raise SystemExit(str(e)) from None
-    run = engine.run(stack, overrides, preview=False)
+        raise DemoError(str(e)) from None
     if run.error is not None:
-        raise SystemExit(f"the {stack} program failed: {run.error}")
+        raise DemoError(f"the {stack} program failed: {run.error}")
     envs = target_envs(run)
-    chosen = target or next((t for t in CONTAINER_TARGETS if t in envs), None)
-    if chosen is None or chosen not in envs:
-        raise SystemExit(f"no container target {target or ''} enabled in {stack}: {sorted(envs)}")
+    chosen = choose_target(envs, target, stack)
     env = envs[chosen]
     if chosen == "aml_online":  # Azure ML sets it to its mount of the registered model
         env["AZUREML_MODEL_DIR"] = (
             f"/var/azureml-app/azureml-models/{s.model.name}/{s.model.version}"
         )
-    return s, chosen, {"env": env, "context": assemble(s.model)}
+    return Prepared(s, chosen, env, assemble(s.model), plan_summary(run, sorted(envs), stack_file))
 
 
-def _payload(args: argparse.Namespace, entry_script: Path, base: str) -> Any:
+def plan_summary(run: Any, hosts: list[str], stack_file: Path | None) -> str:
+    custom = sum(r.custom for r in run.resources)
+    whole = f"python -m preview {run.stack}" + (f" --stack-file {stack_file}" if stack_file else "")
+    return (
+        f"stack {run.stack}: {custom} resources in {len(run.resources) - custom} components; "
+        f"the scoring host runs in {', '.join(hosts) or 'no target'} (the whole plan: {whole})"
+    )
+
+
+def _payloads(args: argparse.Namespace, entry_script: Path, base: str) -> list[Payload]:
     if args.data:
-        return json.loads(args.data.read_text())
+        return [read_payload(path, args.content_type) for path in args.data]
     if entry_script == SAMPLE_SCRIPT:
-        return SEED_PAYLOAD
-    return schema_example(base) or SEED_PAYLOAD
+        return [Payload(json.dumps(SEED_PAYLOAD).encode(), "application/json")]
+    example = schema_example(base) or SEED_PAYLOAD
+    return [Payload(json.dumps(example).encode(), "application/json")]
 
 
-def _serve_layout(ctx: Any, env: dict[str, str], port: int, work: Path) -> subprocess.Popen[bytes]:
+def _serve_layout(
+    ctx: Any, env: dict[str, str], port: int, work: Path, output: IO[bytes] | None, verbose: bool
+) -> subprocess.Popen[bytes]:
     from components.platform.image_layout import rebuild
 
     layout = rebuild(ctx, work / "image")
     python = dependencies_venv(ctx.path / "user-requirements.txt")
     run_env = layout.with_env(env)
+    if "DATA_COLLECTION_FOLDER" in env:  # a folder of this machine, not of the image
+        run_env["DATA_COLLECTION_FOLDER"] = env["DATA_COLLECTION_FOLDER"]
     run_env |= {"AZUREML_SERVER_PORT": str(port), "SCORING_HOST": "127.0.0.1"}
     run_env["PATH"] = os.environ.get("PATH", "")
-    print(f"$ (cd {layout.workdir} && {python} -m scoring)  image layout: {layout.root}")
-    return subprocess.Popen([str(python), "-m", "scoring"], cwd=layout.workdir, env=run_env)
+    if verbose:
+        print(f"$ (cd {layout.workdir} && {python} -m scoring)  image layout: {layout.root}")
+    cmd = [str(python), "-m", "scoring"]
+    return subprocess.Popen(cmd, cwd=layout.workdir, env=run_env, stdout=output, stderr=output)
 
 
 def _check_docker() -> None:
     if shutil.which("docker") is None:
-        raise SystemExit("--docker: no docker command on this machine")
+        raise DemoError("--docker: no docker command on this machine")
     if subprocess.run(["docker", "info"], capture_output=True).returncode != 0:
-        raise SystemExit("--docker: the Docker daemon is not reachable (docker info failed)")
+        raise DemoError("--docker: the Docker daemon is not reachable (docker info failed)")
 
 
-def _serve_docker(ctx: Any, env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+def _serve_docker(
+    ctx: Any, env: dict[str, str], port: int, output: IO[bytes] | None
+) -> subprocess.Popen[bytes]:
     tag = f"mlscore-local:{ctx.tag}"
     build_args = [a for k, v in ctx.build_args.items() for a in ("--build-arg", f"{k}={v}")]
     subprocess.run(["docker", "build", "-t", tag, *build_args, str(ctx.path)], check=True)
-    env_args = [a for k, v in env.items() for a in ("-e", f"{k}={v}")]
     container_port = env.get("AZUREML_SERVER_PORT", "5001")
-    cmd = ["docker", "run", "--rm", "-p", f"127.0.0.1:{port}:{container_port}", *env_args, tag]
+    folder = env.get("DATA_COLLECTION_FOLDER")
+    mount = ["-v", f"{folder}:{folder}"] if folder else []
+    env_args = [a for k, v in env.items() for a in ("-e", f"{k}={v}")]
+    cmd = ["docker", "run", "--rm", "-p", f"127.0.0.1:{port}:{container_port}", *mount]
+    cmd += [*env_args, tag]
     print("$ " + " ".join(cmd), flush=True)
-    return subprocess.Popen(cmd)
+    return subprocess.Popen(cmd, stdout=output, stderr=output)
+
+
+def _collected(out: Path) -> list[str]:
+    """The files data collection wrote under ``out/modeldata``, with their line counts."""
+    files = sorted((out / "modeldata").rglob("*.jsonl"))
+    return [f"  {f} ({len(f.read_bytes().splitlines())} lines)" for f in files]
+
+
+@dataclass(frozen=True)
+class Where:
+    """Where a run's output went: the host's log (None: the console) and collected data."""
+
+    out: Path
+    log: Path | None
+    env: Mapping[str, str]
+
+    def lines(self) -> list[str]:
+        lines = [f"host log: {self.log}"] if self.log is not None else []
+        if "DATA_COLLECTION_FOLDER" in self.env:
+            files = _collected(self.out)
+            lines.append(
+                f"collected data (Azure ML's layout): {self.out / 'modeldata'}"
+                + ("" if files else " (nothing written)")
+            )
+            lines += files
+        return lines
+
+
+def _out_dir(args: argparse.Namespace, stack: str) -> Path:
+    out = (args.out or OUT / stack).resolve()
+    shutil.rmtree(out / "modeldata", ignore_errors=True)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
-    overrides = dict(kv.split("=", 1) for kv in args.set)
+    stack, overrides = _stack_name(args), _overrides(args.set)
     if args.docker:
         _check_docker()
-    s, target, prepared = prepare(args.stack, overrides, args.target)
-    ctx, env = prepared["context"], prepared["env"]
-    print(f"stack {args.stack}, {target}'s environment; model {s.model.name}:{s.model.version} "
+    payloads = [read_payload(p, args.content_type) for p in args.data]  # unreadable: say so now
+    ready = prepare(stack, overrides, args.target, args.stack_file)
+    s, ctx, out = ready.settings, ready.context, _out_dir(args, stack)
+    env = local_env(ready.env, out)
+    print(ready.summary)
+    print(f"{ready.target}'s environment; model {s.model.name}:{s.model.version} "
           f"from {s.model.path}; entry script {s.model.entry_script}")  # fmt: skip
-    print(f"build context {ctx.path} (tag {ctx.tag})", flush=True)
-    port = args.port or _free_port()
-    with tempfile.TemporaryDirectory(prefix="mlscore-demo-") as work:
+    if args.verbose:
+        print(f"build context {ctx.path} (tag {ctx.tag})")
+    sys.stdout.flush()
+    log = None if args.verbose else out / "host.log"
+    with (
+        tempfile.TemporaryDirectory(prefix="mlscore-demo-") as work,
+        open(log, "wb") if log is not None else contextlib.nullcontext() as output,
+    ):
+        port = args.port or _free_port()
         proc = (
-            _serve_docker(ctx, env, port)
+            _serve_docker(ctx, env, port, output)
             if args.docker
-            else _serve_layout(ctx, env, port, Path(work))
+            else _serve_layout(ctx, env, port, Path(work), output, args.verbose)
         )
         base = f"http://127.0.0.1:{port}"
-        try:
-            print(f"ready after {wait_ready(base, proc):.2f}s: {base}/score", flush=True)
-            score(base, _payload(args, s.model.entry_script, base))
-            if args.keep:
-                print("serving; Ctrl-C to stop", flush=True)
-                proc.wait()
-            return 0
-        except KeyboardInterrupt:
-            return 0
-        finally:
-            _stop(proc)
+        payloads = payloads or None
+        return _session(args, proc, base, s.model.entry_script, payloads, Where(out, log, env))
+
+
+def _session(
+    args: argparse.Namespace,
+    proc: subprocess.Popen[bytes],
+    base: str,
+    entry_script: Path,
+    payloads: list[Payload] | None,
+    where: Where,
+) -> int:
+    """Wait for the host, score, then keep serving or stop; where the logs and data are."""
+    ok = False
+    try:
+        print(f"ready after {wait_ready(base, proc, log=where.log):.2f}s: {base}/score", flush=True)
+        ok = score(base, payloads or _payloads(args, entry_script, base))
+        if args.verbose:
+            print("GET /status -> " + status(base))
+        if args.keep:
+            print(f"serving {base}/score until Ctrl-C", flush=True)
+            code = proc.wait()
+            print(f"the host exited with {code}", file=sys.stderr)
+            ok = False
+    except KeyboardInterrupt:
+        pass
+    finally:
+        _stop(proc)
+    print("\n".join(where.lines()), flush=True)
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -30,6 +30,10 @@ is one request with no read-modify-write (a block blob per batch would need a ne
 batch, or a re-commit of the block list). The list is bounded (10,000 records, 64 MiB of
 payloads): when it is full, or when storage fails, records are dropped and counted
 (``/status``, ``/metrics``); storage being down never slows or fails a request.
+
+A local run (``python -m scoring.demo``) writes the same layout into a folder instead
+(``DATA_COLLECTION_FOLDER``: ``<folder>/modelDataCollector/...``, each blob a file appended to),
+so it never signs in to Azure.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ import socket
 import threading
 import time
 import traceback
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -379,6 +384,8 @@ def _client(settings: DataCollectionSettings) -> Any:
     from azure.storage.blob import BlobServiceClient, ContainerClient, ExponentialRetry
 
     s = settings
+    if s.folder:
+        return _Folder(s.folder)
     # Short timeouts and retries (the SDK's default backs off 15 s, then 18 s...): a batch
     # that cannot be written soon is dropped and counted, and the writer moves on.
     retry = ExponentialRetry(initial_backoff=1, increment_base=2, retry_total=1)
@@ -397,6 +404,28 @@ def _client(settings: DataCollectionSettings) -> Any:
         credential = DefaultAzureCredential()
     account, container = _split_url(s.blob_url)
     return ContainerClient(account, container or s.container, credential=credential, **opts)
+
+
+class _Folder:
+    """The container's part of the blob API the writer uses, on a local folder: a blob is a file
+    under it (``modelDataCollector/...``), an append block an append to that file."""
+
+    def __init__(self, folder: str) -> None:
+        self.root = Path(folder)
+        self.url = self.root.resolve().as_uri()
+
+    def get_blob_client(self, name: str) -> _FolderBlob:
+        return _FolderBlob(self.root / name)
+
+
+class _FolderBlob:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def append_block(self, data: bytes) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("ab") as f:  # one write of whole lines: appends do not interleave
+            f.write(data)
 
 
 class _Buffer:

@@ -214,6 +214,7 @@ class DataCollectionSettings:
     enabled: bool = False
     blob_url: str | None = None  # a container (or account) URL, signed in with an identity
     connection_string: str | None = None  # Azurite and tests
+    folder: str | None = None  # a local folder instead of storage (the local run)
     container: str = DEFAULT_CONTAINER
     sampling_rate: float = 1.0
     endpoint: str = "scoring"
@@ -246,6 +247,7 @@ _CONTAINER_RE = re.compile(r"^(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 def _collection_target(env: Mapping[str, str]) -> dict[str, Any]:
     url = (env.get("DATA_COLLECTION_BLOB_URL") or "").strip() or None
     conn = (env.get("DATA_COLLECTION_CONNECTION_STRING") or "").strip() or None
+    folder = (env.get("DATA_COLLECTION_FOLDER") or "").strip() or None
     container = (env.get("DATA_COLLECTION_CONTAINER") or "").strip() or DEFAULT_CONTAINER
     # Container names: 3-63 lower-case letters, digits and single hyphens
     # (https://learn.microsoft.com/rest/api/storageservices/naming-and-referencing-containers--blobs--and-metadata)
@@ -264,12 +266,21 @@ def _collection_target(env: Mapping[str, str]) -> dict[str, Any]:
             f"DATA_COLLECTION_SAMPLING_RATE={raw_rate!r}: expected the share of requests "
             "collected, from 0 to 1 (e.g. 0.25)"
         )
-    if url and conn:
+    given = [
+        n for n, v in (("BLOB_URL", url), ("CONNECTION_STRING", conn), ("FOLDER", folder)) if v
+    ]
+    if len(given) > 1:
         raise SettingProblem(
-            "DATA_COLLECTION_BLOB_URL and DATA_COLLECTION_CONNECTION_STRING are both set: set one "
-            "(the URL signs in with the identity; the connection string is for Azurite and tests)"
+            f"DATA_COLLECTION_{given[0]} and DATA_COLLECTION_{given[1]} are both set: set one "
+            "(the URL signs in with the identity; the connection string is for Azurite and "
+            "tests; the folder is for a local run)"
         )
-    if url:
+    if folder:
+        if not folder.startswith("/"):
+            raise SettingProblem(
+                f"DATA_COLLECTION_FOLDER={folder!r}: expected an absolute path (a local folder)"
+            )
+    elif url:
         if "?" in url or not _is_url(url, ("https", "http")):
             shown = url.split("?", 1)[0] + ("?<query left out>" if "?" in url else "")
             raise SettingProblem(
@@ -285,12 +296,13 @@ def _collection_target(env: Mapping[str, str]) -> dict[str, Any]:
             )
     else:
         raise SettingProblem(
-            "DATA_COLLECTION_ENABLED=true needs DATA_COLLECTION_BLOB_URL (a container URL) or "
-            "DATA_COLLECTION_CONNECTION_STRING"
+            "DATA_COLLECTION_ENABLED=true needs DATA_COLLECTION_BLOB_URL (a container URL), "
+            "DATA_COLLECTION_CONNECTION_STRING or DATA_COLLECTION_FOLDER (a local folder)"
         )
     return {
         "blob_url": url,
         "connection_string": conn,
+        "folder": folder,
         "container": container,
         "sampling_rate": rate,
     }
