@@ -40,6 +40,7 @@ from __future__ import annotations
 import base64
 import re
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 import pulumi
@@ -56,7 +57,7 @@ from components.targets.aks.insights import container_insights
 from components.targets.aks.network import ControlPlane, api_server_access, pool_network
 from components.targets.aks.profiles import SYSTEM_POOL, SYSTEM_TAINT, USER_POOL
 from components.targets.aks.prometheus import ManagedPrometheus, managed_prometheus
-from components.targets.aks.settings import MIN_AKS_VCPUS
+from components.targets.aks.settings import MIN_AKS_VCPUS, versions
 
 __all__ = ["SYSTEM_POOL", "SYSTEM_TAINT", "USER_POOL", "AksCluster", "AksClusterArgs"]
 
@@ -69,10 +70,8 @@ FIRST_CALLS = (
     {"verb": "create", "group": "apps", "resource": "deployments"},
 )
 
-# The Kubernetes minor version AKS picks when aksKubernetesVersion is empty (AKS's default in
-# November 2026; `az aks get-versions` tells the current one). The rendered manifests are
-# validated against this version's schema.
-AKS_DEFAULT_KUBERNETES_MINOR = "1.33"
+# The Kubernetes minor the rendered manifests are validated against when aksKubernetesVersion is
+# empty (AKS picks): the oldest one in support at the clock's date (settings/versions.py).
 
 # The accelerator pool is tainted so that only pods that tolerate it land there, and labelled so
 # that the accelerator Deployment can select it (see workload.py).
@@ -86,9 +85,9 @@ _CLUSTER_ID = re.compile(
 )
 
 
-def kubernetes_minor(version: str) -> str:
-    """``1.33.2`` -> ``1.33``; empty -> AKS's default minor version."""
-    return ".".join(version.split(".")[:2]) if version else AKS_DEFAULT_KUBERNETES_MINOR
+def kubernetes_minor(version: str, at: date) -> str:
+    """``1.35.2`` -> ``1.35``; empty -> the oldest minor AKS supports on ``at``."""
+    return ".".join(version.split(".")[:2]) if version else versions.default_minor(at)
 
 
 def parse_cluster_id(cluster_id: str) -> tuple[str, str]:

@@ -163,11 +163,13 @@ def addon_profiles(
 
 
 def service_mesh_profile(s: Settings) -> cs.ServiceMeshProfileArgs:
-    """The Istio add-on at the configured revision, with its external ingress gateway only."""
+    """The Istio add-on at the configured revision (none: the add-on's default, see
+    settings/versions.py), with its external ingress gateway only."""
+    revision = s.aks.ingress.istio_revision
     return cs.ServiceMeshProfileArgs(
         mode=cs.ServiceMeshMode.ISTIO,
         istio=cs.IstioServiceMeshArgs(
-            revisions=[s.aks.ingress.istio_revision],
+            revisions=[revision] if revision else None,
             components=cs.IstioComponentsArgs(
                 ingress_gateways=[
                     cs.IstioIngressGatewayArgs(

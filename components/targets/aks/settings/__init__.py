@@ -13,6 +13,7 @@ from components.config.naming import Naming
 from components.config.reader import Reader
 from components.config.sizes import FPGA_REGIONS, SIZES
 from components.targets.aks.certificate import Certificate
+from components.targets.aks.settings import versions
 from components.targets.aks.settings.nodes import NodeSettings
 from components.targets.aks.settings.nodes import read as read_nodes
 from components.targets.aks.settings.tls import read_certificate
@@ -99,7 +100,7 @@ class IngressSettings:
     pfx_password: str = field(default="", repr=False)
     certificate: Certificate | None = field(default=None, repr=False)  # None: stand-in / off
     allow_http: bool = False  # plain HTTP on port 80 too (dev only)
-    istio_revision: str = "asm-1-30"
+    istio_revision: str = ""  # "": the add-on's default revision (settings/versions.py)
     # How often the Secrets Store CSI driver re-reads Key Vault (certificate and scoring keys).
     rotation_poll_interval: str = "2m"
 
@@ -176,6 +177,8 @@ def read(
         node_count=r.int_range("acceleratorNodeCount", 1, 100),
     )
     _check_cluster(r, aks)
+    if creates and "aksKubernetesVersion" not in {k for p in r.problems for k in p.keys}:
+        versions.check_kubernetes(r, aks.kubernetes_version, now)
     if aks.enabled and not aks.existing_cluster_id and aks.vm_size in SIZES:
         _check_vcpus(r, aks, accelerator)
     if accelerator.enabled:
@@ -229,10 +232,10 @@ def _read_ingress(r: Reader, enabled: bool, now: datetime) -> IngressSettings:
         istio_revision=r.str("aksIstioRevision"),
         rotation_poll_interval=r.str("aksSecretsRotationInterval"),
     )
+    path, password, cert = read_certificate(r, enabled and ingress.tls, ingress.host, now)
+    ingress = replace(ingress, pfx_path=path, pfx_password=password, certificate=cert)
     if not enabled:
         return ingress
-    path, password, cert = read_certificate(r, ingress.tls, ingress.host, now)
-    ingress = replace(ingress, pfx_path=path, pfx_password=password, certificate=cert)
     if ingress.host:
         r.matches(
             "aksTlsHost",
@@ -273,13 +276,16 @@ def _read_ingress(r: Reader, enabled: bool, now: datetime) -> IngressSettings:
             "turn mlscore:aksTlsEnabled on (production), or set mlscore:aksAllowHttp to true "
             "(dev only: keys cross the network in the clear)",
         )
-    r.matches(
-        "aksIstioRevision",
-        ingress.istio_revision,
-        ISTIO_REVISION,
-        "not an Istio add-on revision",
-        "use asm-1-<minor> from `az aks mesh get-revisions --location <region>` (e.g. asm-1-30)",
-    )
+    if ingress.istio_revision:
+        r.matches(
+            "aksIstioRevision",
+            ingress.istio_revision,
+            ISTIO_REVISION,
+            "not an Istio add-on revision",
+            "use asm-1-<minor> from `az aks mesh get-revisions --location <region>`, or leave "
+            "it empty for the add-on's default",
+        )
+        versions.check_istio(r, ingress.istio_revision, now)
     r.matches(
         "aksSecretsRotationInterval",
         ingress.rotation_poll_interval,
@@ -313,7 +319,7 @@ def _check_cluster(r: Reader, aks: AksSettings) -> None:
             "aksKubernetesVersion",
             aks.kubernetes_version,
             "not a Kubernetes version",
-            "use e.g. 1.33, or leave it empty for AKS's default",
+            "use e.g. 1.35, or leave it empty for AKS's default",
         )
     if aks.node_count > aks.max_node_count:
         r.fail(
