@@ -28,11 +28,12 @@ class Family:
     fixed: Mapping[str, str] = field(default_factory=dict)  # more exact filters
     contains: Mapping[str, str] = field(default_factory=dict)  # picked client-side
     excludes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    region: str = ""  # a meter sold everywhere at one price ("Global"), else the stack's region
 
     def filter(self, region: str, argument: str) -> str:
         parts = [f"serviceName eq '{self.service}'", "priceType eq 'Consumption'"]
-        if region:
-            parts.append(f"armRegionName eq '{region}'")
+        if self.region or region:
+            parts.append(f"armRegionName eq '{self.region or region}'")
         if self.sku_field:
             parts.append(f"{self.sku_field} eq '{argument}'")
         parts += [f"{k} eq '{v}'" for k, v in self.fixed.items()]
@@ -64,8 +65,13 @@ FAMILIES: dict[str, Family] = {
     "app-service-linux": Family("Azure App Service", "skuName", contains={"productName": "Linux"}),
     "functions-premium": Family("Functions", "meterName", fixed={"skuName": "Premium"}),
     "aks-tier": Family("Azure Kubernetes Service", "skuName"),
+    # "P10 LRS Disk" is also sold as a Premium Page Blob; "... Disk Mount" is another meter.
     "managed-disk": Family(
-        "Storage", "skuName", contains={"meterName": "Disk"}, excludes={"meterName": ("Mount",)}
+        "Storage",
+        "skuName",
+        fixed={"productName": "Premium SSD Managed Disks"},
+        contains={"meterName": "Disk"},
+        excludes={"meterName": ("Mount",)},
     ),
     "managed-redis": Family("Redis Cache", "skuName"),
     "container-instances": Family(
@@ -81,8 +87,12 @@ FAMILIES: dict[str, Family] = {
     "blob-storage": Family("Storage", "meterName", fixed={"productName": "General Block Blob v2"}),
     "log-analytics": Family("Log Analytics", "meterName"),
     "azure-monitor": Family("Azure Monitor", "meterName"),
+    # Private endpoints are one Global meter, not a regional one.
     "private-link": Family(
-        "Virtual Network", "meterName", fixed={"productName": "Virtual Network Private Link"}
+        "Virtual Network",
+        "meterName",
+        fixed={"productName": "Virtual Network Private Link"},
+        region="Global",
     ),
     "private-dns": Family("Azure DNS", "meterName"),
 }

@@ -160,6 +160,7 @@ def test_main_writes_a_snapshot_the_estimate_reads(
     api: FakeApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(refresh, "needed_keys", lambda stacks: {"westeurope": {VM, "iot-hub/S1"}})
+    api.pages[catalog.query(VM, "westeurope")] = [[item("Standard_D4s_v5", 0.21, "m-linux")]]
     assert refresh.main(["dev"], api=api.url, directory=tmp_path, today=TODAY) == 0
     snapshot = load("westeurope", tmp_path)
     assert snapshot.built == "2026-03-04"
