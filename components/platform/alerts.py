@@ -22,6 +22,17 @@
   containers restarting (``ContainerRestartCount`` growing within 15 minutes), and running scoring
   pods at the autoscaler's maximum replicas (no headroom left).
 
+The Log Analytics tables the Azure ML and AKS rules query (``AmlOnlineEndpointTrafficLog``,
+``KubePodInventory``) appear in a new workspace only once the first records arrive, after this
+same ``pulumi up``; Azure validates a rule's query on creation and refuses it ("Failed to resolve
+table or column expression"), so those rules set ``skipQueryValidation``: "used by the
+scheduledQueryRule RP so that a rule can be deployed before a table exists"
+(https://github.com/Azure/azure-rest-api-specs/pull/32650), the workaround the Azure Monitor team
+advised for ``KubePodInventory`` in the AKS baseline (https://github.com/mspnp/aks-baseline/pull/422).
+hashicorp/terraform-provider-azurerm#28293 reports a case where the service still validated; a
+second ``pulumi up`` once the tables exist then creates the rule. The Application Insights rules
+read the component's own ``requests``, which exists from its creation.
+
 Every rule notifies the one action group (``monitor.ActionGroup``: email receivers with the
 common alert schema, https://learn.microsoft.com/azure/azure-monitor/alerts/action-groups).
 """
@@ -210,7 +221,10 @@ class Alerts(pulumi.ComponentResource):
         *,
         operator: str = "GreaterThan",
         window: str = WINDOW,
+        new_table: bool = False,
     ) -> None:
+        """``new_table``: the query reads a Log Analytics table a new workspace does not have
+        yet (skip the creation-time query validation, module docstring)."""
         s = self._args.settings
         self.rules[name] = monitor.ScheduledQueryRule(
             name,
@@ -240,6 +254,7 @@ class Alerts(pulumi.ComponentResource):
                 ]
             ),
             auto_mitigate=True,
+            skip_query_validation=True if new_table else None,
             actions=monitor.ActionsArgs(action_groups=[self.action_group.id]),
             tags=dict(s.tags),
             opts=pulumi.ResourceOptions(parent=self),
@@ -292,6 +307,7 @@ class Alerts(pulumi.ComponentResource):
             o.alert_5xx_percent,
             workspace,
             f"aml_online: more than {o.alert_5xx_percent}% of requests failed (5xx)",
+            new_table=True,
         )
         self._log_rule(
             "aml_online-p95",
@@ -301,6 +317,7 @@ class Alerts(pulumi.ComponentResource):
             o.alert_p95_latency_ms,
             workspace,
             f"aml_online: p95 latency above {o.alert_p95_latency_ms} ms",
+            new_table=True,
         )
 
     def _aks_rules(self, aks: AksWorkload) -> None:
@@ -315,6 +332,7 @@ class Alerts(pulumi.ComponentResource):
             workspace,
             f"aks: scoring containers restarted more than {POD_RESTARTS} times in 15 minutes",
             window=RESTART_WINDOW,
+            new_table=True,
         )
         if aks.max_replicas is not None:
             self._log_rule(
@@ -326,4 +344,5 @@ class Alerts(pulumi.ComponentResource):
                 workspace,
                 f"aks: scoring pods at the autoscaler's maximum ({aks.max_replicas})",
                 operator="GreaterThanOrEqual",
+                new_table=True,
             )
