@@ -32,3 +32,20 @@ def test_markdown_json_and_budget_exit(capsys: pytest.CaptureFixture[str], tmp_p
 def test_an_invalid_stack_config_prices_nothing(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["dev", "--set", "monthlyBudgetUsd=lots"]) == 1
     assert "monthlyBudgetUsd" in capsys.readouterr().err
+
+
+def test_the_preview_workflow_posts_each_stacks_cost_and_its_change() -> None:
+    """Beside the plan: the preview job prices its matrix stack, against the base branch's
+    estimate, and comments it on the pull request (the token it needs: pull-requests write)."""
+    import yaml
+
+    root = Path(__file__).resolve().parents[2]
+    job = yaml.safe_load((root / ".github/workflows/preview.yml").read_text())["jobs"]["preview"]
+    base = [s for s in job["steps"] if s.get("with", {}).get("path") == "base"]
+    assert base and base[0]["with"]["ref"] == "${{ github.event.pull_request.base.sha }}"
+    step = next(s for s in job["steps"] if "python -m cost" in s.get("run", ""))
+    assert step["env"]["STACK"] == "${{ matrix.stack }}"
+    assert '-m cost "$STACK" --json' in step["run"] and '--markdown "${base[@]}"' in step["run"]
+    assert "gh pr comment" in step["run"] and job["permissions"]["pull-requests"] == "write"
+    names = [s.get("name", "") for s in job["steps"]]
+    assert names.index(step["name"]) < names.index("pulumi preview")
