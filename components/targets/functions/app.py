@@ -160,6 +160,15 @@ def _site_config(
             else None
         ),
         function_app_scale_limit=f.max_elastic_workers if f.elastic else None,
+        # Elastic Premium scales on its Blob and Service Bus triggers' backlog; under isolation
+        # those sit behind private endpoints the platform's scale controller cannot reach, so
+        # the runtime reports it: "When you run a Premium plan, you can connect non-HTTP trigger
+        # functions to services that run inside a virtual network. To do this, you must enable
+        # virtual network trigger support" (functionsRuntimeScaleMonitoringEnabled):
+        # https://learn.microsoft.com/azure/azure-functions/functions-networking-options#premium-plan-with-virtual-network-triggers
+        functions_runtime_scale_monitoring_enabled=(
+            True if f.elastic and d.settings.network.isolated else None
+        ),
         health_check_path=HEALTH_PATH,
     )
 
