@@ -204,6 +204,7 @@ class AksCluster(pulumi.ComponentResource):
         s = args.settings
         child = pulumi.ResourceOptions(parent=self)
         self.accelerator_pool: cs.AgentPool | None = None
+        self.user_pool: cs.AgentPool | None = None  # a created cluster's scoring pool
 
         if s.aks.existing_cluster_id:
             resource_group_name, kubelet_object_id = self._attach(s.aks.existing_cluster_id)
@@ -245,6 +246,14 @@ class AksCluster(pulumi.ComponentResource):
         self.kubeconfig = self._user_kubeconfig(resource_group_name, s.aks.kubelogin_mode)
         self.api_access = self._api_access(deployer_grant, child)
         self.grants = (self.acr_pull, self.api_access)
+        # What the Kubernetes objects wait for: the grants, and a created cluster's user pool.
+        # The scoring pods run only there (the system pool is tainted CriticalAddonsOnly), so
+        # without it a first run's Deployments wait for pods that cannot be scheduled while the
+        # pool is still being created, and pulumi-kubernetes' await times out.
+        self.ready: tuple[pulumi.Resource, ...] = (
+            *self.grants,
+            *([self.user_pool] if self.user_pool is not None else []),
+        )
         self.register_outputs(
             {
                 "name": self.name,

@@ -66,7 +66,7 @@ def build(d: ScoringDeployment, p: Platform) -> Aks:
             d,
             cluster.kubeconfig,
             cluster.name,
-            cluster.grants,
+            cluster.ready,
             cluster.accelerator_pool,
             tenant_id=p.tenant_id,
             oidc_issuer_url=cluster.oidc_issuer_url,

@@ -92,7 +92,8 @@ class AksScoringArgs:
     deployment: ScoringDeployment
     kubeconfig: pulumi.Input[str]
     cluster_name: pulumi.Input[str]
-    # Role assignments the Kubernetes API calls need first (the deployer's cluster role).
+    # What the Kubernetes API calls need first: the deployer's cluster role, AcrPull, and a
+    # created cluster's user pool (AksCluster.ready).
     after: Sequence[pulumi.Resource] = field(default_factory=tuple)
     # The accelerator node pool, when there is one (its pods wait for its nodes).
     accelerator_pool: pulumi.Resource | None = None
@@ -302,7 +303,12 @@ class AksScoring(ScoringTarget):
             spec=gw.virtual_service_spec(ingress, ns, acc.kind if acc.enabled else None),
             opts=after_ns,
         )
-        # The add-on's gateway Service: its public IP, for the DNS record of aksTlsHost.
+        # The add-on's gateway Service: its public IP, for the DNS record of aksTlsHost. Not a
+        # static IP of ours: "Customizations to IP address on internal and external gateways
+        # aren't supported yet. IP address customizations on the ingress specifications are
+        # reverted by the Istio add-on" (https://learn.microsoft.com/azure/aks/istio-deploy-ingress).
+        # The address lives as long as the add-on's Service; README ("Production") says to
+        # point the DNS record at the aks.ingress_ip output after the first run.
         self.gateway_service = k8s.core.v1.Service.get(
             "ingress-gateway-service",
             f"{INGRESS_NAMESPACE}/{gw.GATEWAY_SERVICE}",

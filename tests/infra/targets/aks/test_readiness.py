@@ -108,3 +108,12 @@ def test_the_rule_does_not_wait_for_the_cluster(each_stack: engine.Run) -> None:
     rule = each_stack.one(DCR, "container-insights-dcr")
     assert each_stack.one(CLUSTER).urn not in rule.dependencies
     assert insights.dcr_name("westeurope", "x" * 80) == ("MSCI-westeurope-" + "x" * 80)[:64]
+
+
+def test_the_kubernetes_objects_wait_for_the_user_pool(each_stack: engine.Run) -> None:
+    # the scoring pods run only on the user pool (the system pool is tainted CriticalAddonsOnly):
+    # every object goes through the provider, which waits for the pool
+    provider = each_stack.one(K8S_PROVIDER, "aks")
+    pools = each_stack.of_type("azure-native:containerservice:AgentPool")
+    (user,) = [p for p in pools if p.name == "user-pool"]
+    assert user.urn in provider.dependencies
