@@ -41,9 +41,12 @@ def stack_of(urn: str) -> str:
 
 def check_budget(resources: Sequence[Declared], budget: int | None = None) -> list[str]:
     """Violations of the stack's budget (``budget``: whole USD, read from the stack when None)."""
-    if not resources:
+    try:
+        stack = stack_of(resources[0].urn) if resources else ""
+    except ValueError:  # not from a Pulumi engine (the engine's URNs always parse): no stack
         return []
-    stack = stack_of(resources[0].urn)
+    if not stack:
+        return []
     try:
         limit = stack_budget(stack) if budget is None else budget
     except Exception as exc:  # no stack file here: the program checks the key itself

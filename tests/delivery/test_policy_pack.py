@@ -119,6 +119,7 @@ def test_the_pack_has_every_policy_of_the_issue():
         "images-pulled-by-identity",
         "data-plane-private",
         "data-plane-private-endpoints",
+        "monthly-budget",
     }
 
 
