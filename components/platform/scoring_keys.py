@@ -12,8 +12,12 @@ the period replaces it) and becomes the primary; the other slot still holds the 
 primary, now the secondary. Every target accepts both, so clients move to the new primary during
 the period without downtime; the key they used is dropped one period later. A key thus lives two
 periods, and every Key Vault secret the program writes in generation ``n`` expires when
-generation ``n + 2`` begins (``exp``): a stack must be deployed at least once per period, else
-its secrets expire (Key Vault then refuses to read them: Azure/AzureKeyVault#19).
+generation ``n + 2`` begins (``exp``), so a key vault listing shows which secrets a stack has
+stopped renewing (deploy at least once per period). ``exp`` is informational, not enforced on
+reads: "A secret's get operation will work for not-yet-valid and expired secrets" and the
+attribute "is for informational purposes only" (azure-security-docs, about-secrets.md,
+https://learn.microsoft.com/azure/key-vault/secrets/about-secrets#date-time-controlled-operations);
+the key a client may still use is decided by the host's two slots, not by the vault.
 
 The clock is :func:`utc_now`, looked up at each call, so tests replace it (``unittest.mock.patch``
 of ``components.platform.scoring_keys.utc_now``) or pass ``clock=`` to :class:`ScoringKeysArgs`.
