@@ -42,6 +42,13 @@ def _payload(path: str) -> Any:
         raise ClientError(f"data file {path} is not JSON: {exc}") from None
 
 
+def _raw(path: str) -> bytes:
+    try:
+        return sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+    except FileNotFoundError:
+        raise ClientError(f"data file {path} does not exist") from None
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m client", description=(__doc__ or "").split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -69,6 +76,10 @@ def parser() -> argparse.ArgumentParser:
         "--data",
         help="JSON payload file ('-' for stdin); default: the sample input of the entry "
         "script's schema, else the seeds' sample rows",
+    )
+    m.add_argument(
+        "--content-type",
+        help="send --data as it is, with this content type (@rawhttp scripts: image/png, ...)",
     )
     m.add_argument("--local", help="base URL of a running local host of the same build")
     m.add_argument("--timeout", type=float, default=60.0, help="read timeout in seconds (60)")
@@ -105,6 +116,7 @@ def _smoke(args: argparse.Namespace, outputs: StackOutputs) -> int:
     from client.reference import check_deployed_model, local_host, stack_build
     from client.smoke import (
         SAMPLE_PAYLOAD,
+        Raw,
         reference_answer,
         run_smoke,
         schema_example,
@@ -113,7 +125,10 @@ def _smoke(args: argparse.Namespace, outputs: StackOutputs) -> int:
     )
 
     def compare(url: str, reference: str) -> int:
-        payload = _payload(args.data) if args.data else schema_example(url) or SAMPLE_PAYLOAD
+        if args.content_type and args.data:
+            payload: Any = Raw(_raw(args.data), args.content_type)
+        else:
+            payload = _payload(args.data) if args.data else schema_example(url) or SAMPLE_PAYLOAD
         expected = reference_answer(url, payload)
         rows = run_smoke(outputs, payload, expected, timeout=(5.0, args.timeout))
         print(table(rows, reference))

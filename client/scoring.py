@@ -105,11 +105,26 @@ class ScoringClient:
         except ValueError:
             raise NotJsonError(t.scoring_uri, content_type, resp.text) from None
 
-    def _post(self, url: str, payload: Any, headers: dict[str, str]) -> requests.Response:
+    def score_raw(
+        self, target: str, body: bytes, content_type: str, *, deployment: str | None = None
+    ) -> tuple[str, bytes]:
+        """POST ``body`` as it is (``@rawhttp`` scripts: images, audio, text); the answer's
+        content type and bytes."""
+        t = self.target(target)
+        headers = {"Content-Type": content_type} | t.auth.headers()
+        if deployment:
+            headers["azureml-model-deployment"] = deployment
+        resp = self._post(t.scoring_uri, None, headers, data=body)
+        return resp.headers.get("Content-Type", ""), resp.content
+
+    def _post(
+        self, url: str, payload: Any, headers: dict[str, str], data: bytes | None = None
+    ) -> requests.Response:
         attempts = self.retry.retries + 1
+        body: dict[str, Any] = {"data": data} if data is not None else {"json": payload}
         for attempt in range(attempts):
             try:
-                resp = self.session.post(url, json=payload, headers=headers, timeout=self.timeout)
+                resp = self.session.post(url, headers=headers, timeout=self.timeout, **body)
             except requests.exceptions.ConnectionError as exc:
                 if attempt + 1 < attempts:
                     self.sleep(self.retry.wait(attempt, None))

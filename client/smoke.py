@@ -14,6 +14,7 @@ and why not; the exit code is 1 when any target failed.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Callable, Iterable
@@ -28,6 +29,25 @@ from client.scoring import RetryPolicy, ScoringClient
 
 SAMPLE_PAYLOAD = {"data": [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10], [10, 9, 8, 7, 6, 5, 4, 3, 2, 1]]}
 REL_TOLERANCE = 1e-6  # the same build on another CPU: floating-point noise, nothing more
+
+
+@dataclass(frozen=True)
+class Raw:
+    """A payload sent as it is (``@rawhttp`` scripts): its bytes and content type."""
+
+    body: bytes
+    content_type: str
+
+
+def decoded(content_type: str, body: bytes) -> Any:
+    """An answer as compared: JSON decoded when it says it is JSON, else its bytes."""
+    mime = content_type.split(";", 1)[0].strip().lower()
+    if mime == "application/json" or mime.endswith("+json"):
+        try:
+            return json.loads(body)
+        except ValueError:
+            return body
+    return body
 
 
 @dataclass(frozen=True)
@@ -79,8 +99,13 @@ def schema_example(base_url: str, timeout: float = 10.0) -> Any | None:
 
 def reference_answer(base_url: str, payload: Any, timeout: float = 60.0) -> Any:
     """The local host's answer to ``payload`` (no auth: it runs without keys)."""
+    url = f"{base_url.rstrip('/')}/score"
     try:
-        answer = requests.post(f"{base_url.rstrip('/')}/score", json=payload, timeout=timeout)
+        if isinstance(payload, Raw):
+            headers = {"Content-Type": payload.content_type}
+            answer = requests.post(url, data=payload.body, headers=headers, timeout=timeout)
+        else:
+            answer = requests.post(url, json=payload, timeout=timeout)
     except requests.RequestException as exc:
         raise ClientError(f"the local reference at {base_url} did not answer: {exc}") from None
     if answer.status_code != 200:
@@ -88,7 +113,7 @@ def reference_answer(base_url: str, payload: Any, timeout: float = 60.0) -> Any:
             f"the local reference at {base_url} answered {answer.status_code}: "
             f"{answer.text[:300]}; the payload does not suit this build"
         )
-    return answer.json()
+    return decoded(answer.headers.get("Content-Type", ""), answer.content)
 
 
 def check_target(
@@ -100,7 +125,10 @@ def check_target(
 ) -> Row:
     started = clock()
     try:
-        answer = client.score(name, payload)
+        if isinstance(payload, Raw):
+            answer = decoded(*client.score_raw(name, payload.body, payload.content_type))
+        else:
+            answer = client.score(name, payload)
     except HttpError as exc:
         return Row(name, str(exc.status), _ms(clock() - started), False, _short(exc.describe()))
     except ClientError as exc:

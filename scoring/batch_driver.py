@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import csv
 import io
 import json
@@ -153,9 +154,9 @@ def row(file: str, index: int, resp: ScoreResponse) -> dict[str, Any]:
             value: Any = json.loads(body)
         except ValueError:
             value = body.decode("utf-8", errors="replace")
-    elif mime.startswith("text/") or not ok:
-        value = body.decode("utf-8", errors="replace")
-    else:  # an image, audio, any bytes: kept whole
+    elif (mime.startswith("text/") or not ok) and _utf8(body):
+        value = body.decode("utf-8")
+    else:  # an image, audio, any bytes (whatever type they claim): kept whole
         out["content_type"] = resp.content_type
         out["answer_base64"] = base64.b64encode(body).decode()
         return out
@@ -165,6 +166,14 @@ def row(file: str, index: int, resp: ScoreResponse) -> dict[str, Any]:
         out["error"] = value.get("message", value) if isinstance(value, dict) else value
         log.error("%s #%d: run() answered %d: %s", file, index, resp.status, out["error"])
     return out
+
+
+def _utf8(body: bytes) -> bool:
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 # --- the Azure ML batch scoring script interface -----------------------------------------------
@@ -207,8 +216,10 @@ def main(argv: list[str] | None = None) -> int:
     if not files:
         print("usage: python -m scoring.batch_driver FILE...", file=sys.stderr)
         return 2
-    init()
-    for line in run(files):
+    with contextlib.redirect_stdout(sys.stderr):  # the script's own prints: logs, not rows
+        init()
+        rows = run(files)
+    for line in rows:
         print(line)
     return 0
 

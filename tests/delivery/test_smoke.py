@@ -259,3 +259,26 @@ def test_the_drift_workflow_previews_each_stack_with_refresh_and_no_changes_expe
     for ref in re.findall(r"uses:\s*(\S+)", text):
         assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", ref), ref
     assert "secrets." not in text
+
+
+# --- binary payloads (@rawhttp scripts) -----------------------------------------------------------
+def test_a_binary_payload_is_sent_as_it_is_and_answers_compared_byte_for_byte(
+    dev_outputs, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+):
+    """`--data FILE --content-type TYPE`: the bytes go as they are; the reversing @rawhttp script
+    of the seeds answers bytes, compared with the local run's bytes."""
+    raw = ROOT / "tests" / "scoring" / "scripts" / "raw.py"
+    host = _launch(raw, None, {"SCORING_AUTH_KEYS": GOOD_KEY}, tmp_path_factory.mktemp("raw"), True)
+    local = _launch(raw, None, None, tmp_path_factory.mktemp("raw-local"), True)
+    try:
+        data = tmp_path / "blob.bin"
+        data.write_bytes(bytes(range(256)))
+        outputs = pointed_at(dev_outputs, host.url, GOOD_KEY)
+        args = ("--data", str(data), "--content-type", "application/octet-stream")
+        proc = smoke_cli(tmp_path, outputs, *args, "--local", local.url, stack=())
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert proc.stdout.splitlines()[0] == f"reference: model model:0 at {local.url}"
+        assert proc.stdout.splitlines()[-1].endswith("targets ok")
+    finally:
+        host.stop()
+        local.stop()

@@ -1,0 +1,182 @@
+"""The corpus: public Azure ML entry scripts written by others, each with its model (retrained
+here: the pickles they load are not redistributable), its own sample request and the answer the
+model gives to it when called directly.
+
+Every script is read from its source at test time (``sources.py``) and used unchanged; nothing
+of it is copied into this repository. ``fails`` names what an example cannot do on any current
+Python stack (e.g. ``from sklearn.externals import joblib``, removed in scikit-learn 0.23): the
+corpus records how the program reports it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+
+from tests.corpus import sources
+from tests.corpus.sources import AZURE_AI_ML
+
+# The request of the online samples (azureml-examples cli/endpoints/online/model-1/
+# sample-request.json) and of the seeds: two rows of the diabetes data's 10 features.
+ROWS = [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10], [10, 9, 8, 7, 6, 5, 4, 3, 2, 1]]
+JSON_REQUEST = json.dumps({"data": ROWS}).encode()
+BINARY_REQUEST = bytes(range(256)) + b"\x00\xff binary payload"
+
+
+@dataclass(frozen=True)
+class Model:
+    """Where a script finds its model under ``AZUREML_MODEL_DIR``: ``folder/file`` when the
+    model was registered as a folder, ``file`` when registered as one file."""
+
+    folder: str | None
+    file: str
+
+    def write(self, root: Path) -> tuple[Path, Path]:
+        """Train it into ``root``: (the modelPath to configure, the pickle)."""
+        from tests.corpus.train import train_ridge
+
+        model_path = root / self.folder if self.folder else root / self.file
+        pickle = root / self.folder / self.file if self.folder else model_path
+        train_ridge(pickle)
+        return model_path, pickle
+
+
+@dataclass(frozen=True)
+class Example:
+    name: str
+    shape: str  # what kind of entry script it is
+    source: str  # where it is, as the table shows it
+    url: str  # its page upstream
+    licence: str
+    script: Callable[[], tuple[str, str]]  # (file name, text)
+    model: Model
+    request: bytes
+    content_type: str
+    direct: Callable[[Path], Any]  # the pickle -> the answer the model gives when called directly
+    fails: str = ""  # the local run fails, its log saying this
+
+    @property
+    def raw(self) -> bool:
+        return self.content_type != "application/json"
+
+
+def ridge_predict(pickle: Path) -> Any:
+    return joblib.load(pickle).predict(np.array(ROWS)).tolist()
+
+
+def _sdist_file(path: str) -> Callable[[], tuple[str, str]]:
+    def read() -> tuple[str, str]:
+        file = sources.sdist_root(AZURE_AI_ML) / path
+        return file.name, file.read_text()
+
+    return read
+
+
+def _seed(name: str, *markers: str, exclude: str = "") -> Callable[[], tuple[str, str]]:
+    return lambda: ("score.py", sources.seed_script(name, *markers, exclude=exclude).code)
+
+
+def _aiml(name: str, shape: str, path: str, model: Model, direct: Any, fails: str = "") -> Example:
+    return Example(
+        name=name,
+        shape=shape,
+        source=f"azure-ai-ml {AZURE_AI_ML.version} (PyPI) {path}",
+        url=AZURE_AI_ML.upstream(path),
+        licence=AZURE_AI_ML.licence,
+        script=_sdist_file(path),
+        model=model,
+        request=JSON_REQUEST,
+        content_type="application/json",
+        direct=direct,
+        fails=fails,
+    )
+
+
+DEPLOYMENTS = "tests/test_configs/deployments"
+FOLDER_PKL = Model("model", "sklearn_regression_model.pkl")
+SEED_DEPLOY = "001_3f886972c8942c20.txt"  # how-to-deploy-and-where (ru-ru), v1 SDK
+SEED_DOCS = "https://learn.microsoft.com/azure/machine-learning/v1/how-to-deploy-and-where"
+SKLEARN_EXTERNALS = "cannot import name 'joblib' from 'sklearn.externals'"
+
+EXAMPLES: tuple[Example, ...] = (
+    _aiml(
+        "online-model-1",
+        "v2 online sample: run(raw_data) json.loads, model folder",
+        f"{DEPLOYMENTS}/model-1/onlinescoring/score.py",
+        FOLDER_PKL,
+        ridge_predict,
+    ),
+    _aiml(
+        "online-model-4",
+        "v2 online sample: errors returned as text, model.pkl",
+        f"{DEPLOYMENTS}/model-4/onlinescoring/cloud_score.py",
+        Model("model", "model.pkl"),
+        ridge_predict,
+    ),
+    _aiml(
+        "online-model-5",
+        "v2 online sample (managed identity deployment's script)",
+        f"{DEPLOYMENTS}/model-5/onlinescoring/score.py",
+        FOLDER_PKL,
+        ridge_predict,
+    ),
+    _aiml(
+        "endpoint-do-nothing",
+        "typed run(raw_data: list) -> list, no model",
+        f"{DEPLOYMENTS}/endpoint_scoring/do_nothing.py",
+        FOLDER_PKL,
+        lambda _: [{"result": "Hello World"}],
+    ),
+    _aiml(
+        "online-model-3",
+        "v1-era sample: from sklearn.externals import joblib",
+        f"{DEPLOYMENTS}/model-3/score.py",
+        Model(None, "sklearn_regression_model.pkl"),
+        ridge_predict,
+        fails=SKLEARN_EXTERNALS,
+    ),
+    Example(
+        name="seed-rawhttp-binary",
+        shape="@rawhttp AMLRequest/AMLResponse, binary in and out",
+        source=f"seed {SEED_DEPLOY} (Microsoft docs, v1 how-to-deploy-and-where)",
+        url=f"{SEED_DOCS}#binary-data",
+        licence="CC-BY-4.0 (docs) / MIT (code)",
+        script=_seed(SEED_DEPLOY, "@rawhttp"),
+        model=FOLDER_PKL,
+        request=BINARY_REQUEST,
+        content_type="application/octet-stream",
+        direct=lambda _: BINARY_REQUEST[::-1],  # "returns the reversed bytes for POST requests"
+    ),
+    Example(
+        name="seed-v1-schema-numpy",
+        shape="v1: inference-schema NumpyParameterType, Model.get_model_path",
+        source=f"seed {SEED_DEPLOY} (Microsoft docs, v1 how-to-deploy-and-where)",
+        url=f"{SEED_DOCS}#example-entry-script",
+        licence="CC-BY-4.0 (docs) / MIT (code)",
+        script=_seed(SEED_DEPLOY, "Model.get_model_path", "NumpyParameterType"),
+        model=Model(None, "sklearn_mnist_model.pkl"),
+        request=JSON_REQUEST,
+        content_type="application/json",
+        direct=ridge_predict,
+        fails=SKLEARN_EXTERNALS,
+    ),
+    Example(
+        name="seed-v1-get-model-path",
+        shape="v1: Model.get_model_path, azureml-defaults, sklearn.externals",
+        source=f"seed {SEED_DEPLOY} (Microsoft docs, v1 how-to-deploy-and-where)",
+        url=f"{SEED_DOCS}#define-an-entry-script",
+        licence="CC-BY-4.0 (docs) / MIT (code)",
+        script=_seed(SEED_DEPLOY, "Model.get_model_path", exclude="input_schema"),
+        model=Model(None, "sklearn_mnist_model.pkl"),
+        request=JSON_REQUEST,
+        content_type="application/json",
+        direct=ridge_predict,
+        fails=SKLEARN_EXTERNALS,
+    ),
+)
