@@ -12,7 +12,11 @@ compute with normal or low-priority VMs), scored by the user's own entry script.
   (``mlscore:entryScript``, in the image at ``AZUREML_ENTRY_SCRIPT``) the way the HTTP host does
   and feeds it every request of every input file.
 - Environment: the scoring image every other target runs, by digest, as an image-only Azure ML
-  environment (no conda file: nothing is built in the workspace).
+  environment (no conda file: nothing is built in the workspace). Azure ML's batch runtime wants
+  ``azureml-core`` in the environment ("You will also need to add the library azureml-core as it
+  is required for batch deployments to work",
+  https://learn.microsoft.com/azure/machine-learning/how-to-use-batch-endpoint): it comes with
+  the user's dependencies (README, "Bring your own model").
 - Input of a job: a ``uri_folder`` (or ``uri_file``) of request files: ``.json`` (the seeds'
   ``{"data": [[...], ...]}``, one document or one per line), ``.jsonl``, ``.csv`` (rows become
   ``{"data": rows}``), or any other file as one raw request (``@rawhttp`` scripts).
