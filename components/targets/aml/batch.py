@@ -15,8 +15,11 @@ compute with normal or low-priority VMs), scored by the user's own entry script.
   environment (no conda file: nothing is built in the workspace). Azure ML's batch runtime wants
   ``azureml-core`` in the environment ("You will also need to add the library azureml-core as it
   is required for batch deployments to work",
-  https://learn.microsoft.com/azure/machine-learning/how-to-use-batch-endpoint): it comes with
-  the user's dependencies (README, "Bring your own model").
+  https://learn.microsoft.com/azure/machine-learning/how-to-use-batch-endpoint), and Microsoft's
+  current batch samples add ``azureml-dataset-runtime[fuse]`` beside it
+  (Azure/azureml-examples cli/endpoints/batch/deploy-models/mnist-classifier/deployment-torch/
+  environment/conda.yaml): both come with the user's dependencies (README, "Bring your own
+  model"); the program does not check for them yet.
 - Input of a job: a ``uri_folder`` (or ``uri_file``) of request files: ``.json`` (the seeds'
   ``{"data": [[...], ...]}``, one document or one per line), ``.jsonl``, ``.csv`` (rows become
   ``{"data": rows}``), or any other file as one raw request (``@rawhttp`` scripts).
