@@ -294,10 +294,12 @@ class AmlBatch(pulumi.ComponentResource):
         scope: dict[str, Any],
         child: pulumi.ResourceOptions,
     ) -> ml.EnvironmentVersion:
-        """The scoring image by digest, as is: an image-only environment ("image: the Docker
-        image ... conda_file: optional", https://learn.microsoft.com/azure/machine-learning/
-        reference-yaml-environment), so Azure ML builds nothing and the nodes pull the image
-        every other target runs (AcrPull: _compute_grants)."""
+        """The scoring image by digest, as is: an image-only environment ("image: The Docker
+        image to use for the environment. One of image or build is required."; a conda_file is
+        what Azure ML would build on top of it,
+        https://learn.microsoft.com/azure/machine-learning/reference-yaml-environment), so Azure
+        ML builds nothing and the nodes pull the image every other target runs (AcrPull:
+        _compute_grants)."""
         return ml.EnvironmentVersion(
             "environment-version",
             name=self.environment.name,
