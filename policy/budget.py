@@ -29,6 +29,7 @@ from cost.model import Declared  # noqa: E402
 from cost.snapshot import SnapshotError  # noqa: E402
 
 BUDGET_NAME = "monthly-budget"
+COMPONENT_PREFIX = "mlscore:"  # the program's component type tokens (DESIGN.md, "Components")
 
 
 def stack_of(urn: str) -> str:
@@ -62,7 +63,15 @@ def check_budget(resources: Sequence[Declared], budget: int | None = None) -> li
     return [message] if message else []
 
 
+def _priced(type_: str) -> bool:
+    """Resources the estimate prices: not the stack, not the program's own components (type
+    ``mlscore:...``: they declare nothing themselves, their children are priced)."""
+    return type_ != "pulumi:pulumi:Stack" and not type_.startswith(COMPONENT_PREFIX)
+
+
 def _declared(args: StackValidationArgs) -> list[Declared]:
+    """The pack's view of the stack as the estimate reads it (the analyzer hands components and
+    custom resources alike; the parent's URN names the component of each line)."""
     return [
         Declared(
             urn=r.urn,
@@ -73,6 +82,7 @@ def _declared(args: StackValidationArgs) -> list[Declared]:
             dependencies=tuple(d.urn for d in r.dependencies),
         )
         for r in args.resources
+        if _priced(r.resource_type)
     ]
 
 

@@ -17,6 +17,14 @@ from tests.conftest import RunStack
 from tests.cost.conftest import estimate_of
 
 
+def declared_inputs(r: engine.Registered) -> dict:
+    """A resource's inputs as the analyzer sees them (secrets unwrapped, unknowns absent)."""
+    from cost.estimate import declared_from_run
+
+    found = declared_from_run([r]) if r.custom else []
+    return dict(found[0].inputs) if found else dict(engine.reveal(r.inputs))
+
+
 def declared(run: engine.Run) -> list[Declared]:
     from cost.estimate import declared_from_run
 
@@ -59,3 +67,42 @@ def test_the_pack_rule_fails_the_preview_over_budget(prod: engine.Run) -> None:
     assert policy_budget.check_budget(resources, budget=1_000_000) == []
     assert policy_budget.check_budget(resources) == []  # prod ships without a budget
     assert policy_budget.BUDGET_NAME in {p.name for p in P.policies()}
+
+
+def test_the_pack_sees_parents_and_dependencies_as_the_engine_hands_them(
+    prod: engine.Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through pulumi-policy's own objects: resources with their parent and dependency objects
+    (the autoscale setting depends on the plan), the budget read for the stack in the URNs."""
+    from pulumi_policy import (
+        PolicyCustomTimeouts,
+        PolicyResource,
+        PolicyResourceOptions,
+        StackValidationArgs,
+    )
+
+    by_urn: dict[str, PolicyResource] = {}
+    for r in prod.resources:  # components too; parents and dependencies registered first
+        opts = PolicyResourceOptions(False, [], None, [], PolicyCustomTimeouts(0, 0, 0), [])
+        deps = [by_urn[u] for u in r.dependencies if u in by_urn]
+        inputs = declared_inputs(r)
+        by_urn[r.urn] = PolicyResource(
+            r.type, inputs, r.urn, r.name, opts, None, by_urn.get(r.parent), deps, {}
+        )
+    seen: list[int] = []
+
+    def budget_of(stack: str) -> int:
+        seen.append(len(stack))
+        assert stack == "prod"
+        return 3100  # between prod's minimum and maximum
+
+    monkeypatch.setattr(policy_budget, "stack_budget", budget_of)
+    found: list[str] = []
+    args = StackValidationArgs(list(by_urn.values()), None)
+    policy_budget.budget_policy().validate(args, lambda message, urn=None: found.append(message))
+    assert seen and len(found) == 1 and "exceeds mlscore:monthlyBudgetUsd 3100" in found[0]
+    # the same maximum as python -m cost prod: the plan's autoscale bounds were found
+    assert f"maximum ${estimate_of(prod).total[1]:,.2f} per month" in found[0]
+    plan = policy_budget._declared(args)
+    autoscale = next(r for r in plan if r.type == "azure-native:monitor:AutoscaleSetting")
+    assert any(u.endswith("::plan") for u in autoscale.dependencies)
