@@ -13,7 +13,12 @@ Where a resource type splits them:
 
 - a **storage account** has metrics only; its logs belong to each service
   (``<account>/blobServices/default``), so the account gets ``AllMetrics`` and its blob service
-  logs and metrics (the AVM storage modules do the same);
+  logs and metrics (the AVM storage modules do the same). The blob service's metrics are named
+  (``Capacity``, ``Transaction``), not ``AllMetrics``: Azure expands ``AllMetrics`` into those
+  categories when a storage *service* scope's setting is read back, and a drift check
+  (``pulumi refresh``/``preview --refresh``) would report the difference forever; the account
+  scope returns ``AllMetrics`` unchanged (Azure/terraform-azurerm-avm-res-storage-storageaccount
+  #380, "fix: prevent diagnostic settings drift");
 - **Azure Managed Redis**: the cluster (``Microsoft.Cache/redisEnterprise``) has the metrics, the
   database (``.../databases/default``) the logs (``ConnectionEvents``:
   https://learn.microsoft.com/azure/azure-monitor/reference/supported-logs/microsoft-cache-redisenterprise-databases-logs;
@@ -55,6 +60,16 @@ AKS_LOG_CATEGORIES = (
 
 Source = DiagnosticSource  # the contract's type (components/contract.py)
 
+# What Azure reads back for AllMetrics at a storage service scope (blob, queue, table).
+STORAGE_SERVICE_METRICS = ("Capacity", "Transaction")
+
+
+@dataclass(frozen=True)
+class StorageServiceSource(DiagnosticSource):
+    """A storage service scope (``<account>/blobServices/default``): named metric categories."""
+
+    metric_categories: tuple[str, ...] = STORAGE_SERVICE_METRICS
+
 
 def resource(name: str, resource_id: pulumi.Input[str]) -> list[Source]:
     """A resource with both (key vault, registry, apps, ML workspace and endpoint, IoT Hub, ...)."""
@@ -63,7 +78,7 @@ def resource(name: str, resource_id: pulumi.Input[str]) -> list[Source]:
 
 def storage_account(name: str, account_id: pulumi.Input[str]) -> list[Source]:
     blob = pulumi.Output.concat(account_id, "/blobServices/default")
-    return [Source(name, account_id, logs=False), Source(f"{name}-blob", blob)]
+    return [Source(name, account_id, logs=False), StorageServiceSource(f"{name}-blob", blob)]
 
 
 def managed_redis(
@@ -98,6 +113,11 @@ def _logs(source: Source) -> list[monitor.DiagnosticsLogSettingsArgs] | None:
 def _metrics(source: Source) -> list[monitor.DiagnosticsMetricSettingsArgs] | None:
     if not source.metrics:
         return None
+    if isinstance(source, StorageServiceSource):
+        return [
+            monitor.DiagnosticsMetricSettingsArgs(category=c, enabled=True)
+            for c in source.metric_categories
+        ]
     return [monitor.DiagnosticsMetricSettingsArgs(category=ALL_METRICS, enabled=True)]
 
 

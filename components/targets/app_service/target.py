@@ -140,7 +140,13 @@ def linux_plan(d: ScoringDeployment, opts: pulumi.ResourceOptions) -> web.AppSer
         # with zones): https://learn.microsoft.com/azure/reliability/reliability-app-service
         zone_redundant=d.settings.resilience.zone_redundant,
         tags=dict(d.tags),
-        opts=opts,
+        # With autoscale the instance count is the autoscale setting's (autoscale.py), not
+        # ours: a refresh reads whatever it scaled to, and the next `pulumi up` would set it
+        # back to the minimum. The declared capacity is the starting size only.
+        opts=pulumi.ResourceOptions.merge(
+            opts,
+            pulumi.ResourceOptions(ignore_changes=["sku.capacity"] if app.autoscale else None),
+        ),
     )
 
 

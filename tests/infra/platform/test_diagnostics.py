@@ -74,7 +74,12 @@ def test_storage_logs_come_from_each_blob_service(prod, prod_settings) -> None:
     assert len(accounts) == 3
     for account in accounts:
         blob = prod_settings[f"{rid(account)}/blobServices/default"]
-        assert blob["logs"] == ALL_LOGS and blob["metrics"] == ALL_METRICS
+        # named categories, as Azure reads them back at a service scope (no perpetual drift)
+        assert blob["logs"] == ALL_LOGS and blob["metrics"] == [
+            {"category": "Capacity", "enabled": True},
+            {"category": "Transaction", "enabled": True},
+        ]
+        assert prod_settings[rid(account)]["metrics"] == ALL_METRICS  # the account: unchanged
 
 
 def test_aks_sends_the_control_plane_without_the_full_audit_log(prod, prod_settings) -> None:
