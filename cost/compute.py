@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from cost.lines import Context, H, _count, _get, _num, not_estimated, priced
-from cost.model import DAYS_PER_MONTH, Declared, Line, Quantity, Status
+from cost.model import DAYS_PER_MONTH, Declared, Line, Price, Quantity, Status
 
 
 # --- compute ------------------------------------------------------------------------------------
@@ -279,38 +280,61 @@ def container_group(r: Declared, ctx: Context) -> list[Line]:
 
 
 def container_app(r: Declared, ctx: Context) -> list[Line]:
-    """Consumption container apps bill vCPU-seconds and GiB-seconds of running replicas
-    (https://learn.microsoft.com/azure/container-apps/billing): from the minimum replicas
-    running all month to the maximum. The minimum counts its replicas at the active rate (idle
-    replicas bill less) and ignores the monthly free grant, so it errs high."""
+    """Consumption container apps bill vCPU-seconds and GiB-seconds of their replicas
+    (https://learn.microsoft.com/azure/container-apps/billing): the minimum is the minimum
+    replicas idle all month (the idle rate), the maximum every replica active all month. The
+    monthly free grant per subscription is not deducted."""
     if r.inputs.get("workloadProfileName", "Consumption") != "Consumption":
         return [not_estimated(r, "dedicated workload profiles are not in the price table")]
     template = r.inputs.get("template") or {}
-    cpu = sum(_num(_get(c, "resources", "cpu")) for c in template.get("containers") or [])
-    mem = sum(_gib(_get(c, "resources", "memory")) for c in template.get("containers") or [])
+    containers = template.get("containers") or []
+    cpu = sum(_num(_get(c, "resources", "cpu")) for c in containers)
+    mem = sum(_gib(_get(c, "resources", "memory")) for c in containers)
     low = _num(_get(template, "scale", "minReplicas"), 0)
     high = _num(_get(template, "scale", "maxReplicas"), 10)
     count = _count(low, high)
     return [
-        priced(
+        _replicas(
             r,
             ctx,
-            "container-apps/Standard vCPU Active Usage",
+            "vCPU",
+            cpu,
+            "hour",
             Quantity(low * cpu * H, high * cpu * H, "hour", f"{cpu:g} vCPU x {count}"),
-            sku=f"{cpu:g} vCPU",
-            count=count,
-            label="vCPU",
+            count,
         ),
-        priced(
+        _replicas(
             r,
             ctx,
-            "container-apps/Standard Memory Active Usage",
+            "Memory",
+            mem,
+            "gib-hour",
             Quantity(low * mem * H, high * mem * H, "gib-hour", f"{mem:g} GiB x {count}"),
-            sku=f"{mem:g} GiB",
-            count=count,
-            label="memory",
+            count,
         ),
     ]
+
+
+def _replicas(
+    r: Declared, ctx: Context, meter: str, size: float, unit: str, q: Quantity, count: str
+) -> Line:
+    """The active-rate line, its minimum at the idle rate when the snapshot has it."""
+    sku = f"{size:g} vCPU" if meter == "vCPU" else f"{size:g} GiB"
+    line = priced(
+        r,
+        ctx,
+        f"container-apps/Standard {meter} Active Usage",
+        q,
+        sku=sku,
+        count=count,
+        label=meter if meter == "vCPU" else "memory",
+    )
+    key = f"container-apps/Standard {meter} Idle Usage"
+    idle = ctx.snapshot.lookup(key)
+    if line.price is None or not isinstance(idle, Price):
+        note = "" if line.price is None else "minimum at the active rate (no idle price)"
+        return replace(line, low_price_key=key, note=line.note or note)
+    return replace(line, low_price=idle, low_price_key=key, note="minimum at the idle rate")
 
 
 def managed_environment(r: Declared, ctx: Context) -> list[Line]:

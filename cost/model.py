@@ -146,19 +146,29 @@ class Line:
     quantity: Quantity | None = None
     note: str = ""
     price_key: str = ""
+    low_price: Price | None = None  # the minimum's own rate (idle replicas), else ``price``
+    low_price_key: str = ""
+
+    @property
+    def price_keys(self) -> tuple[str, ...]:
+        """The snapshot keys this line reads (what ``--refresh`` must fetch)."""
+        return tuple(k for k in (self.price_key, self.low_price_key) if k)
 
     @property
     def monthly(self) -> tuple[float, float]:
         """(minimum, maximum) USD per month; 0 for free lines; (0, 0) when not estimated."""
         if self.price is None or self.quantity is None:
             return (0.0, 0.0)
-        per, dimension = self.price.per
-        rate = self.price.retail_price / per
         q = self.quantity
         return (
-            rate * convert(q.low, q.dimension, dimension),
-            rate * convert(q.high, q.dimension, dimension),
+            _cost(self.low_price or self.price, q.low, q.dimension),
+            _cost(self.price, q.high, q.dimension),
         )
+
+
+def _cost(price: Price, amount: float, dimension: str) -> float:
+    per, unit = price.per
+    return price.retail_price / per * convert(amount, dimension, unit)
 
 
 @dataclass

@@ -112,7 +112,7 @@ def needed_keys(stacks: Iterable[str]) -> dict[str, set[str]]:
         empty = Snapshot(region, "", path_for(region), {})
         assumptions, _ = est.load_assumptions(stack)
         estimate = est.estimate(stack, declared, assumptions=assumptions, snapshot=empty)
-        found.setdefault(region, set()).update(x.price_key for x in estimate.lines if x.price_key)
+        found.setdefault(region, set()).update(k for x in estimate.lines for k in x.price_keys)
     return found
 
 

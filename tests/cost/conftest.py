@@ -32,7 +32,7 @@ def needed(*runs: engine.Run) -> set[str]:
     keys: set[str] = set()
     for run in runs:
         empty = Snapshot("westeurope", "", Path("empty.json"), {})
-        keys |= {x.price_key for x in estimate_of(run, empty).lines if x.price_key}
+        keys |= {k for x in estimate_of(run, empty).lines for k in x.price_keys}
     return keys
 
 
@@ -55,6 +55,7 @@ UNITS = {
     "functions-premium/Premium Memory Duration": "1 GiB Hour",
     "container-instances/Standard Memory Duration": "1 GB Hour",
     "container-apps/Standard Memory Active Usage": "1 GiB Hour",
+    "container-apps/Standard Memory Idle Usage": "1 GiB Hour",
 }
 
 

@@ -60,6 +60,13 @@ def test_dev_container_app_from_zero_to_three_replicas_by_hand(dev: engine.Run) 
     assert app.monthly == pytest.approx((0.0, 3 * 730 * 3600 * 0.000034))
 
 
+def test_prod_container_app_minimum_at_the_idle_rate_by_hand(prod: engine.Run) -> None:
+    """3 replicas idle at $0.000004 per vCPU-second at least, 12 active at $0.000034 at most."""
+    app = line(estimate_of(prod), "container-apps", "app (vCPU)")
+    assert app.monthly == pytest.approx((3 * 730 * 3600 * 0.000004, 12 * 730 * 3600 * 0.000034))
+    assert app.low_price is not None and app.low_price.meter_name == "Standard vCPU Idle Usage"
+
+
 def test_dev_cluster_free_tier_is_free_not_priced(dev: engine.Run) -> None:
     tier = line(estimate_of(dev), "aks", "cluster (tier)")
     assert tier.status == Status.FREE and tier.monthly == (0.0, 0.0)
