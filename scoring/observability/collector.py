@@ -49,11 +49,11 @@ import socket
 import threading
 import time
 import traceback
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from ..headers import new_request_id as new_id
+from .folder_sink import Folder
 from .metrics import (
     DC_COLLECTED,
     DC_DROPPED_FULL,
@@ -385,7 +385,7 @@ def _client(settings: DataCollectionSettings) -> Any:
 
     s = settings
     if s.folder:
-        return _Folder(s.folder)
+        return Folder(s.folder)
     # Short timeouts and retries (the SDK's default backs off 15 s, then 18 s...): a batch
     # that cannot be written soon is dropped and counted, and the writer moves on.
     retry = ExponentialRetry(initial_backoff=1, increment_base=2, retry_total=1)
@@ -404,28 +404,6 @@ def _client(settings: DataCollectionSettings) -> Any:
         credential = DefaultAzureCredential()
     account, container = _split_url(s.blob_url)
     return ContainerClient(account, container or s.container, credential=credential, **opts)
-
-
-class _Folder:
-    """The container's part of the blob API the writer uses, on a local folder: a blob is a file
-    under it (``modelDataCollector/...``), an append block an append to that file."""
-
-    def __init__(self, folder: str) -> None:
-        self.root = Path(folder)
-        self.url = self.root.resolve().as_uri()
-
-    def get_blob_client(self, name: str) -> _FolderBlob:
-        return _FolderBlob(self.root / name)
-
-
-class _FolderBlob:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def append_block(self, data: bytes) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("ab") as f:  # one write of whole lines: appends do not interleave
-            f.write(data)
 
 
 class _Buffer:

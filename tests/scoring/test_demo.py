@@ -23,15 +23,8 @@ import pytest
 from _scoring_support import REPO
 
 from migrate.__main__ import main as migrate
-from scoring.demo import (
-    Answer,
-    choose_target,
-    dependencies_venv,
-    main,
-    read_payload,
-    shown,
-    target_envs,
-)
+from scoring.demo import choose_target, dependencies_venv, main, target_envs
+from scoring.demo_http import Answer, read_payload, shown
 from tests.migrate.v1_docs import MODEL
 
 OWN = "tests/models/iris_centroid"
