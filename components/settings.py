@@ -16,9 +16,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import pulumi
+import yaml
 
+from components import PROJECT_ROOT
 from components.config.naming import RULES, Naming, stable_suffix
-from components.config.reader import ConfigProblem, Reader, SettingsError, schema
+from components.config.reader import (
+    ConfigProblem,
+    Reader,
+    SettingsError,
+    schema,
+    stack_file_problems,
+)
 from components.platform import budget_settings as budget
 from components.platform import cache_settings, stand_ins
 from components.platform import network_settings as network
@@ -84,14 +92,7 @@ def load(
     Raises :class:`SettingsError` with every problem found.
     """
     r = Reader(lookup)
-    location = r.str("location")
-    r.matches(
-        "location",
-        location,
-        r"[a-z][a-z0-9]+",
-        "not an Azure region name",
-        "use a name such as westeurope",
-    )
+    location = r.region("location")
     naming = _naming(r, project, stack)
     scoring = platform.read_scoring(r)
     cluster, accelerator = aks.read(r, location)
@@ -130,6 +131,8 @@ def load(
         settings.resilience.zone_redundant,
         (settings.app_service.zone_plan, settings.functions.zone_plan),
     )
+    for rule in NO_EFFECT:  # keys the options chosen leave unused: refused, not ignored
+        rule.check(r, settings)
     if not r.problems:  # names are only meaningful once their parts are valid
         _check_names(r, settings)
     if real_run:
@@ -194,9 +197,79 @@ def from_pulumi() -> Settings:
     """Settings of the running stack, read from ``pulumi.Config``: a real run unless the
     offline engine marked this one (stand-ins refused, ``components/platform/stand_ins.py``)."""
     config = pulumi.Config()
+    stack_file = PROJECT_ROOT / f"Pulumi.{pulumi.get_stack()}.yaml"
+    if not stand_ins.offline_engine() and stack_file.is_file():  # offline: preview/engine.py
+        doc = yaml.safe_load(stack_file.read_text()) or {}
+        unread = stack_file_problems(doc.get("config") or {}, stack_file.name)
+        if unread:
+            raise SettingsError(unread)
     return load(
         config.get,
         project=pulumi.get_project(),
         stack=pulumi.get_stack(),
         real_run=not stand_ins.offline_engine(),
     )
+
+
+# --- keys with no effect under the options chosen --------------------------------------------
+@dataclass(frozen=True)
+class NoEffect:
+    """``keys`` are not used when ``applies(settings)``: a value other than the default is
+    refused (``Reader.no_effect``) instead of being accepted and ignored."""
+
+    keys: tuple[str, ...]
+    applies: Callable[[Settings], bool]
+    because: str
+    fix: str
+
+    def check(self, r: Reader, s: Settings) -> None:
+        if self.applies(s):
+            r.no_effect(self.keys, self.because, self.fix)
+
+
+NO_EFFECT = (
+    # Not redisSku, redisService or redisHighAvailability: the stack files set them for the
+    # cache they create, and switching a stack to an existing cache with --set is common.
+    NoEffect(
+        ("redisFamily", "redisCapacity", "redisHost", "redisCluster"),
+        lambda s: not s.redis.enabled,
+        "with mlscore:redisEnabled false (no cache)",
+        "remove it, or set mlscore:redisEnabled to true",
+    ),
+    NoEffect(
+        ("redisFamily", "redisCapacity"),
+        lambda s: s.redis.enabled and bool(s.redis.existing_host),
+        "with mlscore:redisHost set: the program uses that cache and creates none",
+        "remove it (the existing cache's size is its own), or clear mlscore:redisHost",
+    ),
+    NoEffect(  # components/platform/cache.py: the cluster takes sku.name and highAvailability
+        ("redisFamily", "redisCapacity"),
+        lambda s: s.redis.create and s.redis.managed,
+        "with Azure Managed Redis (mlscore:redisService managed): its size is the SKU",
+        "remove it and pick the size with mlscore:redisSku (e.g. Balanced_B1)",
+    ),
+    NoEffect(  # components/platform/alerts.py is declared only with alerts on (__main__.py)
+        ("alertEmailReceivers", "alert5xxPercent", "alertP95LatencyMs"),
+        lambda s: not s.observability.alerts,
+        "with mlscore:alertsEnabled false (no alert rules, no action group)",
+        "remove it, or set mlscore:alertsEnabled to true",
+    ),
+    NoEffect(  # contract.py: DATA_COLLECTION_SAMPLING_RATE only goes with data collection
+        ("dataCollectionSamplingRate",),
+        lambda s: not s.observability.data_collection,
+        "with mlscore:dataCollectionEnabled false",
+        "remove it, or set mlscore:dataCollectionEnabled to true",
+    ),
+    NoEffect(  # network_settings.py reads them in every stack, uses them only when isolated
+        ("vnetAddressSpace", *(key for key, _ in network.SUBNETS.values())),
+        lambda s: not s.network.isolated,
+        "with mlscore:networkIsolation false (no VNet)",
+        "remove it, or set mlscore:networkIsolation to true",
+    ),
+    NoEffect(
+        ("aksTlsCertificateName", "aksTlsPfxPath", "aksTlsPfxPassword"),
+        lambda s: s.aks.enabled and not s.aks.ingress.tls,
+        "with mlscore:aksTlsEnabled false (plain HTTP, no certificate)",
+        "remove it, or set mlscore:aksTlsEnabled to true",
+    ),
+)

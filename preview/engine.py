@@ -34,6 +34,7 @@ from pulumi.runtime.settings import SETTINGS, _get_rpc_manager, set_root_resourc
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
+from components.config.reader import stack_file_problems
 from components.platform import stand_ins
 from preview import fakes
 from preview.aliases import alias_urns_skipped
@@ -251,6 +252,10 @@ def stack_config(
     }
     secret_keys: list[str] = []
     stack_values = (yaml.safe_load(path.read_text()) or {}).get("config", {}) or {}
+    unread = stack_file_problems(stack_values, path.name)  # as the CLI would, and more
+    if unread:
+        lines = "".join(f"\n  - {p}" for p in unread)
+        raise StackConfigError(f"{len(unread)} key(s) of {path.name} would not be read:{lines}")
     for key, value in {**stack_values, **_namespaced(name, overrides or {})}.items():
         if isinstance(value, dict) and "secure" in value:
             value, _ = "<encrypted in stack file>", secret_keys.append(key)

@@ -8,9 +8,11 @@ value, fix) instead of raising the first; :class:`SettingsError` carries them al
 
 from __future__ import annotations
 
+import difflib
+import json
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -19,6 +21,7 @@ import pulumi
 import yaml
 
 from components import PROJECT_ROOT
+from components.config.regions import REGIONS
 from components.config.sizes import SIZES
 
 PROJECT_FILE = PROJECT_ROOT / "Pulumi.yaml"
@@ -30,9 +33,10 @@ class ConfigProblem:
     value: str
     problem: str
     fix: str
+    as_written: bool = False  # keys as a stack file wrote them (not bare mlscore: keys)
 
     def __str__(self) -> str:
-        keys = ", ".join(f"mlscore:{k}" for k in self.keys)
+        keys = ", ".join(k if self.as_written else f"mlscore:{k}" for k in self.keys)
         return f"{keys} = {self.value}: {self.problem}; fix: {self.fix}"
 
 
@@ -156,6 +160,35 @@ class Reader:
             )
         return value
 
+    def region(self, key: str) -> str:
+        """An Azure region's programmatic name (components/config/regions.py)."""
+        value = self.str(key)
+        if value not in REGIONS:
+            close = difflib.get_close_matches(value.lower().replace(" ", ""), REGIONS, n=1)
+            self.fail(
+                key,
+                value,
+                "not an Azure region (components/config/regions.py lists the public cloud's, "
+                "from https://learn.microsoft.com/azure/reliability/regions-list)",
+                f"set mlscore:{key} to a region's programmatic name such as "
+                f"{close[0] if close else 'westeurope'} (az account list-locations -o table), or "
+                "add a region that opened since to REGIONS there",
+            )
+        return value
+
+    def is_set(self, key: str) -> bool:
+        """True when ``key`` has a value other than its default (Pulumi.yaml)."""
+        spec, value = self.raw(key)
+        return _canonical(value) != _canonical(spec.default)
+
+    def no_effect(self, keys: tuple[str, ...], because: str, fix: str) -> None:
+        """Fail each of ``keys`` given a value other than its default: under the options
+        chosen the program never uses it (``because`` says which), so the value would be
+        accepted and ignored."""
+        for key in keys:
+            if self.is_set(key):
+                self.fail(key, self.raw(key)[1], f"has no effect {because}", fix)
+
     def matches(self, key: str, value: str, pattern: str, problem: str, fix: str) -> None:
         """Fail ``key`` unless ``value`` matches ``pattern`` whole."""
         if not re.fullmatch(pattern, value):
@@ -164,3 +197,68 @@ class Reader:
 
 def _show(value: object) -> str:
     return repr(value) if isinstance(value, str) else str(value)
+
+
+def _canonical(value: Any) -> str:
+    """A config value as the CLI hands it to the program (YAML scalars and JSON for lists)."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value) if value[:1] in "[{" and value else value
+        except ValueError:
+            return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | dict):
+        return json.dumps(value, sort_keys=True)
+    return str(value)
+
+
+# Namespaces of the providers the program uses (their config is theirs, e.g. azure-native's
+# credentials; the CLI hands it to them) and of Pulumi itself.
+PROVIDER_NAMESPACES = ("azure-native", "kubernetes", "docker", "random", "pulumi")
+
+
+def stack_file_problems(config: Mapping[str, Any], file_name: str) -> list[ConfigProblem]:
+    """Keys of a stack file's ``config:`` that nothing would read.
+
+    A key without a namespace: the Pulumi CLI refuses the whole file ("could not parse KEY as a
+    configuration key (configuration keys should be of the form `<namespace>:<name>`)",
+    ``ParseKey`` in pulumi/pulumi sdk/go/common/resource/config/key.go, which reads every key of
+    Pulumi.<stack>.yaml; ``pulumi config set KEY`` alone adds the project's namespace:
+    https://github.com/pulumi/pulumi/issues/8603); an offline run would pass it by unread, and
+    the sample would be served instead of the model it names. A namespace that is neither the
+    project's nor a provider's: the CLI accepts it and nothing reads it. (An undeclared
+    ``mlscore:`` key the CLI refuses itself, as the offline engine does.)
+    ``azure-native:location`` other than ``mlscore:location``: every resource is placed in
+    ``mlscore:location``, so the provider's default would only mislead."""
+    project = project_name()
+    problems: list[ConfigProblem] = []
+    for key, value in config.items():
+        namespace, sep, name = str(key).partition(":")
+        shown = "<secure>" if isinstance(value, dict) else value
+        if not sep or namespace not in (project, *PROVIDER_NAMESPACES):
+            why = (
+                "has no namespace, so the Pulumi CLI refuses the file and no offline run reads it"
+                if not sep
+                else f"is in the namespace {namespace!r}, which neither this program nor its "
+                "providers read"
+            )
+            problems.append(_unread(file_name, str(key), shown, why, name if sep else str(key)))
+        elif str(key) == "azure-native:location":
+            location = config.get(f"{project}:location", schema()["location"].default)
+            if value != location:
+                problems.append(_unread(file_name, str(key), value, (
+                    f"differs from {project}:location ({location}), where the program puts "
+                    "every resource"), "location"))  # fmt: skip
+    return problems
+
+
+def _unread(file_name: str, key: str, value: Any, why: str, name: str) -> ConfigProblem:
+    return ConfigProblem(
+        (key,),
+        _show(value),
+        f"in {file_name}: {why}",
+        f"write it as mlscore:{name} (or: pulumi config set {name} <value>, which adds the "
+        "namespace)",
+        as_written=True,
+    )

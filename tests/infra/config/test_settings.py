@@ -178,7 +178,7 @@ def test_redis_sku_family_capacity(sku: str, family: str, capacity: int, ok: boo
 
 
 def test_an_existing_redis_host_skips_the_sku_rules() -> None:
-    s = load(redisHost="cache.westeurope.redis.azure.net", redisPort=10000, redisCapacity=99)
+    s = load(redisHost="cache.westeurope.redis.azure.net", redisPort=10000, redisSku="Basic")
     assert not s.redis.create and s.redis.port == 10000
 
 
