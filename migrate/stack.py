@@ -15,10 +15,15 @@ from migrate import paths
 
 
 def preview_command(out: Path, stack: str) -> str:
-    """How to preview the stack file offline: by name in the project, else by path."""
+    """How to preview the stack file offline: by name in the project, else by path; from the
+    project's folder (``preview`` is not an installed package, unlike ``migrate``)."""
     if out.resolve() == (PROJECT_ROOT / f"Pulumi.{stack}.yaml").resolve():
-        return f"python -m preview {stack}"
-    return f"python -m preview {stack} --stack-file {paths.shown(out)}"
+        command = f"python -m preview {stack}"
+    else:
+        command = f"python -m preview {stack} --stack-file {paths.shown(out)}"
+    if Path.cwd().resolve() == PROJECT_ROOT.resolve():
+        return command
+    return f"cd {PROJECT_ROOT} && {command.replace(paths.shown(out), str(out.resolve()))}"
 
 
 def render(values: Mapping[str, Any], sources: Sequence[Path], stack: str, out: Path) -> str:

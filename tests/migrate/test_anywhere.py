@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from components import PROJECT_ROOT
 from migrate.paths import stack_path
 from tests.migrate.v1_docs import ACI_JSON, INFERENCE_JSON, MODEL, project
 
@@ -81,3 +82,5 @@ def test_python_m_migrate_and_its_console_script_run_in_a_v1_projects_folder(tmp
         assert "valid." in done.stdout
         assert 'containerResourceRequirements.cpu = 0.5  ->  aciCpu: "0.5"' in done.stdout
         assert out.read_text().startswith("# Migrated from Azure ML SDK/CLI v1")
+        # preview is the project's, not an installed package: the hint runs it from there
+        assert f"cd {PROJECT_ROOT} && python -m preview v1 --stack-file {out}" in done.stdout
