@@ -17,6 +17,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from components.config.reader import Reader
+from components.platform import stand_ins
 from preview import engine
 
 MAX_PROPS = 14
@@ -42,8 +44,29 @@ def _show(value: Any) -> str:
     return text if len(text) <= MAX_WIDTH else text[: MAX_WIDTH - 3] + "..."
 
 
-def render(run: engine.Run, *, all_properties: bool = False) -> str:
+def stand_ins_of(
+    stack: str, overrides: dict[str, str], stack_file: Path | None
+) -> dict[str, list[str]]:
+    """The stand-in values of the stack's config (key -> values) that this offline preview
+    accepts and a real run refuses (components/platform/stand_ins.py)."""
+    config, _ = engine.stack_config(stack, overrides, stack_file=stack_file)
+    prefix = f"{engine.project_file()['name']}:"
+    values = {k[len(prefix) :]: v for k, v in config.items() if k.startswith(prefix)}
+    reader = Reader(values.get)
+    stand_ins.check(reader)  # what a real run refuses, one problem per key
+    return {p.keys[-1]: [p.value] for p in reader.problems}
+
+
+def render(
+    run: engine.Run, *, all_properties: bool = False, stand_ins: dict[str, list[str]] | None = None
+) -> str:
     lines = [f"Offline preview of stack '{run.stack}' (mock engine, no Azure calls)", ""]
+    if stand_ins:
+        lines.append(
+            "Stand-ins this offline preview accepts and `pulumi up` refuses (replace them first):"
+        )
+        lines += [f"  - mlscore:{k} = {', '.join(v)}" for k, v in sorted(stand_ins.items())]
+        lines.append("")
     if run.problems:
         lines.append(f"Invalid stack config: {len(run.problems)} problem(s)")
         lines += [f"  - {p}" for p in run.problems]
@@ -91,10 +114,11 @@ def render(run: engine.Run, *, all_properties: bool = False) -> str:
     return "\n".join(lines)
 
 
-def as_json(run: engine.Run) -> dict[str, Any]:
+def as_json(run: engine.Run, stand_ins: dict[str, list[str]] | None = None) -> dict[str, Any]:
     return {
         "stack": run.stack,
         "ok": run.error is None,
+        "stand_ins": stand_ins or {},
         "problems": [str(p) for p in run.problems],
         "error": None if run.error is None or run.problems else f"{run.error}",
         "resources": [
@@ -161,14 +185,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         stack = args.stack or _stack_of(args.stack_file)
-        run = engine.run(stack, parse_set(args.set), preview=True, stack_file=args.stack_file)
+        overrides = parse_set(args.set)
+        run = engine.run(stack, overrides, preview=True, stack_file=args.stack_file)
+        found = stand_ins_of(stack, overrides, args.stack_file) if run.error is None else {}
     except engine.StackConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.json:
-        print(json.dumps(as_json(run), indent=2, sort_keys=True))
+        print(json.dumps(as_json(run, found), indent=2, sort_keys=True))
     else:
-        print(render(run, all_properties=args.all_properties))
+        print(render(run, all_properties=args.all_properties, stand_ins=found))
     return 0 if run.error is None else 1
 
 

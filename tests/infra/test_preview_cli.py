@@ -82,3 +82,21 @@ def test_a_stack_file_elsewhere_previews_with_its_own_values(tmp_path) -> None:
     stack_file.write_text("config:\n  mlscore:noSuchKey: 1\n")
     done = preview("--stack-file", str(stack_file))
     assert done.returncode == 2 and "mlscore:noSuchKey is not declared" in done.stderr
+
+
+def test_the_prod_preview_names_the_stand_ins_a_real_run_refuses(prod) -> None:
+    # in-process on the shared prod run (a subprocess costs a whole program run)
+    from preview.__main__ import as_json, render, stand_ins_of
+
+    found = stand_ins_of("prod", {}, None)
+    assert found == {
+        "aksTlsHost": ["'scoring.mlscore.example.com'"],
+        "aksTlsPfxPath": ["'certs/scoring.mlscore.example.com.pfx'"],
+        "alertEmailReceivers": ["'mlscore-oncall@example.com'"],
+        "deployerIpRanges": ["'203.0.113.0/24'"],
+        "iotHubIpFilter": ["'198.51.100.0/24'"],
+    }
+    assert as_json(prod, found)["ok"] and as_json(prod, found)["stand_ins"] == found
+    text = render(prod, stand_ins=found)
+    assert "`pulumi up` refuses" in text and "mlscore:deployerIpRanges = '203.0.113.0/24'" in text
+    assert stand_ins_of("dev", {}, None) == {}
