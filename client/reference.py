@@ -112,6 +112,20 @@ def host_python(context: Any) -> Path:
         return dependencies_venv(context.path / "user-requirements.txt")
 
 
+def image_environment(
+    context: Any, root: Path, target_env: Mapping[str, str] | None = None
+) -> tuple[Path, dict[str, str], Path]:
+    """The image of ``context`` on this machine: (its interpreter, its environment with
+    ``target_env`` on top, its working directory), its files laid out under ``root`` (image
+    paths in the environment point there). The one place the local run's environment is made
+    (the local run and the corpus's batch runs use it)."""
+    from components.platform.image_layout import rebuild
+
+    layout = rebuild(context, root)
+    env = layout.with_env(target_env or {}) | {"PATH": os.environ.get("PATH", "")}
+    return host_python(context), env, layout.workdir
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -122,23 +136,16 @@ def _free_port() -> int:
 def local_host(build: Build, timeout_s: float = READY_TIMEOUT_S) -> Iterator[str]:
     """Serve ``build`` on 127.0.0.1 (no auth, nothing sent to Azure) until the block ends;
     yields the base URL."""
-    from components.platform.image_layout import rebuild
-
-    python = host_python(build.context)
     port = _free_port()
     with (
         tempfile.TemporaryDirectory(prefix="mlscore-reference-") as work,
         tempfile.TemporaryFile() as log,
     ):
-        layout = rebuild(build.context, Path(work) / "image")
-        env = layout.with_env({}) | {
-            "PATH": os.environ.get("PATH", ""),
-            "AZUREML_SERVER_PORT": str(port),
-            "SCORING_HOST": "127.0.0.1",
-        }
+        python, env, workdir = image_environment(build.context, Path(work) / "image")
+        env |= {"AZUREML_SERVER_PORT": str(port), "SCORING_HOST": "127.0.0.1"}
         proc = subprocess.Popen(
             [str(python), "-m", "scoring"],
-            cwd=layout.workdir,
+            cwd=workdir,
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -30,9 +29,8 @@ import pytest
 
 from client.errors import ClientError
 from client.outputs import StackOutputs
-from client.reference import host_python, local_host, stack_build
+from client.reference import image_environment, local_host, stack_build
 from client.smoke import Raw, reference_answer, run_smoke, same_answer
-from components.platform.image_layout import rebuild
 from preview import engine
 from tests.corpus.conftest import record
 from tests.corpus.examples import EXAMPLES, Example
@@ -96,18 +94,19 @@ def smoke_cell(outputs: dict[str, Any], url: str, payload: Any, direct: Any) -> 
 
 def batch(example: Example, build: Any, entry: str, work: Path) -> subprocess.CompletedProcess:
     """The batch driver on a file of the example's requests, as a job's worker runs it."""
-    layout = rebuild(build.context, work / "batch-image")
+    # The entry script as the batch deployment names it (an image path, mapped like the rest).
+    target = {"SCORING_BATCH_ENTRY_SCRIPT": entry}
+    python, env, workdir = image_environment(build.context, work / "batch-image", target)
     job = work / "job"
     job.mkdir()
     if example.raw:
         (job / "request.bin").write_bytes(example.request)
     else:
         (job / "requests.jsonl").write_bytes(example.request + b"\n" + example.request + b"\n")
-    env = layout.with_env({"SCORING_BATCH_ENTRY_SCRIPT": entry}) | {"PATH": os.environ["PATH"]}
     files = [str(f) for f in sorted(job.iterdir())]
     return subprocess.run(
-        [str(host_python(build.context)), "-m", "scoring.batch_driver", *files],
-        cwd=layout.workdir,
+        [str(python), "-m", "scoring.batch_driver", *files],
+        cwd=workdir,
         env=env,
         capture_output=True,
         timeout=120,
