@@ -236,6 +236,12 @@ NO_EFFECT = (
         "with mlscore:redisEnabled false (no cache)",
         "remove it, or set mlscore:redisEnabled to true",
     ),
+    NoEffect(  # contract.py: CACHE_TTL_SECONDS; the host caches only with REDIS_HOST
+        ("cacheTtlSeconds",),
+        lambda s: not s.redis.enabled,
+        "with mlscore:redisEnabled false (no cache, nothing to expire)",
+        "remove it, or set mlscore:redisEnabled to true",
+    ),
     NoEffect(
         ("redisFamily", "redisCapacity"),
         lambda s: s.redis.enabled and bool(s.redis.existing_host),

@@ -102,6 +102,7 @@ def test_every_region_the_program_names_is_a_region() -> None:
             "redisCapacity",
         ),
         ({"redisEnabled": False, "redisHost": "c.westeurope.redis.azure.net"}, "redisHost"),
+        ({"redisEnabled": False, "cacheTtlSeconds": 60}, "cacheTtlSeconds"),
         ({"alertEmailReceivers": "oncall@example.com"}, "alertEmailReceivers"),  # dev: off
         ({"alert5xxPercent": 2}, "alert5xxPercent"),
         ({"dataCollectionEnabled": False, "dataCollectionSamplingRate": 0.5},
