@@ -390,7 +390,8 @@ def _serve_docker(
 def _collected(out: Path) -> list[str]:
     """The files data collection wrote under ``out/modeldata``, with their line counts."""
     files = sorted((out / "modeldata").rglob("*.jsonl"))
-    return [f"  {f} ({len(f.read_bytes().splitlines())} lines)" for f in files]
+    counts = [(f, len(f.read_bytes().splitlines())) for f in files]
+    return [f"  {f} ({n} line{'' if n == 1 else 's'})" for f, n in counts]
 
 
 @dataclass(frozen=True)
