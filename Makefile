@@ -13,7 +13,7 @@ STACK ?= dev
 # $(CACHE)/venv-<python>-<hash of the dependency files>; checkov gets a venv of its own there.
 CACHE ?= $(HOME)/.cache/mlscore
 DEPS := pyproject.toml scoring/requirements.txt scoring/requirements-functions.txt \
-        scoring/requirements-dev.txt
+        scoring/requirements-dev.txt scoring/sample_model/requirements.txt
 PYVER := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 DEPS_HASH := $(shell cat $(DEPS) | sha256sum | cut -c1-16)
 VENV_STORE := $(CACHE)/venv-$(PYVER)-$(DEPS_HASH)
@@ -24,7 +24,7 @@ CHECKOV_STORE := $(CACHE)/checkov-$(PYVER)-$(shell echo '$(CHECKOV_PIN)' | sha25
 TIME_TRAVEL_DATES := 2027-03-02 2027-03-04 2027-12-07
 
 .PHONY: demo test setup system-deps time-travel preview serve-local bench critical-path fuzz \
-        lint typecheck clean
+        lint typecheck clean contract
 
 demo: setup  # the plan's summary, the score, where the logs are (the whole plan: make preview)
 	$(PY) -m scoring.demo --stack $(STACK)
@@ -34,7 +34,13 @@ test: setup system-deps
 	$(PY) -m ruff format --check .
 	$(PY) -m pyright
 	$(PY) -m pytest -q -p no:cacheprovider
+	$(MAKE) --no-print-directory contract
 	$(MAKE) --no-print-directory time-travel
+
+# The host's contract tests on the images' other Pythons (3.10, 3.12, 3.13; the suite above runs
+# on 3.11), each in a venv of its own cached in $(CACHE) (tests/scoring/contract.py).
+contract: setup
+	$(PY) tests/scoring/contract.py
 
 # No test may depend on today's date: the tests on the program's graph and the key schedule
 # pass at every date of TIME_TRAVEL_DATES. Every clock of every process (test servers included,

@@ -114,11 +114,13 @@ def shown(path: Path | None) -> str:
     )
 
 
-def build_args(model: ModelSettings) -> dict[str, str]:
-    """The Dockerfiles' ARGs: where the model and the script go, and (as image labels, shown in
-    the preview) where they came from."""
+def build_args(model: ModelSettings, image: str = "scoring") -> dict[str, str]:
+    """The Dockerfiles' ARGs: the image's Python (scoring/Dockerfile's base stage; the function
+    app's base image has its own), where the model and the script go, and (as image labels,
+    shown in the preview) where they came from."""
     assert model.entry_script is not None
-    return {
+    python = {"PYTHON_VERSION": model.python_version} if image == "scoring" else {}
+    return python | {
         "MODEL_NAME": model.name,
         "MODEL_VERSION": model.version,
         "ENTRY_SCRIPT": model.entry_script.name,
@@ -141,7 +143,7 @@ def digest_of(entries: Mapping[str, Path | bytes], args: Mapping[str, str]) -> s
 def assemble(model: ModelSettings, image: str = "scoring", root: Path = BUILD_ROOT) -> BuildContext:
     """Assemble (or reuse) the build context of ``image`` for ``model`` under ``root``."""
     entries = layout(model, image)
-    args = build_args(model)
+    args = build_args(model, image)
     digest = digest_of(entries, args)
     args["CONTEXT_DIGEST"] = digest  # a label of the image: which context it was built from
     target = root / f"{image}-{digest[:16]}"

@@ -47,6 +47,11 @@ class ScoringImage(pulumi.ComponentResource):
                 dockerfile=str(ctx.dockerfile),
                 platform="linux/amd64",
                 args=dict(ctx.build_args),
+                # BuildKit builds only the stages the target needs: of scoring/Dockerfile's four
+                # pinned bases, the one PYTHON_VERSION names is pulled.
+                # https://docs.docker.com/build/building/multi-stage/ (BuildKit builds only the
+                # stages the target depends on; the legacy builder builds all of them)
+                builder_version=docker.BuilderVersion.BUILDER_BUILD_KIT,
             ),
             registry=docker.RegistryArgs(
                 server=args.login_server,

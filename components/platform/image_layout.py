@@ -15,7 +15,7 @@ import re
 import shlex
 import shutil
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from components.platform.build_context import BuildContext
@@ -27,11 +27,15 @@ _NOT_MAPPED = ("PATH",)  # the local interpreter's PATH stays
 
 @dataclass(frozen=True)
 class Dockerfile:
-    """The final stage of a Dockerfile: what the running container sees."""
+    """One stage of a Dockerfile (the last one: what the running container sees)."""
 
     env: dict[str, str] = field(default_factory=dict)
     copies: list[tuple[list[str], str]] = field(default_factory=list)  # (context sources, dest)
     workdir: str = "/"
+    name: str = ""  # FROM ... AS <name>
+    base: str = ""  # FROM <base>, ARGs substituted
+    runs: list[str] = field(default_factory=list)  # RUN commands, shell form
+    user: str = ""  # USER
 
 
 def _logical_lines(text: str) -> list[str]:
@@ -39,31 +43,47 @@ def _logical_lines(text: str) -> list[str]:
     return [ln.strip() for ln in "\n".join(lines).replace("\\\n", " ").splitlines() if ln.strip()]
 
 
-def parse(text: str, build_args: Mapping[str, str]) -> Dockerfile:
-    """ARG/ENV/WORKDIR/COPY of the last stage, with ``${VAR}`` substituted."""
-    stage = Dockerfile()
-    values: dict[str, str] = {}
+def stages(text: str, build_args: Mapping[str, str]) -> list[Dockerfile]:
+    """Every stage: FROM/ARG/ENV/WORKDIR/COPY/RUN/USER with ``${VAR}`` substituted (ARGs
+    declared before the first FROM are seen by the FROM lines, as Docker does)."""
+    found: list[Dockerfile] = []
+    globals_: dict[str, str] = {}
+    values = globals_
     for line in _logical_lines(text):
         op, _, rest = line.partition(" ")
         op = op.upper()
+        stage = found[-1] if found else None
         if op == "FROM":
-            stage, values = Dockerfile(), {}
+            words = _substitute(rest, globals_).split()
+            name = words[2] if len(words) > 2 and words[1].upper() == "AS" else ""
+            found.append(Dockerfile(name=name, base=words[0]))
+            values = {}
         elif op == "ARG":
-            name, _, default = rest.strip().partition("=")
-            values[name] = build_args.get(name, default)
+            key, _, default = rest.strip().partition("=")
+            values[key] = build_args.get(key, globals_.get(key, default.strip('"')))
+        elif stage is None:
+            continue
         elif op == "ENV":
             for pair in shlex.split(rest):
                 key, _, value = pair.partition("=")
                 stage.env[key] = values[key] = _substitute(value, values)
         elif op == "WORKDIR":
-            stage = Dockerfile(stage.env, stage.copies, _substitute(rest.strip(), values))
+            found[-1] = replace(stage, workdir=_substitute(rest.strip(), values))
         elif op == "COPY":
             parts = [_substitute(p, values) for p in shlex.split(rest)]
-            if any(p.startswith("--from") for p in parts):
-                continue
-            paths = [p for p in parts if not p.startswith("--")]
-            stage.copies.append((paths[:-1], paths[-1]))
-    return stage
+            if not any(p.startswith("--from") for p in parts):
+                paths = [p for p in parts if not p.startswith("--")]
+                stage.copies.append((paths[:-1], paths[-1]))
+        elif op == "RUN":
+            stage.runs.append(_substitute(rest.strip(), values))
+        elif op == "USER":
+            found[-1] = replace(stage, user=_substitute(rest.strip(), values))
+    return found
+
+
+def parse(text: str, build_args: Mapping[str, str]) -> Dockerfile:
+    """The last stage: what the running container sees."""
+    return stages(text, build_args)[-1]
 
 
 def _substitute(value: str, values: Mapping[str, str]) -> str:

@@ -7,7 +7,9 @@ The model: ``modelPath`` (a file or a folder), ``entryScript`` (the user's ``sco
 ``dependenciesFile`` (pip requirements, or a conda environment file such as the seeds'
 ``myenv.yml``), paths relative to the project or absolute. All is checked before any resource is
 declared: a missing file, a script without ``init()``/``run()``, an unreadable dependencies file,
-a conda-only package, a pin the scoring host cannot run with.
+a conda-only package, a Python the images do not have, a pin the scoring host cannot run with,
+and (where the package index answers) a resolution of the host's and the user's requirements
+that the image build would fail (``user_env.py``).
 """
 
 from __future__ import annotations
@@ -17,40 +19,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import canonicalize_name
+import pulumi
 
 from components import PROJECT_ROOT
 from components.config.reader import Reader
 from components.config.regions import REGIONS_WITH_ZONES
+from components.platform import user_env
 
-HOST_REQUIREMENTS = PROJECT_ROOT / "scoring" / "requirements.txt"
-PYTHON_VERSION = "3.11"  # the images' interpreter (scoring/Dockerfile, functions.Dockerfile)
+# The images' Pythons: scoring/Dockerfile has a pinned base stage for each (python-<version>);
+# the user's environment picks one (a conda file's python= line, or mlscore:pythonVersion).
+PYTHON_VERSIONS = ("3.10", "3.11", "3.12", "3.13")
+DEFAULT_PYTHON = "3.11"
 MAX_CODE_BYTES = 50 * 1024 * 1024  # the entry script's folder goes into the image
-
-# Conda packages whose PyPI name differs.
-CONDA_TO_PIP = {
-    "pytorch": "torch",
-    "py-xgboost": "xgboost",
-    "msgpack-python": "msgpack",
-    "matplotlib-base": "matplotlib",
-    "py-opencv": "opencv-python",
-    "pytables": "tables",
-    "pillow-simd": "pillow",
-}
-# Conda packages with no pip equivalent (system libraries, CUDA, compilers, conda itself).
-CONDA_ONLY = frozenset(
-    {
-        "cudatoolkit", "cudnn", "nccl", "pytorch-cuda", "cuda-toolkit", "cuda-nvcc", "mkl",
-        "mkl-include", "blas", "libblas", "libcblas", "liblapack", "openblas", "libopenblas",
-        "libgcc", "libgcc-ng", "libstdcxx-ng", "libgfortran-ng", "_libgcc_mutex",
-        "_openmp_mutex", "openssl", "ca-certificates", "libffi", "zlib", "readline", "tk",
-        "xz", "sqlite", "ncurses", "ld_impl_linux-64", "gcc", "gxx", "gfortran", "make",
-        "conda", "nomkl", "ffmpeg", "r-base", "graphviz", "libxgboost",
-    }
-)  # fmt: skip
-IGNORED_CONDA = frozenset({"python", "pip", "setuptools", "wheel"})
 REGISTRY_SKUS = ("Basic", "Standard", "Premium")
 
 
@@ -62,6 +42,9 @@ class ModelSettings:
     entry_script: Path | None = None  # the user's score.py (entryScript)
     dependencies_file: Path | None = None  # pip requirements or conda file (dependenciesFile)
     requirements: tuple[str, ...] = ()  # the user's dependencies as pip requirements
+    python_version: str = DEFAULT_PYTHON  # the image's Python (python= or pythonVersion)
+    # The pre-deploy resolution against the index: "ok", "failed", "skipped: <why>" or "" (none).
+    resolution: str = ""
 
 
 @dataclass(frozen=True)
@@ -95,13 +78,18 @@ def read_model(r: Reader) -> ModelSettings:
         "use a version such as 1 or 2024.11.1",
     )
     deps = _path(r, "dependenciesFile", optional=True)
+    env = user_env.read(deps) if deps else user_env.UserEnv()
+    python = read_python(r, env)
+    requirements, resolution = check_dependencies(r, env, python)
     return ModelSettings(
         name,
         version,
         _model_path(r),
         _entry_script(r),
         deps,
-        read_dependencies(r, deps) if deps else (),
+        requirements,
+        python,
+        resolution,
     )
 
 
@@ -219,160 +207,71 @@ def read_scoring(r: Reader) -> ScoringSettings:
     return scoring
 
 
-# --- dependencies ---------------------------------------------------------------------------------
-def read_dependencies(r: Reader, path: Path) -> tuple[str, ...]:
-    """The user's dependencies as pip requirement strings, in file order; problems go to ``r``."""
+# --- the user's environment: its Python and its dependencies --------------------------------------
+_SUPPORTED = ", ".join(PYTHON_VERSIONS)
+
+
+def read_python(r: Reader, env: user_env.UserEnv) -> str:
+    """The image's Python: mlscore:pythonVersion, else the conda file's python= line, else
+    :data:`DEFAULT_PYTHON`; refused outside :data:`PYTHON_VERSIONS` (and when both are set and
+    disagree). A range (python>=3.9) takes the default if it fits, else its newest fit."""
+    key = r.str("pythonVersion").strip()
+    if key and key not in PYTHON_VERSIONS:
+        fix = f"set mlscore:pythonVersion to one of {_SUPPORTED} (or '' for the default)"
+        r.fail("pythonVersion", key, f"the images run Python {_SUPPORTED}", fix)
+        return DEFAULT_PYTHON
+    if env.python is None:
+        return key or DEFAULT_PYTHON
+    written, line = env.python
+    spec = user_env.python_spec(written)
+    raw = f"python{written} ({env.file.name if env.file else 'the file'} line {line})"
+    if spec is None:
+        r.fail("dependenciesFile", raw, "not a Python version", "write e.g. python=3.11")
+        return DEFAULT_PYTHON
+    fits = [v for v in PYTHON_VERSIONS if any(spec.contains(f"{v}.{n}") for n in range(40))]
+    if key and key not in fits:
+        r.fail(
+            ("pythonVersion", "dependenciesFile"),
+            key,
+            f"the conda file asks for python{written} (line {line})",
+            "set mlscore:pythonVersion to '' (the file decides) or make them agree",
+        )
+    elif not fits:
+        r.fail(
+            "dependenciesFile",
+            raw,
+            f"the images run Python {DEFAULT_PYTHON} by default and any of {_SUPPORTED} that "
+            "the file's python= line names; this one names none of them",
+            f"name one of {_SUPPORTED} (python=3.10 has wheels of the libraries of the "
+            "python=3.8/3.9 era, e.g. scikit-learn 1.2), or remove the python line",
+        )
+    if key or not fits:
+        return key or DEFAULT_PYTHON
+    return DEFAULT_PYTHON if DEFAULT_PYTHON in fits else fits[-1]
+
+
+def check_dependencies(
+    r: Reader, env: user_env.UserEnv, python: str
+) -> tuple[tuple[str, ...], str]:
+    """The user's requirements (pip strings, in file order) and the resolution's outcome. Every
+    problem names mlscore:dependenciesFile, the file's line and the conflict."""
     raw = r.str("dependenciesFile")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        r.fail("dependenciesFile", raw, f"unreadable ({e})", "point it at a UTF-8 text file")
-        return ()
-    conda = path.suffix in (".yml", ".yaml")
-    lines = _conda_requirements(r, raw, text) if conda else _pip_lines(r, raw, text)
-    requirements: list[str] = []
-    for line in lines:
-        try:
-            requirements.append(str(Requirement(line)))
-        except InvalidRequirement as e:
-            r.fail("dependenciesFile", raw, f"{line!r} is not a requirement ({e})", _PIP_FIX)
-    _check_against_host(r, raw, requirements)
-    return tuple(requirements)
-
-
-_PIP_FIX = "write one requirement per line, e.g. scikit-learn==1.9.1"
-
-
-def _pip_lines(r: Reader, raw: str, text: str) -> list[str]:
-    lines = []
-    for line in text.splitlines():
-        line = line.split(" #", 1)[0].strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("-"):
-            r.fail(
-                "dependenciesFile",
-                raw,
-                f"pip option {line!r}: only requirements are installed into the image",
-                "list the packages themselves (no -r, -e, -c or index options)",
+    problems = [*env.problems, *user_env.host_conflicts(env.lines, user_env.host_requirements())]
+    resolution = ""
+    own = ("dependenciesFile", "pythonVersion")
+    if env.lines and not problems and not any(k in own for p in r.problems for k in p.keys):
+        res = user_env.resolve(env.lines, python)
+        problems += user_env.resolution_problems(res, python)
+        resolution = res.status + (f": {res.detail}" if res.status == "skipped" else "")
+        if res.status == "skipped":
+            pulumi.log.warn(
+                f"mlscore:dependenciesFile ({raw}): the dependencies were not resolved against "
+                f"the package index before deploy ({res.detail}); the check was skipped and "
+                "the image build resolves them"
             )
-            continue
-        lines.append(line)
-    return lines
-
-
-def _conda_requirements(r: Reader, raw: str, text: str) -> list[str]:
-    """A conda environment file's pip section, plus its conda packages with a pip equivalent."""
-    try:
-        env = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        r.fail("dependenciesFile", raw, f"not valid YAML ({e})", "fix the conda file's syntax")
-        return []
-    deps = env.get("dependencies") if isinstance(env, dict) else None
-    if not isinstance(deps, list):
-        r.fail(
-            "dependenciesFile",
-            raw,
-            "a conda environment file needs a 'dependencies:' list",
-            "list the packages under dependencies: (and pip packages under - pip:)",
-        )
-        return []
-    lines: list[str] = []
-    for dep in deps:
-        if isinstance(dep, dict) and isinstance(dep.get("pip"), list):
-            lines += [str(p) for p in dep["pip"] if not str(p).startswith("-")]
-        elif isinstance(dep, str):
-            converted = _conda_to_pip(r, raw, dep)
-            lines += [converted] if converted else []
-        else:
-            r.fail("dependenciesFile", raw, f"unknown entry {dep!r}", "use conda's format")
-    return lines
-
-
-def _conda_to_pip(r: Reader, raw: str, spec: str) -> str | None:
-    """``scikit-learn=1.5`` -> ``scikit-learn==1.5.*``; None for python/pip or a refused one."""
-    name, version = _split_conda_spec(spec.split("::")[-1].strip())
-    key = name.lower()
-    if key == "python":
-        if version and not _python_ok(version):
-            r.fail(
-                "dependenciesFile",
-                raw,
-                f"{spec!r}: the images run Python {PYTHON_VERSION}",
-                f"use python={PYTHON_VERSION} or remove the python line",
-            )
-        return None
-    if key in IGNORED_CONDA:
-        return None
-    if key in CONDA_ONLY or key.startswith("r-"):
-        r.fail(
-            "dependenciesFile",
-            raw,
-            f"conda package {name!r} has no pip equivalent (the image installs with pip)",
-            f"remove {name!r}, or replace it with its PyPI package under '- pip:'",
-        )
-        return None
-    return CONDA_TO_PIP.get(key, name) + _conda_version(version)
-
-
-def _split_conda_spec(spec: str) -> tuple[str, str]:
-    parts = spec.split()
-    if len(parts) > 1:  # "numpy 1.26.*" / "numpy 1.26.4 py311_0"
-        return parts[0], parts[1]
-    for i, ch in enumerate(spec):
-        if ch in "=<>!~":
-            return spec[:i], spec[i:]
-    return spec, ""
-
-
-def _conda_version(version: str) -> str:
-    if not version:
-        return ""
-    if version.startswith("=") and not version.startswith("=="):
-        version = version[1:]  # "=1.5" (conda's fuzzy match) or "=1.5=build"
-        base = version.split("=")[0]
-        return f"=={base}" if base.endswith("*") else f"=={base}.*"
-    if version.startswith("=="):  # "==1.26.4" or "==1.26.4=py311h_0" (a build string)
-        return "==" + version[2:].split("=")[0]
-    if version[0].isdigit():  # "1.26.*", "1.26.4" (space form)
-        return f"=={version}"
-    return version
-
-
-def _python_ok(version: str) -> bool:
-    try:
-        spec = Requirement("python" + _conda_version(version)).specifier
-    except InvalidRequirement:
-        return False
-    return spec.contains(PYTHON_VERSION + ".0") or spec.contains(PYTHON_VERSION)
-
-
-def host_requirements() -> dict[str, Requirement]:
-    """The scoring host's own requirements (scoring/requirements.txt), by canonical name."""
-    found: dict[str, Requirement] = {}
-    for line in HOST_REQUIREMENTS.read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
-        if line and not line.startswith("-"):
-            req = Requirement(line)
-            found[canonicalize_name(req.name)] = req
-    return found
-
-
-def _check_against_host(r: Reader, raw: str, requirements: list[str]) -> None:
-    """An exact pin the host's own range excludes would fail the image build: say so now."""
-    host = host_requirements()
-    for line in requirements:
-        req = Requirement(line)
-        mine = host.get(canonicalize_name(req.name))
-        pins = [s.version for s in req.specifier if s.operator == "==" and "*" not in s.version]
-        for pin in pins:
-            if mine is not None and not mine.specifier.contains(pin, prereleases=True):
-                r.fail(
-                    "dependenciesFile",
-                    raw,
-                    f"{line} conflicts with the scoring host's {mine} (scoring/requirements.txt)",
-                    f"pin {req.name} to a version in {mine.specifier}",
-                )
+    for p in problems:
+        r.fail("dependenciesFile", raw, p.problem, p.fix)
+    return tuple(line.requirement for line in env.lines), resolution
 
 
 # --- resilience: zones, storage replication, key rotation ----------------------------------------

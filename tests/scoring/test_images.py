@@ -19,6 +19,7 @@ from _scoring_support import REPO, SEED_PAYLOAD
 
 from components.platform.build_context import BuildContext, assemble
 from components.platform.image_layout import rebuild
+from components.platform.settings import PYTHON_VERSIONS
 from components.settings import load
 from preview import engine
 
@@ -42,19 +43,38 @@ def test_hadolint_clean(dockerfile: Path) -> None:
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
 def test_pinned_base_non_root_healthcheck(dockerfile: Path) -> None:
     text = dockerfile.read_text()
-    bases = re.findall(r"^FROM\s+(\S+)", text, re.M)
-    assert bases
-    for base in bases:
-        assert ":" in base and not base.endswith(":latest"), base
-    assert re.search(
-        r"^FROM python:3\.11\.\d+-slim-bookworm|^FROM mcr\.microsoft\.com/azure-"
-        r"functions/python:4-python3\.11$",
-        text,
-        re.M,
-    )
+    froms = re.findall(r"^FROM\s+(\S+)(?:\s+AS\s+(\S+))?", text, re.M)
+    assert froms
+    stages: set[str] = set()
+    for base, name in froms:
+        # a stage named above (scoring: the one PYTHON_VERSION names), or a tagged image
+        if base.replace("${PYTHON_VERSION}", "3.11") not in stages:
+            assert ":" in base and not base.endswith(":latest"), base
+        stages.add(name)
     users = re.findall(r"^USER\s+(\S+)", text, re.M)
     assert users and users[-1] not in ("root", "0")
     assert "HEALTHCHECK" in text
+
+
+def test_one_pinned_base_per_supported_python() -> None:
+    """scoring/Dockerfile: a python:<3.X.Y>-slim-bookworm@sha256 stage per version the settings
+    accept, and the build and final stages on the one PYTHON_VERSION names."""
+    text = (SCORING / "Dockerfile").read_text()
+    bases = re.findall(
+        r"^FROM python:(3\.\d+)\.\d+-slim-bookworm@sha256:[0-9a-f]{64} AS python-(3\.\d+)$",
+        text,
+        re.M,
+    )
+    assert [b for b, _ in bases] == [s for _, s in bases] == list(PYTHON_VERSIONS)
+    assert re.search(r"^ARG PYTHON_VERSION=3\.11$", text, re.M)
+    assert (
+        re.findall(r"^FROM python-\$\{PYTHON_VERSION\}", text, re.M)
+        == ["FROM python-${PYTHON_VERSION}"] * 2
+    )
+    assert (
+        "FROM mcr.microsoft.com/azure-functions/python:4-python3.11\n"
+        in (SCORING / "functions.Dockerfile").read_text()
+    )
 
 
 def _sample_context(image: str, root: Path) -> BuildContext:
