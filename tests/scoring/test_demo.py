@@ -145,7 +145,7 @@ def test_mistakes_are_one_line_before_anything_runs(
         return str(exc.value.code)
 
     assert "mlscore:entryScript" in refused("--set", "entryScript=nope/score.py")
-    assert "no stack file Pulumi.nope.yaml; stacks here: dev, prod" in refused("--stack", "nope")
+    assert "no stack file Pulumi.nope.yaml; stacks here: dev" in refused("--stack", "nope")
     assert f"no stack file {tmp_path}/Pulumi.x.yaml" in refused(
         "--stack-file", str(tmp_path / "Pulumi.x.yaml")
     )
