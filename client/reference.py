@@ -5,8 +5,8 @@ The smoke test compares every deployed answer with the answer of this run. It is
 defaults, ``Pulumi.<stack>.yaml`` or ``--stack-file``, ``--set`` overrides), checked like the
 program checks it, and the same build context (``components/platform/build_context.py``: the
 user's entry script folder, model and dependencies), laid out as the Dockerfile lays out the
-image (``components/platform/image_layout.py``) and started with the image's environment by an
-interpreter that has the user's dependencies (:func:`host_python`).
+image and started with the image's environment and Python, the user's dependencies installed by
+the Dockerfile's own install step (:func:`image_environment`, ``scoring/localenv.py``).
 """
 
 from __future__ import annotations
@@ -103,27 +103,36 @@ def check_deployed_model(build: Build, outputs: Mapping[str, Any]) -> None:
         )
 
 
-def host_python(context: Any) -> Path:
-    """The interpreter that stands for the image's environment here: the host's packages with
-    the user's requirements (``user-requirements.txt`` of the context) installed on top."""
-    from scoring.demo import dependencies_venv
-
-    with contextlib.redirect_stdout(sys.stderr):
-        return dependencies_venv(context.path / "user-requirements.txt")
-
-
 def image_environment(
     context: Any, root: Path, target_env: Mapping[str, str] | None = None
 ) -> tuple[Path, dict[str, str], Path]:
-    """The image of ``context`` on this machine: (its interpreter, its environment with
-    ``target_env`` on top, its working directory), its files laid out under ``root`` (image
-    paths in the environment point there). The one place the local run's environment is made
-    (the local run and the corpus's batch runs use it)."""
-    from components.platform.image_layout import rebuild
+    """The image of ``context`` on this machine (``scoring/localenv.py``: the image's Python with
+    the packages its Dockerfile installs, its variables, its files laid out under ``root``):
+    (its interpreter, its environment with ``target_env`` on top, its working directory). The
+    one place the local run's environment is made (the smoke's local run, the corpus's batch
+    runs)."""
+    from scoring.localenv import image_env
 
-    layout = rebuild(context, root)
-    env = layout.with_env(target_env or {}) | {"PATH": os.environ.get("PATH", "")}
-    return host_python(context), env, layout.workdir
+    try:
+        with _stdout_to_stderr():  # a first build's pip output is not the smoke's table
+            local = image_env(context, root)
+    except SystemExit as exc:  # the install step failed, as it would in docker build
+        raise ClientError(str(exc)) from None
+    return local.python, local.with_target(target_env or {}), local.workdir
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """Whatever this process and its children write to stdout goes to stderr meanwhile."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def _free_port() -> int:
