@@ -238,3 +238,16 @@ def test_the_dependencies_venv_is_cached_by_their_hash_and_sees_the_host(tmp_pat
     assert out.stdout.strip() == str(python.parent.parent)
     reqs.write_text("scipy>=1.10,<2\n")
     assert dependencies_venv(reqs, root=tmp_path / "venvs") != python  # new hash, new venv
+
+
+def test_the_local_folder_sink_takes_an_absolute_folder_and_no_other_sink() -> None:
+    from scoring.observability.settings import DataCollectionSettings
+
+    def problem(**env: str) -> str | None:
+        full = {"DATA_COLLECTION_ENABLED": "true", **env}
+        return DataCollectionSettings.from_env(full).problem
+
+    assert problem(DATA_COLLECTION_FOLDER="/tmp/modeldata") is None
+    assert "expected an absolute path" in (problem(DATA_COLLECTION_FOLDER="modeldata") or "")
+    both = problem(DATA_COLLECTION_FOLDER="/tmp/m", DATA_COLLECTION_BLOB_URL="https://a/c")
+    assert "DATA_COLLECTION_BLOB_URL and DATA_COLLECTION_FOLDER are both set" in (both or "")
