@@ -49,6 +49,8 @@ FREE: dict[str, str] = {
     "pulumi-python:dynamic:Resource": "an API call of the deploying machine",
     "pulumi-python:dynamic/acr:TokenPassword": "a password of the registry token",
     "pulumi-python:dynamic/functions:HostKeys": "keys of the function app",
+    "pulumi-python:dynamic/aks:GatewayAddress": "a read of the AKS gateway's IP (priced: the "
+    "cluster's load balancer)",
     "pulumi-python:dynamic/iotedge:Device": "a device identity in the IoT hub (units priced)",
     "pulumi-python:dynamic/iotedge:Deployment": "a deployment in the IoT hub (units priced)",
 }

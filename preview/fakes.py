@@ -296,6 +296,10 @@ COMPUTED: dict[str, Outputs] = {
     "pulumi-python:dynamic/functions:HostKeys": lambda n, i: {
         "default_key": fake_secret(f"function:{str(i.get('site_id', n)).rsplit('/', 1)[-1]}")
     },
+    # components/providers/gateway_address.py: the Istio gateway's load balancer IP.
+    "pulumi-python:dynamic/aks:GatewayAddress": lambda n, i: {
+        "ip": "20.50.0." + str(len(n) % 200 + 10)
+    },
     "pulumi-python:dynamic/acr:TokenPassword": lambda n, i: {
         "username": str(i.get("token_id", n)).rsplit("/", 1)[-1],
         "password": fake_secret(f"acr-token:{i.get('token_id')}", 52),

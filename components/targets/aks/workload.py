@@ -58,8 +58,10 @@ import pulumi_kubernetes as k8s
 
 from components.contract import AUTH_BEARER_KEY, Endpoint, ScoringDeployment, ScoringTarget
 from components.platform.scoring_keys import CONTENT_CONNECTION, rotation, vault_secret
+from components.providers.gateway_address import GatewayAddress
 from components.targets.aks import certificate, scaling, secret_store
 from components.targets.aks import ingress as gw
+from components.targets.aks.cluster import api_target
 from components.targets.aks.device_plugins import nvidia_device_plugin
 from components.targets.aks.identity import federate_pull_identity
 from components.targets.aks.manifests import (
@@ -303,16 +305,19 @@ class AksScoring(ScoringTarget):
             spec=gw.virtual_service_spec(ingress, ns, acc.kind if acc.enabled else None),
             opts=after_ns,
         )
-        # The add-on's gateway Service: its public IP, for the DNS record of aksTlsHost. Not a
-        # static IP of ours: "Customizations to IP address on internal and external gateways
-        # aren't supported yet. IP address customizations on the ingress specifications are
-        # reverted by the Istio add-on" (https://learn.microsoft.com/azure/aks/istio-deploy-ingress).
-        # The address lives as long as the add-on's Service; README ("Production") says to
-        # point the DNS record at the aks.ingress_ip output after the first run.
-        self.gateway_service = k8s.core.v1.Service.get(
-            "ingress-gateway-service",
-            f"{INGRESS_NAMESPACE}/{gw.GATEWAY_SERVICE}",
-            opts=pulumi.ResourceOptions(parent=self, provider=self.provider),
+        # The add-on's gateway Service: its public IP, for the DNS record of aksTlsHost, awaited
+        # (boundedly) rather than read once: on a first run the add-on creates the Service and
+        # its load balancer IP after the cluster (components/providers/gateway_address.py; not
+        # a static IP of ours: the add-on reverts IP customizations).
+        target = pulumi.Output.from_input(args.kubeconfig).apply(api_target)
+        self.gateway_address = GatewayAddress(
+            "ingress-gateway-address",
+            server=target.apply(lambda t: t["server"]),
+            ca_data=target.apply(lambda t: t["ca_data"]),
+            server_id=target.apply(lambda t: t["server_id"]),
+            namespace=INGRESS_NAMESPACE,
+            service=gw.GATEWAY_SERVICE,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.after)),
         )
 
     def _tls_sync(self, args: AksScoringArgs, opts: pulumi.ResourceOptions) -> None:
@@ -368,7 +373,7 @@ class AksScoring(ScoringTarget):
         """``https://<aksTlsHost>`` (or, plain HTTP in dev, the host or the gateway's IP)."""
         d = args.deployment
         ingress = d.settings.aks.ingress
-        ip = _ingress_ip(self.gateway_service)
+        ip = self.gateway_address.ip
         if ingress.tls:
             base: pulumi.Input[str] = f"https://{ingress.host}"
         elif ingress.host:
@@ -468,14 +473,3 @@ class AksScoring(ScoringTarget):
 def self_port(spec: Mapping[str, Any]) -> int:
     """The scoring container's port (the one managed Prometheus scrapes)."""
     return int(spec["containers"][0]["ports"][0]["containerPort"])
-
-
-def _ingress_ip(service: k8s.core.v1.Service) -> pulumi.Output[str]:
-    def first(status: Any) -> str:
-        lb = getattr(status, "load_balancer", None)
-        for ingress in getattr(lb, "ingress", None) or []:
-            if getattr(ingress, "ip", None):
-                return str(ingress.ip)
-        return ""
-
-    return service.status.apply(first)

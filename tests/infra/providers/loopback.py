@@ -1,8 +1,8 @@
 """A JSON-over-HTTP server on loopback for testing the dynamic providers against a fake API.
 
-A subclass answers each POST in :meth:`JsonServer.answer` (path, Authorization header, parsed
-body) with a status and a JSON document; the server runs in a thread while the ``with`` block
-does, on a free port (``url``).
+A subclass answers each POST (and GET) in :meth:`JsonServer.answer` (path, Authorization
+header, parsed body) with a status and a JSON document; the server runs in a thread while the
+``with`` block does, on a free port (``url``).
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ class JsonServer:
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
+
+            do_GET = do_POST  # a GET has no body: answer() gets None
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass

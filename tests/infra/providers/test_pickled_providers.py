@@ -28,6 +28,7 @@ from preview.engine import reveal
 STORED = {
     "components.providers.arm_patch._Provider",
     "components.providers.function_keys.FunctionHostKeysProvider",
+    "components.providers.gateway_address.GatewayAddressProvider",
     "components.providers.iot_edge.EdgeDeploymentProvider",
     "components.providers.iot_edge.EdgeDeviceProvider",
     "components.providers.iot_edge.RegistryTokenPasswordProvider",

@@ -117,8 +117,8 @@ def test_kubelogin_mode_rewrites_the_exec_plugin(login: str, client_id_kept: boo
 
 def test_aks_endpoint_is_in_the_shared_contract(dev: engine.Run, prod: engine.Run) -> None:
     # dev: no domain, plain HTTP on the Istio gateway's IP (aksAllowHttp, dev only). The IP is
-    # read from the add-on's gateway Service (Service.get); the mock engine answers reads with
-    # their inputs only, so it is empty here.
+    # awaited on the add-on's gateway Service (providers/gateway_address.py); the fake Azure
+    # answers with an address.
     ep = dev.outputs["endpoints"]["aks"]
     ip = ep["ingress_ip"]
     assert ep["tls"] is False
