@@ -170,5 +170,7 @@ def test_every_readme_python_m_command_parses(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(argparse.ArgumentParser, "parse_args", parse_then_stop)
     for module, *args in commands:
         monkeypatch.setattr(sys, "argv", [module, *args])
+        for loaded in (module, f"{module}.__main__"):  # runpy runs a fresh copy, warning-free
+            monkeypatch.delitem(sys.modules, loaded, raising=False)
         with pytest.raises(_Parsed):
             runpy.run_module(module, run_name="__main__", alter_sys=False)
