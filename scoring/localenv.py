@@ -150,7 +150,8 @@ def _build(base: Path, root: Path, command: str) -> None:
     env |= {"PATH": f"{root / 'bin'}:{DOCKER_PATH}", "VIRTUAL_ENV": str(root)}
     env |= {"PIP_DISABLE_PIP_VERSION_CHECK": "1", "PYTHONDONTWRITEBYTECODE": "1"}
     print(f"building the image's environment in {root}: {command}", file=sys.stderr, flush=True)
-    done = subprocess.run(["/bin/sh", "-c", command], env=env)
+    # pip's output goes to stderr: a caller's stdout (the demo's answers) stays its own
+    done = subprocess.run(["/bin/sh", "-c", command], env=env, stdout=2)
     if done.returncode != 0:
         shutil.rmtree(root, ignore_errors=True)
         raise SystemExit(
