@@ -2,15 +2,16 @@
 here: the pickles they load are not redistributable), its own sample request and the answer the
 model gives to it when called directly.
 
-Every script is read from its source at test time (``sources.py``) and used unchanged; nothing
-of it is copied into this repository. ``fails`` names what an example cannot do on any current
-Python stack (e.g. ``from sklearn.externals import joblib``, removed in scikit-learn 0.23): the
-corpus records how the program reports it.
+Every script is read from its source at test time (``sources.py``) and used unchanged; this
+module copies none of it into the repository. ``fails`` names what an example cannot do on any
+current Python stack (e.g. ``from sklearn.externals import joblib``, removed in scikit-learn
+0.23): the corpus records how the program reports it.
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ import joblib
 import numpy as np
 
 from tests.corpus import sources
-from tests.corpus.sources import AZURE_AI_ML
+from tests.corpus.sources import AZURE_AI_ML, ROOT
 
 # The request of the online samples (azureml-examples cli/endpoints/online/model-1/
 # sample-request.json) and of the seeds: two rows of the diabetes data's 10 features.
@@ -48,6 +49,18 @@ class Model:
 
 
 @dataclass(frozen=True)
+class Shipped:
+    """A model that comes with its example (kept in this repository by another test suite):
+    ``path`` is the modelPath to configure, ``pickle`` the file to call directly."""
+
+    path: Path
+    pickle: Path
+
+    def write(self, root: Path) -> tuple[Path, Path]:
+        return self.path, self.pickle
+
+
+@dataclass(frozen=True)
 class Example:
     name: str
     shape: str  # what kind of entry script it is
@@ -55,19 +68,42 @@ class Example:
     url: str  # its page upstream
     licence: str
     script: Callable[[], tuple[str, str]]  # (file name, text)
-    model: Model
+    model: Model | Shipped
     request: bytes
     content_type: str
-    direct: Callable[[Path], Any]  # the pickle -> the answer the model gives when called directly
+    # (the pickle, the image's python) -> the answer the model gives when called directly
+    direct: Callable[[Path, Path], Any]
     fails: str = ""  # the local run fails, its log saying this
+    dependencies: Path | None = None  # its dependenciesFile; None: the stack's
 
     @property
     def raw(self) -> bool:
         return self.content_type != "application/json"
 
 
-def ridge_predict(pickle: Path) -> Any:
+def ridge_predict(pickle: Path, python: Path) -> Any:
     return joblib.load(pickle).predict(np.array(ROWS)).tolist()
+
+
+IRIS_ROWS = [[7.2, 3.2, 6.0, 1.8], [4.2, 3.5, 1.0, 3.0]]  # the sample inputs' two flowers
+IRIS_CATEGORIES = ["Setosa", "Versicolor", "Virginica"]  # the example's category_list
+
+
+def iris_categories(pickle: Path, python: Path) -> Any:
+    """The pipeline's own predict_proba, argmax to the example's category names, in the image's
+    Python (the pickle is scikit-learn 1.0.2's: the dev venv's scikit-learn is not its)."""
+    code = (
+        "import joblib, json, sys; m = joblib.load(sys.argv[1]); "
+        "print(json.dumps(m.predict_proba(json.loads(sys.argv[2])).argmax(axis=1).tolist()))"
+    )
+    done = subprocess.run(
+        [str(python), "-c", code, str(pickle), json.dumps(IRIS_ROWS)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return {"Category": [IRIS_CATEGORIES[i] for i in json.loads(done.stdout)]}
 
 
 def _sdist_file(path: str) -> Callable[[], tuple[str, str]]:
@@ -99,12 +135,42 @@ def _aiml(name: str, shape: str, path: str, model: Model, direct: Any, fails: st
 
 
 DEPLOYMENTS = "tests/test_configs/deployments"
+# Azure/azureml-examples' inference-schema online example, kept (with its licence and source)
+# in tests/models/azureml_examples by the user's environment tests: scripts, model, env.yml
+# (python=3.10, scikit-learn=1.2.2) and the example's own sample inputs.
+INFSCHEMA = ROOT / "tests" / "models" / "azureml_examples" / "inference-schema"
+INFSCHEMA_UPSTREAM = (
+    "https://github.com/Azure/azureml-examples/blob/085cd6ea399038c1e07843acff811f34261c0887/"
+    "cli/endpoints/online/managed/inference-schema"
+)
+
+
+def _infschema(kind: str, parameter_type: str) -> Example:
+    script = INFSCHEMA / "code" / f"score-{kind}.py"
+    return Example(
+        name=f"infschema-{kind}",
+        shape=f"inference-schema {parameter_type}, python 3.10, scikit-learn 1.2.2",
+        source=f"Azure/azureml-examples@085cd6e inference-schema/code/score-{kind}.py",
+        url=f"{INFSCHEMA_UPSTREAM}/code/score-{kind}.py",
+        licence="MIT",
+        script=lambda: (script.name, script.read_text()),
+        model=Shipped(INFSCHEMA / "models", INFSCHEMA / "models" / "iris.pkl"),
+        request=(INFSCHEMA / "sample-inputs" / f"{kind}.json").read_bytes(),
+        content_type="application/json",
+        direct=iris_categories,
+        dependencies=INFSCHEMA / "env.yml",
+    )
+
+
 FOLDER_PKL = Model("model", "sklearn_regression_model.pkl")
 SEED_DEPLOY = "001_3f886972c8942c20.txt"  # how-to-deploy-and-where (ru-ru), v1 SDK
 SEED_DOCS = "https://learn.microsoft.com/azure/machine-learning/v1/how-to-deploy-and-where"
 SKLEARN_EXTERNALS = "cannot import name 'joblib' from 'sklearn.externals'"
 
 EXAMPLES: tuple[Example, ...] = (
+    _infschema("numpy", "NumpyParameterType"),
+    _infschema("pandas", "PandasParameterType"),
+    _infschema("standard", "StandardPythonParameterType"),
     _aiml(
         "online-model-1",
         "v2 online sample: run(raw_data) json.loads, model folder",
@@ -131,7 +197,7 @@ EXAMPLES: tuple[Example, ...] = (
         "typed run(raw_data: list) -> list, no model",
         f"{DEPLOYMENTS}/endpoint_scoring/do_nothing.py",
         FOLDER_PKL,
-        lambda _: [{"result": "Hello World"}],
+        lambda _p, _py: [{"result": "Hello World"}],
     ),
     _aiml(
         "online-model-3",
@@ -151,7 +217,7 @@ EXAMPLES: tuple[Example, ...] = (
         model=FOLDER_PKL,
         request=BINARY_REQUEST,
         content_type="application/octet-stream",
-        direct=lambda _: BINARY_REQUEST[::-1],  # "returns the reversed bytes for POST requests"
+        direct=lambda _p, _py: BINARY_REQUEST[::-1],  # "returns the reversed bytes for POST"
     ),
     Example(
         name="seed-v1-schema-numpy",

@@ -9,6 +9,9 @@ time and never copied into this repository.
   the project's folder, as on every machine and in CI). Their Python code blocks are the entry
   scripts the documentation tells a user to write (``%%writefile score.py`` cells, as Jupyter
   writes them).
+* Azure/azureml-examples' inference-schema online example (MIT), which the user's environment
+  tests keep in ``tests/models/azureml_examples/`` with its licence and source (``SOURCE.md``):
+  its three scripts (numpy, pandas, standard), model, ``env.yml`` and sample inputs.
 """
 
 from __future__ import annotations

@@ -51,7 +51,7 @@ TARGETS = {
 def materialise(example: Example, work: Path) -> tuple[dict[str, Any], Path]:
     """The example's script in a folder of its own and its model retrained: the stack overrides
     that point at them, and the model's pickle."""
-    name, text = example.script()
+    name, text = example.script()  # copied into a folder of its own: its folder is the image's
     script = work / "code" / name
     script.parent.mkdir(parents=True)
     script.write_text(text)
@@ -63,6 +63,8 @@ def materialise(example: Example, work: Path) -> tuple[dict[str, Any], Path]:
         "modelVersion": "1",
         **TARGETS,
     }
+    if example.dependencies is not None:
+        overrides["dependenciesFile"] = str(example.dependencies)
     return overrides, pickle
 
 
@@ -101,8 +103,10 @@ def batch(example: Example, build: Any, entry: str, work: Path) -> subprocess.Co
     job.mkdir()
     if example.raw:
         (job / "request.bin").write_bytes(example.request)
-    else:
-        (job / "requests.jsonl").write_bytes(example.request + b"\n" + example.request + b"\n")
+    else:  # the sample file as it is, and as JSON lines
+        (job / "request.json").write_bytes(example.request)
+        line = json.dumps(json.loads(example.request))
+        (job / "requests.jsonl").write_text(f"{line}\n{line}\n")
     files = [str(f) for f in sorted(job.iterdir())]
     return subprocess.run(
         [str(python), "-m", "scoring.batch_driver", *files],
@@ -151,7 +155,8 @@ def test_public_entry_script_end_to_end(example: Example, run_stack, tmp_path: P
             assert proc.returncode != 0 and example.fails in proc.stderr.decode()
             row["batch"] = "fails as expected (init)"
             return
-        direct = example.direct(pickle)
+        python, _, _ = image_environment(build.context, tmp_path / "direct")
+        direct = example.direct(pickle, python)
         payload = payload_of(example)
         with local_host(build) as url:
             local = reference_answer(url, payload)
