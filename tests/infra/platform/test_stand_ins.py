@@ -12,6 +12,7 @@ from components import settings as cfg
 from components.platform import stand_ins
 from components.platform.network_settings import NOT_PUBLIC
 from preview import engine
+from preview.engine import ROOT
 from tests.infra.settings_helpers import keys_of
 from tests.infra.targets.aks.pfx import write_pfx
 
@@ -96,3 +97,14 @@ def test_public_ranges_are_not_stand_ins(value: str) -> None:
 )
 def test_reserved_domains(host: str, reserved: bool) -> None:
     assert stand_ins.reserved_domain(host) is reserved
+
+
+def test_a_stack_file_cannot_carry_the_offline_engines_marker(tmp_path) -> None:
+    # set in a stack file, the marker would make `pulumi up` accept the stand-ins: every offline
+    # run (the pull request's preview) refuses such a file
+    text = (ROOT / "Pulumi.prod.yaml").read_text()
+    key, value = stand_ins.OFFLINE_ENGINE
+    path = tmp_path / "Pulumi.prod.yaml"
+    path.write_text(text + f"  {key}: {value}\n")
+    with pytest.raises(engine.StackConfigError, match=key):
+        engine.stack_config("prod", stack_file=path)
