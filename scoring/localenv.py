@@ -111,7 +111,7 @@ def _install_step(ctx: Any) -> tuple[str, list[Path]]:
         (source,) = sources
         command = command.replace(dest, shlex.quote(str(ctx.path / source)))
         files.append(ctx.path / source)
-    return command.replace("--no-cache-dir", "").strip(), files
+    return re.sub(r"\s*--no-cache-dir", "", command).strip(), files
 
 
 def venv(ctx: Any, cache: Path = CACHE) -> Path:

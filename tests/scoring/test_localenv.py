@@ -124,3 +124,16 @@ def test_the_second_run_reuses_the_environment(example, tmp_path: Path) -> None:
 def test_a_python_the_machine_lacks_is_named_with_the_fix() -> None:
     with pytest.raises(SystemExit, match=r"Python 3\.99 .*pyenv install 3\.99"):
         image_python("3.99")
+
+
+def test_the_venv_is_built_by_the_dockerfiles_own_install_step(tmp_path: Path) -> None:
+    """The build stage's RUN line, its /tmp/req files mapped to the context files its COPY lines
+    name: what docker build runs, minus --no-cache-dir (which changes no version)."""
+    from scoring.localenv import _install_step
+
+    ctx = _context(tmp_path / "ctx", **CONFIG)
+    command, files = _install_step(ctx)
+    assert files == [ctx.path / "scoring" / "requirements.txt", ctx.path / "user-requirements.txt"]
+    host, user = (str(f) for f in files)
+    assert command == f"pip install -r {host} -r {user} && pip check"
+    assert "numpy<2" in (ctx.path / "user-requirements.txt").read_text()
