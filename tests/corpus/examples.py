@@ -186,13 +186,6 @@ EXAMPLES: tuple[Example, ...] = (
         ridge_predict,
     ),
     _aiml(
-        "online-model-5",
-        "v2 online sample (managed identity deployment's script)",
-        f"{DEPLOYMENTS}/model-5/onlinescoring/score.py",
-        FOLDER_PKL,
-        ridge_predict,
-    ),
-    _aiml(
         "endpoint-do-nothing",
         "typed run(raw_data: list) -> list, no model",
         f"{DEPLOYMENTS}/endpoint_scoring/do_nothing.py",
