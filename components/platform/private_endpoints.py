@@ -103,7 +103,13 @@ class PrivateEndpointsArgs:
 
 class PrivateEndpoints(pulumi.ComponentResource):
     """``zones`` (zone name -> PrivateZone, those created here), ``zone_ids`` (zone name -> ID,
-    also the reused ``existing_zones``) and ``endpoints`` (name -> PrivateEndpoint)."""
+    also the reused ``existing_zones``) and ``endpoints`` (name -> PrivateEndpoint).
+
+    ``zone_ids`` resolve only once every endpoint here has its DNS records (its zone group):
+    what reads them (``NetworkRef.private_dns_zones``: a target's own endpoints, its VNet
+    integration) then starts after the key vault, registry and storage answer on their private
+    addresses. A VNet-integrated app created earlier would resolve its Key Vault references and
+    pull its image before those names resolve privately, and fail its first start."""
 
     def __init__(
         self, name: str, args: PrivateEndpointsArgs, opts: pulumi.ResourceOptions | None = None
@@ -116,11 +122,17 @@ class PrivateEndpoints(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         wanted = sorted({z for e in args.endpoints for z in e.zones} - set(args.existing_zones))
         self.zones = {zone: self._zone(s, args, zone, child) for zone in wanted}
-        self.zone_ids: dict[str, pulumi.Input[str]] = {
+        self._zone_ids: dict[str, pulumi.Input[str]] = {
             **args.existing_zones,
             **{zone: pz.id for zone, pz in self.zones.items()},
         }
+        self._groups: list[network.PrivateDnsZoneGroup] = []
         self.endpoints = {e.name: self._endpoint(s, args, e, child) for e in args.endpoints}
+        registered = [g.id for g in self._groups]
+        self.zone_ids: dict[str, pulumi.Input[str]] = {
+            zone: pulumi.Output.all(zone_id, *registered).apply(lambda v: str(v[0]))
+            for zone, zone_id in self._zone_ids.items()
+        }
         self.register_outputs(
             {
                 "endpoints": {n: pe.id for n, pe in self.endpoints.items()},
@@ -173,19 +185,20 @@ class PrivateEndpoints(pulumi.ComponentResource):
             tags=dict(s.tags),
             opts=child,
         )
-        network.PrivateDnsZoneGroup(
+        group = network.PrivateDnsZoneGroup(
             f"pe-{e.name}-dns",
             private_endpoint_name=pe.name,
             private_dns_zone_group_name="default",
             resource_group_name=args.resource_group_name,
             private_dns_zone_configs=[
                 network.PrivateDnsZoneConfigArgs(
-                    name=zone.replace(".", "-"), private_dns_zone_id=self.zone_ids[zone]
+                    name=zone.replace(".", "-"), private_dns_zone_id=self._zone_ids[zone]
                 )
                 for zone in e.zones
             ],
             opts=child,
         )
+        self._groups.append(group)
         return pe
 
 

@@ -228,11 +228,17 @@ def vnet_integration(d: ScoringDeployment, role: str) -> dict[str, Any]:
     https://learn.microsoft.com/azure/app-service/overview-vnet-integration#routes and
     https://learn.microsoft.com/azure/app-service/configure-vnet-integration-routing
     Inbound stays public: the scoring endpoint is public by design. Without isolation: nothing.
+
+    The subnet ID is taken together with the platform's private DNS zone IDs, which resolve
+    once the platform's private endpoints have their DNS records (PrivateEndpoints.zone_ids):
+    the app is created after its key vault and registry answer privately, not before.
     """
     if d.network is None:
         return {}
+    zones = list(d.network.private_dns_zones.values())
+    subnet = pulumi.Output.all(d.network.subnet_ids[role], *zones).apply(lambda v: str(v[0]))
     return {
-        "virtual_network_subnet_id": d.network.subnet_ids[role],
+        "virtual_network_subnet_id": subnet,
         "outbound_vnet_routing": web.OutboundVnetRoutingArgs(
             application_traffic=True, image_pull_traffic=True
         ),
