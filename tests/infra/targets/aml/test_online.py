@@ -182,7 +182,8 @@ def test_deployments_collect_with_azure_mls_data_collector(online, slot) -> None
 
 
 def test_no_data_collector_when_the_stack_collects_nothing(run_stack) -> None:
-    run = run_stack("prod", dataCollectionEnabled=False)
+    # prod's sampling rate back to the default: with collection off it has no effect (refused)
+    run = run_stack("prod", dataCollectionEnabled=False, dataCollectionSamplingRate="1.0")
     assert run.error is None, run.error
     for d in run.of_type(f"{ML}:OnlineDeployment"):
         assert "dataCollector" not in inputs(d)["properties"], d.name
