@@ -17,9 +17,11 @@ ROWS = CACHE / "rows"
 COLUMNS = ("example", "source", "preview", "local run", "smoke", "batch")
 
 
-def pytest_sessionstart(session: pytest.Session) -> None:
-    """The rows of this run only: the controller (not an xdist worker) clears the last run's."""
-    if not hasattr(session.config, "workerinput"):
+def pytest_configure(config: pytest.Config) -> None:
+    """The rows of this run only: the controller (not an xdist worker) clears the last run's.
+    (``pytest_configure`` also runs for a conftest found while collecting, as this one is when
+    the whole suite runs; ``pytest_sessionstart`` would not.)"""
+    if not hasattr(config, "workerinput"):
         shutil.rmtree(ROWS, ignore_errors=True)
 
 
