@@ -29,6 +29,9 @@ class Family:
     contains: Mapping[str, str] = field(default_factory=dict)  # picked client-side
     excludes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     region: str = ""  # a meter sold everywhere at one price ("Global"), else the stack's region
+    # meterName -> the tierMinimumUnits its billing starts at, where the API's first tier is a
+    # free allowance priced 0: the price is the first paid tier (picked client-side).
+    paid_from: Mapping[str, float] = field(default_factory=dict)
 
     def filter(self, region: str, argument: str) -> str:
         parts = [f"serviceName eq '{self.service}'", "priceType eq 'Consumption'"]
@@ -48,7 +51,8 @@ class Family:
         for key, words in self.excludes.items():
             if any(w.lower() in str(item.get(key, "")).lower() for w in words):
                 return False
-        return True
+        start = self.paid_from.get(str(item.get("meterName", "")), 0.0)
+        return float(item.get("tierMinimumUnits") or 0) >= start
 
 
 _LINUX_VM = {"productName": ("Windows",), "skuName": ("Spot", "Low Priority")}
@@ -82,11 +86,29 @@ FAMILIES: dict[str, Family] = {
         "Container Registry", "skuName", contains={"meterName": "Registry Unit"}
     ),
     "iot-hub": Family("IoT Hub", "skuName", contains={"meterName": "Unit"}),
-    "service-bus": Family("Service Bus", "meterName"),
+    # Standard's first 13M operations a month are the base charge's (the API's first tier, at 0;
+    # Infracost prices "Messaging operations (13M-100M)" from tier 13 of meterName "...Messaging
+    # Operations$": https://github.com/infracost/infracost/blob/95ba4f4/internal/resources/azure/servicebus_namespace.go).
+    "service-bus": Family(
+        "Service Bus", "meterName", paid_from={"Standard Messaging Operations": 13}
+    ),
     "key-vault": Family("Key Vault", "meterName", fixed={"skuName": "Standard"}),
     "blob-storage": Family("Storage", "meterName", fixed={"productName": "General Block Blob v2"}),
-    "log-analytics": Family("Log Analytics", "meterName"),
+    # Ingestion's first tier (0-5 GB) is the free allowance at 0; the paid price starts at tier 5
+    # (Infracost: skuName "Analytics Logs", meterName "...Data Ingestion$", StartUsageAmount "5",
+    # https://github.com/infracost/infracost/blob/95ba4f4/internal/resources/azure/log_analytics_workspace.go).
+    "log-analytics": Family(
+        "Log Analytics", "meterName", paid_from={"Analytics Logs Data Ingestion": 5}
+    ),
+    # Log alert rules: meterName "Alerts System Log Monitored at <1|5|10|15> Minute Frequency",
+    # in the rule's region (Infracost's monitor_scheduled_query_rules_alert.go, same commit).
     "azure-monitor": Family("Azure Monitor", "meterName"),
+    # Metric alert rules are "global" resources: meterName "Alerts Metric Monitored" sold under
+    # armRegionName "Global", first 10 time series at 0 (Infracost's monitor_metric_alert.go:
+    # normalizedRegion "global" -> "Global", StartUsageAmount "10").
+    "azure-monitor-global": Family(
+        "Azure Monitor", "meterName", region="Global", paid_from={"Alerts Metric Monitored": 10}
+    ),
     # Private endpoints are one Global meter, not a regional one.
     "private-link": Family(
         "Virtual Network",

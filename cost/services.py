@@ -3,8 +3,27 @@ their quantities from the stack's assumptions file (cost/assumptions/<stack>.yam
 
 from __future__ import annotations
 
+import re
+
+from cost import catalog
 from cost.lines import Context, H, _get, _num, assumed, not_estimated, priced
-from cost.model import Declared, Line, Quantity, Status
+from cost.model import Declared, Line, Price, Quantity, Status
+
+
+def _free_note(free: float, unit: str) -> str:
+    """The free first tier of a meter shared by the account: the minimum if this resource gets it
+    all, the maximum if others used it up."""
+    return f"minimum if the meter's free first {free:g} {unit} are this one's" if free else ""
+
+
+def _included(ctx: Context, key: str) -> float:
+    """What a meter's free first tier covers, in the units the price is counted in
+    (``catalog.Family.paid_from`` x the price's unitOfMeasure; 0 when the meter has none)."""
+    family, argument = catalog.family_of(key)
+    price = ctx.snapshot.lookup(key)
+    if not isinstance(price, Price):
+        return 0.0
+    return family.paid_from.get(argument, 0.0) * price.per[0]
 
 
 # --- data and messaging --------------------------------------------------------------------------
@@ -69,13 +88,18 @@ def service_bus(r: Declared, ctx: Context) -> list[Line]:
     ops = assumed(ctx, "serviceBus", "operations")
     if ops is None:
         return [*lines, not_estimated(r, "assumptions: serviceBus.operations is not set", sku=tier)]
+    # A Standard namespace's first 13M operations a month come with its base charge (the meter's
+    # first tier, at 0): only the operations past them are billed.
+    key = f"service-bus/{tier} Messaging Operations"
+    included = _included(ctx, key)
+    what = f"{ops:,.0f} operations" + (f", {included:,.0f} included" if included else "")
     return [
         *lines,
         priced(
             r,
             ctx,
-            f"service-bus/{tier} Messaging Operations",
-            Quantity.fixed(ops, "unit", f"{ops:,.0f} operations"),
+            key,
+            Quantity.fixed(max(ops - included, 0.0), "unit", what),
             sku=tier,
             status=Status.USAGE,
             label="operations",
@@ -127,15 +151,18 @@ def log_analytics(r: Declared, ctx: Context) -> list[Line]:
     gb = assumed(ctx, "logAnalytics", "ingestionGb")
     if gb is None:
         return [not_estimated(r, "assumptions: logAnalytics.ingestionGb is not set")]
+    key = "log-analytics/Analytics Logs Data Ingestion"
+    free = _included(ctx, key)
     lines = [
         priced(
             r,
             ctx,
-            "log-analytics/Analytics Logs Data Ingestion",
-            Quantity.fixed(gb, "gb", f"{gb:g} GB"),
+            key,
+            Quantity(max(gb - free, 0.0), gb, "gb", f"{gb:g} GB"),
             sku="PerGB2018",
             status=Status.USAGE,
             label="ingestion",
+            note=_free_note(free, "GB"),
         )
     ]
     days = _num(r.inputs.get("retentionInDays"), 30)
@@ -225,13 +252,30 @@ def private_zone(r: Declared, ctx: Context) -> list[Line]:
     ]
 
 
+_DURATION = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?)?$")
+
+
+def _minutes(duration: str) -> int:
+    """An ISO 8601 evaluation frequency (PT5M, PT1H, P1D) in minutes."""
+    found = _DURATION.match(duration)
+    if not found or not any(found.groups()):
+        raise ValueError(f"unreadable evaluationFrequency {duration!r}")
+    days, hours, minutes = (int(g or 0) for g in found.groups())
+    return days * 1440 + hours * 60 + minutes
+
+
 def log_alert(r: Declared, ctx: Context) -> list[Line]:
+    """Log alert rules are billed by the frequency band they are evaluated at: the meters are
+    1, 5, 10 and 15 minutes, a rule at 15 minutes or slower is at 15 (Infracost's
+    monitor_scheduled_query_rules_alert.go, https://github.com/infracost/infracost/blob/95ba4f4/
+    internal/resources/azure/monitor_scheduled_query_rules_alert.go)."""
     freq = str(r.inputs.get("evaluationFrequency", "PT5M"))
+    band = max(b for b in (1, 5, 10, 15) if b <= max(_minutes(freq), 1))
     return [
         priced(
             r,
             ctx,
-            f"azure-monitor/Alerts Log {freq}",
+            f"azure-monitor/Alerts System Log Monitored at {band} Minute Frequency",
             Quantity.fixed(1, "month", "1 rule"),
             sku=freq,
             count="1",
@@ -243,12 +287,15 @@ def metric_alert(r: Declared, ctx: Context) -> list[Line]:
     series = len(_get(r.inputs, "criteria", "allOf", default=[]) or [1]) * max(
         len(r.inputs.get("scopes") or [1]), 1
     )
+    key = "azure-monitor-global/Alerts Metric Monitored"
+    free = _included(ctx, key)
     return [
         priced(
             r,
             ctx,
-            "azure-monitor/Alerts Metric Time Series",
-            Quantity.fixed(series, "month", f"{series} time series"),
+            key,
+            Quantity(max(series - free, 0), series, "month", f"{series} time series"),
             count=str(series),
+            note=_free_note(free, "time series"),
         )
     ]

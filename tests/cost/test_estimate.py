@@ -60,6 +60,36 @@ def test_dev_container_app_from_zero_to_three_replicas_by_hand(dev: engine.Run) 
     assert app.monthly == pytest.approx((0.0, 3 * 730 * 3600 * 0.000034))
 
 
+def test_dev_iot_hub_and_basic_service_bus_from_the_snapshot_by_hand(dev: engine.Run) -> None:
+    """West Europe (Infracost's goldens, cited in the snapshot): an S1 unit is $25.00 a month;
+    Basic operations $0.05 per 1M, dev.yaml assumes 100,000 a month."""
+    estimate = estimate_of(dev)
+    hub = line(estimate, "iot-edge", "hub")
+    assert (hub.sku, hub.count, hub.monthly) == ("S1", "1", pytest.approx((25.0, 25.0)))
+    ops = line(estimate, "functions", "service-bus (operations)")
+    assert ops.monthly == pytest.approx((0.05 * 100_000 / 1e6,) * 2)
+    assert hub.price is not None and "iothub_test.golden" in hub.price.source
+
+
+def test_prod_service_bus_logs_registry_and_log_alerts_from_the_snapshot_by_hand(
+    prod: engine.Run,
+) -> None:
+    """West Europe: Standard base $9.81 per 730 h, its first 13M operations free (prod.yaml: 10M);
+    150 GB into Log Analytics at $2.99 a GB past the free 5 GB, 59/30 of it kept past 31 days at
+    $0.13 a GB-month; a Premium registry $50.00 per 30 days; a PT5M log alert $1.50 a month."""
+    estimate = estimate_of(prod)
+    assert line(estimate, "functions", "service-bus (base)").monthly == pytest.approx((9.81,) * 2)
+    assert line(estimate, "functions", "service-bus (operations)").monthly == (0.0, 0.0)
+    logs = line(estimate, "monitoring", "logs (ingestion)")
+    assert logs.monthly == pytest.approx((145 * 2.99, 150 * 2.99))
+    kept = line(estimate, "monitoring", "logs (retention)")
+    assert kept.monthly == pytest.approx((150 * 59 / 30 * 0.13,) * 2)
+    acr = line(estimate, "registry", "acr")
+    assert (acr.sku, acr.monthly) == ("Premium", pytest.approx((50.0 / 30 * 730 / 24,) * 2))
+    alert = line(estimate, "alerts", "aks-5xx")
+    assert (alert.sku, alert.monthly) == ("PT5M", pytest.approx((1.5, 1.5)))
+
+
 def test_prod_container_app_minimum_at_the_idle_rate_by_hand(prod: engine.Run) -> None:
     """3 replicas idle at $0.000004 per vCPU-second at least, 12 active at $0.000034 at most."""
     app = line(estimate_of(prod), "container-apps", "app (vCPU)")
@@ -164,9 +194,9 @@ def test_usage_lines_take_the_stacks_assumptions(prod: engine.Run, test_prices: 
     estimate = estimate_of(prod, test_prices)
     logs = line(estimate, "monitoring", "logs (ingestion)")
     assert logs.status == Status.USAGE
-    assert logs.monthly[0] == pytest.approx(
-        150 * rate(test_prices, "log-analytics/Analytics Logs Data Ingestion")
-    )
+    gb = rate(test_prices, "log-analytics/Analytics Logs Data Ingestion")  # per "1 GB"
+    # the meter's free first tier (5 GB, catalog.py) counts at the minimum only
+    assert logs.monthly == pytest.approx(((150 - 5) * gb, 150 * gb))
     kept = line(estimate, "monitoring", "logs (retention)")
     assert kept.monthly[0] == pytest.approx(
         150 * 59 / 30 * rate(test_prices, "log-analytics/Analytics Logs Data Retention")

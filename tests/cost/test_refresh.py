@@ -144,6 +144,44 @@ def test_the_first_tier_of_a_tiered_meter_is_the_price(api: FakeApi) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("key", "meter", "start", "price", "unit"),
+    [
+        (
+            "log-analytics/Analytics Logs Data Ingestion",
+            "Analytics Logs Data Ingestion",
+            5.0,
+            2.99,
+            "1 GB",
+        ),
+        (
+            "service-bus/Standard Messaging Operations",
+            "Standard Messaging Operations",
+            13.0,
+            0.8,
+            "1M",
+        ),
+    ],
+)
+def test_a_free_first_tier_is_skipped_for_the_first_paid_one(
+    key: str, meter: str, start: float, price: float, unit: str
+) -> None:
+    """Log Analytics ingestion answers a 0-5 GB tier at 0 and the paid tier from 5; Standard
+    Service Bus operations a 0-13M tier at 0, then 13M, 100M, 2,500M (Infracost's
+    log_analytics_workspace.go and servicebus_namespace.go price from tiers 5 and 13)."""
+    tiers = [(0.0, 0.0), (start, price), (start * 10, price / 2)]
+    answer = [
+        {
+            **item("x", p, f"{meter}-{t:g}", tierMinimumUnits=t),
+            "meterName": meter,
+            "unitOfMeasure": unit,
+        }
+        for t, p in tiers
+    ]
+    entry = refresh.entry(key, "westeurope", "https://api", TODAY, lambda url: {"Items": answer})
+    assert (entry["retailPrice"], entry["meterId"]) == (price, f"{meter}-{start:g}")
+
+
 def test_a_key_nothing_answers_is_written_not_estimated(api: FakeApi) -> None:
     entry = refresh.entry("managed-redis/Balanced B0 non-HA", "westeurope", api.url, TODAY)
     assert "retailPrice" not in entry and "no item" in entry["notEstimated"]
