@@ -28,6 +28,7 @@ from tests.corpus.sources import AZURE_AI_ML, ROOT
 ROWS = [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10], [10, 9, 8, 7, 6, 5, 4, 3, 2, 1]]
 JSON_REQUEST = json.dumps({"data": ROWS}).encode()
 BINARY_REQUEST = bytes(range(256)) + b"\x00\xff binary payload"
+TEXT_REQUEST = b"The quick brown fox jumps over the lazy dog"  # reversed, still text
 
 
 @dataclass(frozen=True)
@@ -211,6 +212,18 @@ EXAMPLES: tuple[Example, ...] = (
         request=BINARY_REQUEST,
         content_type="application/octet-stream",
         direct=lambda _p, _py: BINARY_REQUEST[::-1],  # "returns the reversed bytes for POST"
+    ),
+    Example(
+        name="seed-rawhttp-text",
+        shape="@rawhttp AMLRequest/AMLResponse, text in and out",
+        source=f"seed {SEED_DEPLOY} (Microsoft docs, v1 how-to-deploy-and-where)",
+        url=f"{SEED_DOCS}#binary-data",
+        licence="CC-BY-4.0 (docs) / MIT (code)",
+        script=_seed(SEED_DEPLOY, "@rawhttp"),
+        model=FOLDER_PKL,
+        request=TEXT_REQUEST,
+        content_type="text/plain; charset=utf-8",
+        direct=lambda _p, _py: TEXT_REQUEST[::-1],
     ),
     Example(
         name="seed-v1-schema-numpy",

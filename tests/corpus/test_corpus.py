@@ -101,8 +101,9 @@ def batch(example: Example, build: Any, entry: str, work: Path) -> subprocess.Co
     python, env, workdir = image_environment(build.context, work / "batch-image", target)
     job = work / "job"
     job.mkdir()
-    if example.raw:
-        (job / "request.bin").write_bytes(example.request)
+    if example.raw:  # one raw request, its content type from its extension
+        suffix = ".txt" if example.content_type.startswith("text/") else ".bin"
+        (job / f"request{suffix}").write_bytes(example.request)
     else:  # the sample file as it is, and as JSON lines
         (job / "request.json").write_bytes(example.request)
         line = json.dumps(json.loads(example.request))
@@ -124,6 +125,8 @@ def batch_cell(example: Example, proc: subprocess.CompletedProcess, direct: Any)
     assert rows and all(r["status"] == 200 for r in rows), rows
     for r in rows:
         answer = r["answer"] if "answer" in r else _b64(r["answer_base64"])
+        if isinstance(answer, str) and isinstance(direct, bytes):  # a text answer, as text
+            answer = answer.encode()
         assert same_answer(answer, direct), (answer, direct)
     return f"ok ({len(rows)} rows)"
 
