@@ -372,7 +372,32 @@ class AmlEndpoint:
     endpoint_name: pulumi.Input[str]
 
 
-AlertTarget = WebSite | AksWorkload | AmlEndpoint
+@dataclass(frozen=True)
+class MetricRule:
+    """One metric alert rule on a platform metric: its name, namespace, aggregation and dimension
+    names as the resource type's Azure Monitor supported-metrics reference spells them."""
+
+    name: str  # logical name, <endpoint>-<what>
+    description: str
+    severity: int
+    metric_namespace: str
+    metric_name: str
+    time_aggregation: str  # Average | Minimum | Maximum | Total | Count
+    operator: str  # GreaterThan | GreaterThanOrEqual | ...
+    threshold: float
+    dimensions: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (name, values included)
+    window: str = "PT5M"
+
+
+@dataclass(frozen=True)
+class PlatformMetrics:
+    """Metric alert rules on one resource's platform metrics (Container Apps)."""
+
+    resource_id: pulumi.Input[str]
+    rules: tuple[MetricRule, ...]
+
+
+AlertTarget = WebSite | AksWorkload | AmlEndpoint | PlatformMetrics
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,9 @@
   ``Microsoft.Web/sites``), which includes the 5xx the front end answers when the container does
   not (502/503 while it restarts), which no host telemetry can report
   (https://learn.microsoft.com/azure/azure-monitor/reference/supported-metrics/microsoft-web-sites-metrics).
+- **A target's own platform metrics** (``PlatformMetrics``: Container Apps' ``Requests`` 5xx,
+  restarts, replicas at the maximum, CPU and memory): metric alerts as the target declares them
+  (components/targets/container_apps/alerts.py).
 - **The Azure ML online endpoint**: Azure ML, not the host, answers its clients; its traffic log
   (``AmlOnlineEndpointTrafficLog``, sent to Log Analytics by its diagnostic setting) has the
   status code (``ResponseCode``; 424 with ``ModelStatusCode`` when the model container failed) and
@@ -50,6 +53,8 @@ from components.contract import (
     AksWorkload,
     AlertTarget,
     AmlEndpoint,
+    MetricRule,
+    PlatformMetrics,
     WebSite,
 )
 from components.settings import Settings
@@ -184,6 +189,9 @@ class Alerts(pulumi.ComponentResource):
                 self._site_5xx(target)
             elif isinstance(target, AmlEndpoint):
                 self._aml_rules(target.endpoint_name)
+            elif isinstance(target, PlatformMetrics):
+                for rule in target.rules:
+                    self._metric_rule(target.resource_id, rule)
             else:
                 self._aks_rules(target)
         self.register_outputs({"action_group": self.action_group.id, "rules": sorted(self.rules)})
@@ -286,6 +294,45 @@ class Alerts(pulumi.ComponentResource):
                         operator="GreaterThan",
                         threshold=PLATFORM_5XX_COUNT,
                         time_aggregation="Total",
+                    )
+                ],
+            ),
+            auto_mitigate=True,
+            actions=[monitor.MetricAlertActionArgs(action_group_id=self.action_group.id)],
+            tags=dict(s.tags),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    def _metric_rule(self, scope: pulumi.Input[str], rule: MetricRule) -> None:
+        """A target's own metric rule (``PlatformMetrics``), as it declares it."""
+        s = self._args.settings
+        self.rules[rule.name] = monitor.MetricAlert(
+            rule.name,
+            rule_name=s.naming.dashed(rule.name.replace("_", "-")),
+            resource_group_name=self._args.resource_group_name,
+            location="global",
+            description=rule.description,
+            severity=rule.severity,
+            enabled=True,
+            scopes=[scope],
+            evaluation_frequency="PT1M",
+            window_size=rule.window,
+            criteria=monitor.MetricAlertSingleResourceMultipleMetricCriteriaArgs(
+                odata_type="Microsoft.Azure.Monitor.SingleResourceMultipleMetricCriteria",
+                all_of=[
+                    monitor.MetricCriteriaArgs(
+                        criterion_type="StaticThresholdCriterion",
+                        name=rule.metric_name,
+                        metric_namespace=rule.metric_namespace,
+                        metric_name=rule.metric_name,
+                        operator=rule.operator,
+                        threshold=rule.threshold,
+                        time_aggregation=rule.time_aggregation,
+                        dimensions=[
+                            monitor.MetricDimensionArgs(name=n, operator="Include", values=list(v))
+                            for n, v in rule.dimensions
+                        ]
+                        or None,
                     )
                 ],
             ),

@@ -20,7 +20,8 @@ external HTTPS ingress with ``allowInsecure: false`` (HTTP is redirected to HTTP
 https://learn.microsoft.com/azure/container-apps/ingress-overview), startup, readiness and
 liveness probes on the host's routes
 (https://learn.microsoft.com/azure/container-apps/health-probes), and an HTTP scale rule on
-concurrent requests (settings.py).
+concurrent requests (settings.py). Its platform metric alerts (ingress 5xx, restarts, replicas at
+the maximum, CPU and memory) are its ``alerts`` interface (alerts.py).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from components.contract import (
     READINESS_PATH,
     Endpoint,
     Interfaces,
+    PlatformMetrics,
     ScoringDeployment,
     ScoringTarget,
     SecretRef,
@@ -48,6 +50,7 @@ from components.platform.scoring_keys import (
     host_secrets,
     rotation,
 )
+from components.targets.container_apps import alerts
 from components.targets.container_apps.settings import CONSUMPTION_PROFILE, GPU_PROFILES
 
 KEY = "container_apps"
@@ -71,6 +74,7 @@ class ContainerAppsTarget(ScoringTarget):
     ):
         super().__init__("mlscore:target:ContainerApps", name, None, opts)
         d = args.deployment
+        self._settings = d.settings.container_apps
         child = pulumi.ResourceOptions(parent=self)
 
         self.environment = managed_environment(d, child)
@@ -106,6 +110,7 @@ class ContainerAppsTarget(ScoringTarget):
         return Interfaces(
             endpoints={KEY: self.endpoint},
             diagnostics=tuple(diag.resource("container-apps-env", self.environment.id)),
+            alerts=(PlatformMetrics(self.app.id, alerts.rules(KEY, self._settings)),),
         )
 
 

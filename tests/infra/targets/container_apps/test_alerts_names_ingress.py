@@ -1,0 +1,94 @@
+"""Container Apps: its platform metric alerts checked against Azure Monitor's own list of the
+metrics (vendored in data/, source and licence there), its resource names checked before any
+resource, and ``containerAppsInternalOnly`` refused where it has no effect."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from functools import cache
+from pathlib import Path
+
+from components.targets.container_apps import alerts
+from components.targets.container_apps.settings import ContainerAppsSettings
+from preview import engine, fakes
+
+REFERENCE = Path(__file__).parent / "data" / "microsoft-app-containerapps-metrics.md"
+METRIC_RULE = "azure-native:monitor:MetricAlert"
+APP = "azure-native:app:ContainerApp"
+ROOT = Path(__file__).resolve().parents[4]
+
+
+@dataclasses.dataclass(frozen=True)
+class Metric:
+    aggregations: frozenset[str]
+    dimensions: frozenset[str]
+
+
+@cache
+def reference() -> tuple[str, dict[str, Metric]]:
+    """The resource type and its metrics by REST API name, as Azure Monitor's reference lists
+    them (aggregation "Total (Sum)" is the API's "Total")."""
+    text = REFERENCE.read_text()
+    (resource_type,) = re.findall(r"^# Supported metrics for (\S+)$", text, re.M)
+    metrics = {}
+    for row in re.findall(r"^\|\*\*.*\|$", text, re.M):
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        name, aggregation, dimensions = cells[1].strip("`"), cells[3], cells[4]
+        metrics[name] = Metric(
+            frozenset(a.strip().split(" ")[0] for a in aggregation.split(",")),
+            frozenset(re.findall(r"`(\w+)`", dimensions)),
+        )
+    return resource_type, metrics
+
+
+def test_the_reference_is_read_whole() -> None:
+    resource_type, metrics = reference()
+    assert resource_type == "Microsoft.App/containerapps" and len(metrics) == 31
+    assert metrics["Requests"].dimensions == {
+        "revisionName", "podName", "statusCodeCategory", "statusCode"
+    }  # fmt: skip
+    assert metrics["CoresQuotaUsed"].aggregations == {"Maximum", "Minimum"}
+    assert "Http5xx" not in metrics  # App Service's name: the check can fail
+
+
+def rid(r: engine.Registered) -> str:
+    """A resource's ARM ID as the fake Azure gives it."""
+    return r.outputs["id"] if "id" in r.outputs else fakes.arm_id(r.type, r.azure_name)
+
+
+def app_rules(run: engine.Run) -> dict[str, dict]:
+    app_id = rid(run.one(APP))
+    found = {r.name: engine.reveal(r.inputs) for r in run.of_type(METRIC_RULE)}
+    return {n: r for n, r in found.items() if r["scopes"] == [app_id]}
+
+
+def test_prod_alerts_on_the_apps_platform_metrics_as_azure_monitor_names_them(prod) -> None:
+    resource_type, metrics = reference()
+    found = app_rules(prod)
+    assert set(found) == {
+        f"container_apps-{w}" for w in ("http5xx", "restarts", "memory", "cpu", "replicas-at-max")
+    }
+    group = rid(prod.one("azure-native:monitor:ActionGroup"))
+    for name, rule in found.items():
+        (c,) = rule["criteria"]["allOf"]
+        assert c["metricNamespace"].lower() == resource_type.lower(), name
+        metric = metrics[c["metricName"]]
+        assert c["timeAggregation"] in metric.aggregations, name
+        for d in c.get("dimensions", []):
+            assert d["name"] in metric.dimensions and d["operator"] == "Include", name
+        assert rule["actions"] == [{"actionGroupId": group}], name
+    (c,) = found["container_apps-http5xx"]["criteria"]["allOf"]
+    assert (c["metricName"], c["timeAggregation"]) == ("Requests", "Total")
+    assert c["dimensions"] == [
+        {"name": "statusCodeCategory", "operator": "Include", "values": ["5xx"]}
+    ]
+    (c,) = found["container_apps-replicas-at-max"]["criteria"]["allOf"]
+    assert (c["metricName"], c["operator"], c["threshold"]) == (
+        "Replicas", "GreaterThanOrEqual", 12,  # Pulumi.prod.yaml containerAppsMaxReplicas
+    )  # fmt: skip
+
+
+def test_no_replicas_at_max_rule_when_the_app_cannot_scale() -> None:
+    fixed = alerts.rules("container_apps", ContainerAppsSettings(min_replicas=3, max_replicas=3))
+    assert "container_apps-replicas-at-max" not in {r.name for r in fixed}
