@@ -13,12 +13,14 @@ overrides, as ``python -m preview``):
    the Redis connection and Azure identities aside;
 2. assembles the same build context ``pulumi up`` builds the image from (the host, the entry
    script's folder, the dependencies, the model) and lays it out the way the Dockerfile does;
-3. installs the entry script's dependencies in a venv of its own, cached by their hash under
-   ``.local/venvs/``;
-4. starts the host there with that environment, POSTs each payload twice (``--data FILE``,
-   repeatable, any bytes, sent as ``--content-type`` or the type its name or content says;
-   default: the seed payload for the sample, else the sample input of the script's schema) and
-   prints each answer with its status, whatever the status.
+3. makes the image's environment on this machine (``scoring/localenv.py``): a venv of the
+   image's Python into which the Dockerfile's own install step installs the host's and the
+   user's requirements (never the dev ``.venv``), cached by their digest under
+   ``~/.cache/mlscore/``, and the image's variables, ``HOME`` and working directory;
+4. starts the host there with the target's environment on top, POSTs each payload twice
+   (``--data FILE``, repeatable, any bytes, sent as ``--content-type`` or the type its name or
+   content says; default: the seed payload for the sample, else the sample input of the
+   script's schema) and prints each answer with its status, whatever the status.
 
 Nothing talks to Azure: model data collection, when the stack turns it on, is written to
 ``<out>/modeldata`` in Azure ML's layout (``DATA_COLLECTION_FOLDER``), and telemetry is off (the
@@ -36,16 +38,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import json
-import os
 import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
-import sysconfig
 import tempfile
 import time
 import urllib.error
@@ -60,7 +59,6 @@ from scoring.demo_http import Payload, read_payload, score
 ROOT = Path(__file__).resolve().parent.parent
 SEED_PAYLOAD = {"data": [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10], [10, 9, 8, 7, 6, 5, 4, 3, 2, 1]]}
 SAMPLE_SCRIPT = ROOT / "scoring" / "sample_model" / "score.py"
-VENVS = ROOT / ".local" / "venvs"
 OUT = ROOT / ".local" / "demo"
 CONTAINER_TARGETS = ("app_service", "aci", "container_apps", "aks", "iot_edge", "aml_online")
 # Not part of a local run: secrets (kept by each platform), the cache and Azure identities.
@@ -137,34 +135,6 @@ def choose_target(envs: Mapping[str, Any], wanted: str | None, stack: str) -> st
     what = f"--target {wanted} is not deployed by" if wanted else "no container target in"
     hint = f"; pick one of {', '.join(enabled)}" if enabled else ""
     raise DemoError(f"{what} stack {stack}{hint} (or turn it on with --set)")
-
-
-# --- the user's dependencies in a venv of their own ----------------------------------------------
-def dependencies_venv(requirements: Path, root: Path = VENVS) -> Path:
-    """A venv with ``requirements`` installed, on top of this interpreter's packages (the host's),
-    cached by the requirements' hash. Returns its python."""
-    digest = hashlib.sha256(requirements.read_bytes()).hexdigest()[:16]
-    venv = root / digest
-    python = venv / "bin" / "python"
-    if (venv / ".installed").is_file():
-        return python
-    shutil.rmtree(venv, ignore_errors=True)
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    site = subprocess.run(
-        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    # The host's packages come after the venv's own: the user's pins win, as in the image.
-    Path(site, "_scoring_host.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    print(f"installing the entry script's dependencies into {venv}", flush=True)
-    pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    result = subprocess.run([*pip, "-r", str(requirements)])
-    if result.returncode != 0:
-        raise SystemExit(f"pip could not install {requirements} (see above)")
-    (venv / ".installed").write_text("")
-    return python
 
 
 # --- serving and scoring --------------------------------------------------------------------------
@@ -349,19 +319,22 @@ def _payloads(args: argparse.Namespace, entry_script: Path, base: str) -> list[P
 def _serve_layout(
     ctx: Any, env: dict[str, str], port: int, work: Path, output: IO[bytes] | None, verbose: bool
 ) -> subprocess.Popen[bytes]:
-    from components.platform.image_layout import rebuild
+    """The host in the image's environment on this machine (``client.reference``'s
+    :func:`image_environment`, the smoke's and the corpus's local run too)."""
+    from client.errors import ClientError
+    from client.reference import image_environment
 
-    layout = rebuild(ctx, work / "image")
-    python = dependencies_venv(ctx.path / "user-requirements.txt")
-    run_env = layout.with_env(env)
+    try:
+        python, run_env, workdir = image_environment(ctx, work / "image", env)
+    except ClientError as e:  # the image's install step failed, as docker build would
+        raise DemoError(str(e)) from None
     if "DATA_COLLECTION_FOLDER" in env:  # a folder of this machine, not of the image
         run_env["DATA_COLLECTION_FOLDER"] = env["DATA_COLLECTION_FOLDER"]
     run_env |= {"AZUREML_SERVER_PORT": str(port), "SCORING_HOST": "127.0.0.1"}
-    run_env["PATH"] = os.environ.get("PATH", "")
     if verbose:
-        print(f"$ (cd {layout.workdir} && {python} -m scoring)  image layout: {layout.root}")
+        print(f"$ (cd {workdir} && {python} -m scoring)  image layout: {work / 'image'}")
     cmd = [str(python), "-m", "scoring"]
-    return subprocess.Popen(cmd, cwd=layout.workdir, env=run_env, stdout=output, stderr=output)
+    return subprocess.Popen(cmd, cwd=workdir, env=run_env, stdout=output, stderr=output)
 
 
 def _check_docker() -> None:

@@ -22,8 +22,9 @@ from pathlib import Path
 import pytest
 from _scoring_support import REPO
 
+from client.reference import image_environment
 from migrate.__main__ import main as migrate
-from scoring.demo import choose_target, dependencies_venv, main, target_envs
+from scoring.demo import choose_target, main, target_envs
 from scoring.demo_http import Answer, read_payload, shown
 from tests.migrate.v1_docs import MODEL
 
@@ -224,20 +225,75 @@ def test_payload_files_are_bytes_with_a_content_type_and_answers_print_as_text_o
     )
 
 
-def test_the_dependencies_venv_is_cached_by_their_hash_and_sees_the_host(tmp_path: Path) -> None:
-    reqs = tmp_path / "user-requirements.txt"
-    reqs.write_text("scipy>=1.11,<2\n")  # already among this interpreter's packages: no download
-    python = dependencies_venv(reqs, root=tmp_path / "venvs")
-    assert python.parent.parent.parent == tmp_path / "venvs"
-    marker = python.parent.parent / ".installed"
-    stamp = marker.stat().st_mtime_ns
-    assert dependencies_venv(reqs, root=tmp_path / "venvs") == python  # reused
-    assert marker.stat().st_mtime_ns == stamp
-    check = "import scipy, sklearn, uvicorn, sys; print(sys.prefix)"
-    out = subprocess.run([str(python), "-c", check], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == str(python.parent.parent)
-    reqs.write_text("scipy>=1.10,<2\n")
-    assert dependencies_venv(reqs, root=tmp_path / "venvs") != python  # new hash, new venv
+PROBE = """
+import importlib.util, json, os, sys
+
+def init():
+    pass
+
+def run(raw):  # the body as a string, as Azure ML passes it
+    return {
+        "python": sys.executable, "version": "%d.%d" % sys.version_info[:2],
+        "home": os.environ.get("HOME"), "cwd": os.getcwd(),
+        "importable": [m for m in json.loads(raw) if importlib.util.find_spec(m) is not None],
+    }
+"""
+
+
+def test_the_host_runs_in_the_images_environment_never_the_dev_venv(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 28 item 4: the image's Python with what its Dockerfile installs (nothing of the dev
+    venv: no pulumi, no pytest), the image's HOME and WORKDIR; the second start reuses it."""
+    from client.reference import stack_build
+    from scoring.demo import _serve_layout, _stop, wait_ready
+
+    (tmp_path / "code").mkdir()
+    (tmp_path / "code" / "score.py").write_text(PROBE)
+    ctx = stack_build("dev", {"entryScript": str(tmp_path / "code" / "score.py")}).context
+    dockerfile = ctx.dockerfile.read_text()
+    port, work = _free_port(), tmp_path / "work"
+    with open(tmp_path / "host.log", "wb") as log:
+        proc = _serve_layout(ctx, {}, port, work, log, verbose=False)
+    try:
+        wait_ready(f"http://127.0.0.1:{port}", proc, log=tmp_path / "host.log")
+        modules = ["pulumi", "pytest", "pulumi_azure_native", "uvicorn", "sklearn"]
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/score",
+            data=json.dumps(modules).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            seen = json.loads(answer.read())
+    finally:
+        _stop(proc)
+    # the sample's dependencies and the host's, none of the dev venv's
+    assert seen["importable"] == ["uvicorn", "sklearn"], seen
+    assert seen["version"] == ctx.build_args.get("PYTHON_VERSION", "3.11"), seen
+    python = Path(seen["python"])
+    assert not python.is_relative_to(REPO) and Path(sys.prefix) not in python.parents, python
+    workdir = re.findall(r"^WORKDIR (\S+)", dockerfile, re.M)[-1]
+    home = re.search(r"--home-dir (\S+)", dockerfile)
+    assert home is not None
+    image = work / "image"
+    assert (seen["cwd"], seen["home"]) == (
+        str(image / workdir.lstrip("/")),
+        str(image / home.group(1).lstrip("/")),
+    )
+    built = (python.parent.parent / "pyvenv.cfg").stat().st_mtime_ns
+    capfd.readouterr()
+    again, _, _ = image_environment(ctx, tmp_path / "again")
+    assert again == python  # the same venv, not rebuilt
+    assert (python.parent.parent / "pyvenv.cfg").stat().st_mtime_ns == built
+    assert "building the image's environment" not in capfd.readouterr().err
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def test_the_local_folder_sink_takes_an_absolute_folder_and_no_other_sink() -> None:
