@@ -176,6 +176,8 @@ def _check_names(r: Reader, s: Settings) -> None:
         "Service Bus namespace": s.functions.enabled,
         "ACI DNS label": s.aci.enabled,
         "IoT Hub": s.iot.enabled,
+        "Container Apps environment": s.container_apps.enabled,
+        "container app": s.container_apps.enabled,
     }
     names = dict(s.naming.globally_unique())
     if s.aks.enabled:  # the scoring Service's Azure DNS label (<label>.<region>.cloudapp.azure.com)

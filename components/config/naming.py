@@ -83,6 +83,28 @@ RULES: dict[str, NameRule] = {
         50,
         "3-50 letters, digits and hyphens, not ending with '-'",
     ),
+    # Microsoft.App (https://learn.microsoft.com/azure/azure-resource-manager/management/
+    # resource-name-rules#microsoftapp), as PSRule for Azure checks them: a container app takes
+    # 2-32 lowercase letters, digits and hyphens, starting with a letter, ending alphanumeric, no
+    # '--' (https://azure.github.io/PSRule.Rules.Azure/en/rules/Azure.ContainerApp.Name/); an
+    # environment 2-60 lowercase letters, digits and hyphens
+    # (https://azure.github.io/PSRule.Rules.Azure/en/rules/Azure.ContainerApp.EnvNaming), here
+    # also starting with a letter and ending alphanumeric, as resource-name-rules has it.
+    "container_app": NameRule(
+        "container app",
+        r"[a-z](?:-?[a-z0-9])*",
+        2,
+        32,
+        "2-32 lowercase letters, digits and hyphens, starting with a letter, no '--', not "
+        "ending with '-'",
+    ),
+    "container_apps_env": NameRule(
+        "Container Apps environment",
+        r"[a-z](?:[a-z0-9-]*[a-z0-9])?",
+        2,
+        60,
+        "2-60 lowercase letters, digits and hyphens, starting with a letter, not ending with '-'",
+    ),
     "servicebus": NameRule(
         "Service Bus namespace",
         r"[a-zA-Z][a-zA-Z0-9-]*[a-zA-Z0-9]",
@@ -162,6 +184,12 @@ class Naming:
     def service_bus(self) -> str:
         return self.global_dashed("sb")
 
+    def container_apps_environment(self) -> str:
+        return self.dashed("cae")
+
+    def container_app(self) -> str:
+        return self.dashed("scoring")
+
     def globally_unique(self) -> dict[str, tuple[str, str]]:
         """Every name with a global or constrained namespace: ``{label: (rule, name)}``."""
         return {
@@ -177,4 +205,6 @@ class Naming:
             "ACI DNS label": ("dns_label", self.aci_dns_label()),
             "IoT Hub": ("iothub", self.iot_hub()),
             "Service Bus namespace": ("servicebus", self.service_bus()),
+            "Container Apps environment": ("container_apps_env", self.container_apps_environment()),
+            "container app": ("container_app", self.container_app()),
         }

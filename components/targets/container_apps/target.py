@@ -156,7 +156,7 @@ def managed_environment(
         )
     return app.ManagedEnvironment(
         "environment",
-        environment_name=d.naming.dashed("cae"),
+        environment_name=d.naming.container_apps_environment(),
         resource_group_name=d.resource_group_name,
         location=d.location,
         app_logs_configuration=app.AppLogsConfigurationArgs(destination="azure-monitor"),
@@ -198,7 +198,7 @@ def container_app(
     ca = s.container_apps
     return app.ContainerApp(
         "app",
-        container_app_name=d.naming.dashed("scoring"),
+        container_app_name=d.naming.container_app(),
         resource_group_name=d.resource_group_name,
         location=d.location,
         environment_id=environment.id,

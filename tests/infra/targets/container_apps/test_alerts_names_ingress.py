@@ -9,9 +9,15 @@ import re
 from functools import cache
 from pathlib import Path
 
+import pytest
+
+from components import settings as cfg
+from components.config.naming import RULES, Naming
+from components.config.reader import Reader
 from components.targets.container_apps import alerts
 from components.targets.container_apps.settings import ContainerAppsSettings
 from preview import engine, fakes
+from tests.infra.settings_helpers import load
 
 REFERENCE = Path(__file__).parent / "data" / "microsoft-app-containerapps-metrics.md"
 METRIC_RULE = "azure-native:monitor:MetricAlert"
@@ -92,3 +98,49 @@ def test_prod_alerts_on_the_apps_platform_metrics_as_azure_monitor_names_them(pr
 def test_no_replicas_at_max_rule_when_the_app_cannot_scale() -> None:
     fixed = alerts.rules("container_apps", ContainerAppsSettings(min_replicas=3, max_replicas=3))
     assert "container_apps-replicas-at-max" not in {r.name for r in fixed}
+
+
+# --- names ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("rule", "name", "ok"),
+    [
+        ("container_app", "ab", True),
+        ("container_app", "a" * 32, True),
+        ("container_app", "a" * 33, False),
+        ("container_app", "a", False),
+        ("container_app", "1abc", False),
+        ("container_app", "ab-", False),
+        ("container_app", "a--b", False),
+        ("container_app", "Abc", False),
+        ("container_apps_env", "a" * 60, True),
+        ("container_apps_env", "a" * 61, False),
+        ("container_apps_env", "cae-", False),
+    ],
+)
+def test_microsoft_app_naming_rules(rule: str, name: str, ok: bool) -> None:
+    assert (RULES[rule].problem(name) is None) is ok
+
+
+def test_the_app_and_environment_are_named_by_the_checked_names(dev) -> None:
+    naming = load("dev").naming
+    assert dev.one(APP).azure_name == naming.container_app()
+    env = dev.one("azure-native:app:ManagedEnvironment")
+    assert env.azure_name == naming.container_apps_environment()
+
+
+def name_problems(s: cfg.Settings) -> list[cfg.ConfigProblem]:
+    r = Reader(lambda _: None)
+    cfg._check_names(r, s)
+    return r.problems
+
+
+def test_an_overflowing_name_is_refused_naming_prefix_and_suffix() -> None:
+    # mlscore:prefix allows 10 characters, so from the stack files the app's name is at most
+    # 27 (<= 32); a longer prefix (refused itself) shows the name check still catches it.
+    s = dataclasses.replace(load("dev"), naming=Naming("a" * 24, "dev", "x1"))
+    found = [p for p in name_problems(s) if "container app name" in p.value]
+    (p,) = found
+    assert p.keys == ("prefix", "nameSuffix") and "2-32" in p.problem
+    assert "shorten mlscore:prefix or mlscore:nameSuffix" in p.fix
+    off = dataclasses.replace(s, container_apps=ContainerAppsSettings(enabled=False))
+    assert not [p for p in name_problems(off) if "container app" in p.value.lower()]
