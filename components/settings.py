@@ -274,6 +274,15 @@ NO_EFFECT = (
         "with mlscore:networkIsolation false (no VNet)",
         "remove it, or set mlscore:networkIsolation to true",
     ),
+    NoEffect(  # container_apps/target.py: the environment's VNet (and its internal flag) only
+        # exists under isolation; a stack file naming the key, even true, is refused too
+        # (config/reader.py PROMISES: the CLI hands the program Pulumi.yaml's default as if set)
+        ("containerAppsInternalOnly",),
+        lambda s: not s.network.isolated,
+        "with mlscore:networkIsolation false: the Container Apps environment has no VNet, so its "
+        "ingress is public (HTTPS, bearer key) whatever this says",
+        "remove it, or set mlscore:networkIsolation to true for an internal ingress",
+    ),
     NoEffect(
         ("aksTlsCertificateName", "aksTlsPfxPath", "aksTlsPfxPassword"),
         lambda s: s.aks.enabled and not s.aks.ingress.tls,

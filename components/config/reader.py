@@ -218,6 +218,20 @@ def _canonical(value: Any) -> str:
 PROVIDER_NAMESPACES = ("azure-native", "kubernetes", "docker", "random", "pulumi")
 
 
+# Keys whose default is a promise only another key keeps: containerAppsInternalOnly (true: the
+# ingress is internal) only under networkIsolation. For a key the stack file leaves out, the CLI
+# hands the program Pulumi.yaml's default as if set ("not found on the stack ... assign the value
+# to that stack", mergeConfig in pulumi/pulumi sdk/go/common/workspace/project.go), so only the
+# stack file tells "left out" from "set to the default". Written there while the other key is
+# off, it is refused whatever its value (settings.NO_EFFECT refuses the other values anywhere).
+PROMISES = {
+    "containerAppsInternalOnly": (
+        "networkIsolation",
+        "the Container Apps environment has no VNet, so its ingress is public (HTTPS, bearer key)",
+    ),
+}
+
+
 def stack_file_problems(config: Mapping[str, Any], file_name: str) -> list[ConfigProblem]:
     """Keys of a stack file's ``config:`` that nothing would read.
 
@@ -230,7 +244,8 @@ def stack_file_problems(config: Mapping[str, Any], file_name: str) -> list[Confi
     project's nor a provider's: the CLI accepts it and nothing reads it. (An undeclared
     ``mlscore:`` key the CLI refuses itself, as the offline engine does.)
     ``azure-native:location`` other than ``mlscore:location``: every resource is placed in
-    ``mlscore:location``, so the provider's default would only mislead."""
+    ``mlscore:location``, so the provider's default would only mislead. A key of ``PROMISES``
+    written while the key it needs is off: its value, even the default, would not be kept."""
     project = project_name()
     problems: list[ConfigProblem] = []
     for key, value in config.items():
@@ -250,6 +265,13 @@ def stack_file_problems(config: Mapping[str, Any], file_name: str) -> list[Confi
                 problems.append(_unread(file_name, str(key), value, (
                     f"differs from {project}:location ({location}), where the program puts "
                     "every resource"), "location"))  # fmt: skip
+        elif sep and namespace == project and name in PROMISES:
+            needs, why = PROMISES[name]
+            if _canonical(config.get(f"{project}:{needs}", schema()[needs].default)) != "true":
+                problems.append(ConfigProblem((str(key),), _show(value), (
+                    f"in {file_name}: has no effect with {project}:{needs} false: {why}"),
+                    f"remove it from {file_name}, or set {project}:{needs} to true",
+                    as_written=True))  # fmt: skip
     return problems
 
 

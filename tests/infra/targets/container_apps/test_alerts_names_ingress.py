@@ -10,6 +10,7 @@ from functools import cache
 from pathlib import Path
 
 import pytest
+import yaml
 
 from components import settings as cfg
 from components.config.naming import RULES, Naming
@@ -17,7 +18,7 @@ from components.config.reader import Reader
 from components.targets.container_apps import alerts
 from components.targets.container_apps.settings import ContainerAppsSettings
 from preview import engine, fakes
-from tests.infra.settings_helpers import load
+from tests.infra.settings_helpers import keys_of, load, problems
 
 REFERENCE = Path(__file__).parent / "data" / "microsoft-app-containerapps-metrics.md"
 METRIC_RULE = "azure-native:monitor:MetricAlert"
@@ -144,3 +145,35 @@ def test_an_overflowing_name_is_refused_naming_prefix_and_suffix() -> None:
     assert "shorten mlscore:prefix or mlscore:nameSuffix" in p.fix
     off = dataclasses.replace(s, container_apps=ContainerAppsSettings(enabled=False))
     assert not [p for p in name_problems(off) if "container app" in p.value.lower()]
+
+
+# --- containerAppsInternalOnly without network isolation ----------------------------------------
+def test_internal_only_false_without_isolation_is_refused() -> None:
+    found = problems("dev", containerAppsInternalOnly=False)
+    assert keys_of(found) == {"containerAppsInternalOnly"}
+    assert "networkIsolation" in found[0].problem and "networkIsolation" in found[0].fix
+    assert not load("prod", containerAppsInternalOnly=False).container_apps.internal_only
+
+
+def stack_file(tmp_path: Path, stack: str, **extra: object) -> Path:
+    doc = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())
+    doc["config"].update({f"mlscore:{k}": v for k, v in extra.items()})
+    path = tmp_path / f"Pulumi.{stack}.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def test_internal_only_written_in_a_stack_without_isolation_is_refused_even_true(
+    tmp_path: Path,
+) -> None:
+    # The CLI hands the program Pulumi.yaml's default (true) for a key left out, so the program
+    # sees true either way; the stack file tells, and a stack that writes it expects it kept.
+    path = stack_file(tmp_path, "dev", containerAppsInternalOnly=True)
+    with pytest.raises(engine.StackConfigError) as err:
+        engine.stack_config("dev", stack_file=path)
+    assert "mlscore:containerAppsInternalOnly" in str(err.value)
+    assert "mlscore:networkIsolation" in str(err.value)
+    isolated = stack_file(tmp_path, "prod", containerAppsInternalOnly=True)
+    assert engine.stack_config("prod", stack_file=isolated)[0][
+        "mlscore:containerAppsInternalOnly"
+    ] == "true"  # fmt: skip
