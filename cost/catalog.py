@@ -66,9 +66,18 @@ FAMILIES: dict[str, Family] = {
         contains={"skuName": "Low Priority"},
         excludes={"productName": ("Windows",)},
     ),
+    # skuName "P1 v3" (spaced), productName "... Plan - Linux" for the Linux plan (the API's
+    # eastus answer recorded in https://github.com/rshade/finfocus-plugin-azure-public/blob/0d26960/
+    # internal/pricing/testdata/retail/README.md, "App Service plans").
     "app-service-linux": Family("Azure App Service", "skuName", contains={"productName": "Linux"}),
+    # productName "Premium Functions", skuName "Premium", meters "Premium vCPU Duration" (1 Hour)
+    # and "Premium Memory Duration" (1 GiB Hour): tests/cost/data/finfocus-eastus-retail.json.
     "functions-premium": Family("Functions", "meterName", fixed={"skuName": "Premium"}),
-    "aks-tier": Family("Azure Kubernetes Service", "skuName"),
+    # skuName "Standard" answers "Standard Uptime SLA" and "Standard Long Term Support" (LTS is an
+    # add-on the program does not declare): tests/cost/data/finfocus-eastus-retail.json.
+    "aks-tier": Family(
+        "Azure Kubernetes Service", "skuName", excludes={"meterName": ("Long Term Support",)}
+    ),
     # "P10 LRS Disk" is also sold as a Premium Page Blob; "... Disk Mount" is another meter.
     "managed-disk": Family(
         "Storage",
@@ -77,7 +86,13 @@ FAMILIES: dict[str, Family] = {
         contains={"meterName": "Disk"},
         excludes={"meterName": ("Mount",)},
     ),
-    "managed-redis": Family("Redis Cache", "skuName"),
+    # Azure Managed Redis is sold under serviceName "Redis Cache", productName "Azure Managed
+    # Redis - <family>", skuName the size ("B0"), meterName "<size> Cache Instance", per instance
+    # hour (Infracost's managed_redis.go, https://github.com/infracost/infracost/blob/95ba4f4/
+    # internal/resources/azure/managed_redis.go, golden tests run against its price database).
+    "managed-redis": Family(
+        "Redis Cache", "meterName", contains={"productName": "Azure Managed Redis"}
+    ),
     "container-instances": Family(
         "Container Instances", "meterName", fixed={"skuName": "Standard"}
     ),

@@ -28,17 +28,20 @@ def _included(ctx: Context, key: str) -> float:
 
 # --- data and messaging --------------------------------------------------------------------------
 def managed_redis(r: Declared, ctx: Context) -> list[Line]:
-    sku = str(_get(r.inputs, "sku", "name", default="")).replace("_", " ")
+    """A "Balanced_B5" cache is meter "B5 Cache Instance" per instance hour; with high
+    availability (the default) it runs two instances (Infracost's managed_redis.go: HA -> 2
+    instances; its golden prices Balanced_B3 at 1,460 h with HA and 730 h without)."""
+    family, _, size = str(_get(r.inputs, "sku", "name", default="")).partition("_")
     ha = r.inputs.get("highAvailability", "Enabled") != "Disabled"
-    key = f"managed-redis/{sku}" + ("" if ha else " non-HA")
+    nodes = 2 if ha else 1
     return [
         priced(
             r,
             ctx,
-            key,
-            Quantity.fixed(H, "hour", f"{H:g} h"),
-            sku=sku + ("" if ha else " (no HA)"),
-            count="1",
+            f"managed-redis/{size} Cache Instance",
+            Quantity.fixed(nodes * H, "hour", f"{nodes} instance(s) x {H:g} h"),
+            sku=f"{family} {size}" + ("" if ha else " (no HA)"),
+            count=str(nodes),
         )
     ]
 

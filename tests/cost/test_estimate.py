@@ -205,9 +205,17 @@ def test_usage_lines_take_the_stacks_assumptions(prod: engine.Run, test_prices: 
     assert vault.monthly[0] == pytest.approx(200 * rate(test_prices, "key-vault/Operations"))
 
 
-def test_redis_keys_follow_high_availability(dev: engine.Run, prod: engine.Run) -> None:
-    assert line(estimate_of(dev), "cache", "redis").price_key == "managed-redis/Balanced B0 non-HA"
-    assert line(estimate_of(prod), "cache", "redis").price_key == "managed-redis/Balanced B5"
+def test_redis_instances_follow_high_availability(
+    dev: engine.Run, prod: engine.Run, test_prices: Snapshot
+) -> None:
+    """dev: Balanced_B0 without high availability, one instance; prod: Balanced_B5 with it, two
+    instances of meter "B5 Cache Instance" (Infracost's managed_redis.go)."""
+    dev_redis = line(estimate_of(dev, test_prices), "cache", "redis")
+    prod_redis = line(estimate_of(prod, test_prices), "cache", "redis")
+    assert (dev_redis.price_key, dev_redis.count) == ("managed-redis/B0 Cache Instance", "1")
+    assert (prod_redis.price_key, prod_redis.count) == ("managed-redis/B5 Cache Instance", "2")
+    b5 = rate(test_prices, "managed-redis/B5 Cache Instance")
+    assert prod_redis.monthly == pytest.approx((2 * H * b5,) * 2)
 
 
 def test_markdown_shows_the_change_from_the_base(dev: engine.Run, test_prices: Snapshot) -> None:

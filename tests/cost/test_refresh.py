@@ -183,7 +183,7 @@ def test_a_free_first_tier_is_skipped_for_the_first_paid_one(
 
 
 def test_a_key_nothing_answers_is_written_not_estimated(api: FakeApi) -> None:
-    entry = refresh.entry("managed-redis/Balanced B0 non-HA", "westeurope", api.url, TODAY)
+    entry = refresh.entry("managed-redis/B0 Cache Instance", "westeurope", api.url, TODAY)
     assert "retailPrice" not in entry and "no item" in entry["notEstimated"]
 
 
