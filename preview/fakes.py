@@ -296,6 +296,9 @@ COMPUTED: dict[str, Outputs] = {
     "pulumi-python:dynamic/functions:HostKeys": lambda n, i: {
         "default_key": fake_secret(f"function:{str(i.get('site_id', n)).rsplit('/', 1)[-1]}")
     },
+    # components/providers/feature_check.py: the subscription feature (EncryptionAtHost) is
+    # Registered in the fake subscription.
+    "pulumi-python:dynamic/azure:FeatureRegistration": lambda n, i: {"state": "Registered"},
     # components/providers/gateway_address.py: the Istio gateway's load balancer IP.
     "pulumi-python:dynamic/aks:GatewayAddress": lambda n, i: {
         "ip": "20.50.0." + str(len(n) % 200 + 10)
@@ -357,11 +360,6 @@ CALLS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
             },
             {"name": "user", "mode": "User", "vmSize": "Standard_D4s_v5", "count": 3},
         ],
-    },
-    # A subscription feature's registration (EncryptionAtHost for AKS nodes): registered.
-    "azure-native:features:getSubscriptionFeatureRegistration": lambda a: {
-        "name": a.get("featureName"),
-        "properties": {"featureName": a.get("featureName"), "state": "Registered"},
     },
     "azure-native:redis:listRedisKeys": lambda a: {
         "primaryKey": fake_secret(f"redis-primary:{a.get('name')}", 44),

@@ -212,15 +212,18 @@ class AksCluster(pulumi.ComponentResource):
             cluster_name = parse_cluster_id(s.aks.existing_cluster_id)[1]
         else:
             resource_group_name = args.resource_group_name
-            encryption = profiles.host_encryption(s, self)
-            cluster = self._create(args, encryption, child)
+            encryption, feature_checks = profiles.host_encryption(s, args.subscription_id, self)
+            pools = pulumi.ResourceOptions.merge(
+                child, pulumi.ResourceOptions(depends_on=feature_checks)
+            )
+            cluster = self._create(args, encryption, pools)
             self.name = cluster.name
             self.id = cluster.id
             self.fqdn = cluster.fqdn.apply(lambda f: f or "")
             self.oidc_issuer_url = cluster.oidc_issuer_profile.apply(_issuer_url)
             kubelet_object_id = cluster.identity_profile.apply(_kubelet_object_id)
             deployer_grant = self._deployer_grant(args, cluster, child).id
-            self.user_pool = self._user_pool(args, cluster, encryption)
+            self.user_pool = self._user_pool(args, cluster, encryption, feature_checks)
             self.insights = container_insights(
                 s, resource_group_name, cluster, args.log_analytics_workspace_id, child
             )
@@ -313,7 +316,11 @@ class AksCluster(pulumi.ComponentResource):
         )
 
     def _user_pool(
-        self, args: AksClusterArgs, cluster: cs.ManagedCluster, encryption: pulumi.Input[bool]
+        self,
+        args: AksClusterArgs,
+        cluster: cs.ManagedCluster,
+        encryption: pulumi.Input[bool],
+        after: list[pulumi.Resource],
     ) -> cs.AgentPool:
         """The pool of the scoring pods (profiles.user_pool_args)."""
         return cs.AgentPool(
@@ -322,7 +329,7 @@ class AksCluster(pulumi.ComponentResource):
             resource_name_=cluster.name,
             **profiles.user_pool_args(args.settings, encryption),
             **pool_network(args.network),
-            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["count"]),
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["count"], depends_on=after),
         )
 
     def _kubelet_acr_pull(

@@ -25,9 +25,9 @@ from typing import Any
 
 import pulumi
 import pulumi_azure_native.containerservice as cs
-import pulumi_azure_native.features as features
 
 from components.platform.network_settings import AKS_POD_CIDR, AKS_SERVICE_CIDR, aks_dns_service_ip
+from components.providers.feature_check import FeatureRegistration
 from components.settings import Settings
 from components.targets.aks.settings.nodes import ENCRYPTION_AT_HOST_FEATURE, ENCRYPTION_AT_HOST_FIX
 
@@ -36,35 +36,26 @@ USER_POOL = "scoring"
 SYSTEM_TAINT = "CriticalAddonsOnly=true:NoSchedule"
 
 
-class EncryptionAtHostNotRegistered(Exception):
-    """The subscription lacks the EncryptionAtHost feature the node pools ask for."""
-
-
-def host_encryption(s: Settings, parent: pulumi.Resource) -> pulumi.Input[bool]:
-    """``enableEncryptionAtHost`` of the pools: False, or True once the subscription's
-    ``Microsoft.Compute/EncryptionAtHost`` feature is known to be Registered. Without it Azure
-    refuses the pools deep into a 10-minute create; this stops first and says how to fix it."""
+def host_encryption(
+    s: Settings, subscription_id: pulumi.Input[str], parent: pulumi.Resource
+) -> tuple[bool, list[pulumi.Resource]]:
+    """``enableEncryptionAtHost`` of the pools, and what the pools must wait for: the check that
+    the subscription's ``Microsoft.Compute/EncryptionAtHost`` feature is Registered. Without it
+    Azure refuses the pools deep into a 10-minute create; the check stops first, with the fix
+    (components/providers/feature_check.py, also for a feature never registered)."""
     if not s.aks.nodes.encryption_at_host:
-        return False
+        return False, []
     namespace, feature = ENCRYPTION_AT_HOST_FEATURE
-    found = features.get_subscription_feature_registration_output(
-        feature_name=feature,
-        provider_namespace=namespace,
-        opts=pulumi.InvokeOutputOptions(parent=parent),
+    check = FeatureRegistration(
+        "encryption-at-host-feature",
+        subscription_id=subscription_id,
+        namespace=namespace,
+        feature=feature,
+        needed_by="mlscore:aksEncryptionAtHost is true",
+        fix=ENCRYPTION_AT_HOST_FIX,
+        opts=pulumi.ResourceOptions(parent=parent),
     )
-
-    def registered(properties: Any) -> bool:
-        state = getattr(properties, "state", None)
-        if state is None and isinstance(properties, dict):
-            state = properties.get("state")
-        if state != "Registered":
-            raise EncryptionAtHostNotRegistered(
-                f"mlscore:aksEncryptionAtHost is true but the subscription's {namespace}/"
-                f"{feature} feature is {state or 'not registered'}: {ENCRYPTION_AT_HOST_FIX}"
-            )
-        return True
-
-    return found.properties.apply(registered)
+    return True, [check]
 
 
 def _pool_hardening(s: Settings, vm_size: str, encryption: pulumi.Input[bool]) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from preview.engine import reveal
 # the change needs a migration (keep the old path importable), not an edit of this set.
 STORED = {
     "components.providers.arm_patch._Provider",
+    "components.providers.feature_check.FeatureRegistrationProvider",
     "components.providers.function_keys.FunctionHostKeysProvider",
     "components.providers.gateway_address.GatewayAddressProvider",
     "components.providers.iot_edge.EdgeDeploymentProvider",

@@ -16,6 +16,7 @@ from preview import engine, fakes, manifests
 from tests.infra.settings_helpers import load, problems
 
 CLUSTER = "azure-native:containerservice:ManagedCluster"
+FEATURE = "pulumi-python:dynamic/azure:FeatureRegistration"
 POOL = "azure-native:containerservice:AgentPool"
 FIC = "azure-native:managedidentity:FederatedIdentityCredential"
 ROLE = "azure-native:authorization:RoleAssignment"
@@ -280,25 +281,20 @@ def test_prod_pools_span_zones_with_ephemeral_disks_and_host_encryption(prod: en
         assert pool["availabilityZones"] == ["1", "2", "3"]
         assert (pool["osDiskType"], pool["osDiskSizeGB"]) == ("Ephemeral", gb)
         assert pool["maxPods"] >= 50 and pool["enableEncryptionAtHost"] is True
-    calls = [a for t, a in prod.calls if t.endswith("getSubscriptionFeatureRegistration")]
-    assert calls == [{"featureName": "EncryptionAtHost", "providerNamespace": "Microsoft.Compute"}]
+    (check,) = prod.of_type(FEATURE)  # the pools wait for the feature check
+    assert (check.inputs["namespace"], check.inputs["feature"]) == (
+        "Microsoft.Compute",
+        "EncryptionAtHost",
+    )
+    assert check.urn in prod.one(POOL, "user-pool").dependencies
+    assert check.urn in prod.one(CLUSTER).dependencies
 
 
 def test_dev_pools_stay_single_zone_and_managed(dev: engine.Run) -> None:
     user = dev.one(POOL, "user-pool").inputs
     assert "availabilityZones" not in user and user["osDiskType"] == "Managed"
     assert user["enableEncryptionAtHost"] is False and user["maxPods"] == 110
-    assert not [t for t, _ in dev.calls if t.endswith("getSubscriptionFeatureRegistration")]
-
-
-def test_unregistered_encryption_at_host_stops_with_the_command(monkeypatch) -> None:
-    token = "azure-native:features:getSubscriptionFeatureRegistration"
-    monkeypatch.setitem(fakes.CALLS, token, lambda a: {"properties": {"state": "NotRegistered"}})
-    run = engine.run("prod", {})  # a run of its own: the fake Azure differs from the shared runs
-    assert run.error is not None
-    text = str(run.error)
-    assert "az feature register --namespace Microsoft.Compute --name EncryptionAtHost" in text
-    assert "mlscore:aksEncryptionAtHost" in text
+    assert not dev.of_type(FEATURE)
 
 
 # --- bad input, refused before any resource -----------------------------------------------------
