@@ -120,9 +120,14 @@ class PredictionCache(pulumi.ComponentResource):
             sources = diag.managed_redis("redis", self.cache.id, self.database.id)
         else:
             sources = diag.resource("redis", self.cache.id)
+        # The private endpoint's connection is an update of the cache too, and the cache takes
+        # one update at a time: the endpoint waits for the access assignments declared so far
+        # (the pull identity's), as they wait for each other (grant_data_access).
+        assignments = [self._last_assignment.id] if self._last_assignment is not None else []
+        cache_id = pulumi.Output.all(self.cache.id, *assignments).apply(lambda v: str(v[0]))
         return Interfaces(
             diagnostics=tuple(sources),
-            private_endpoints=(pe.redis(self.cache.id, managed=self._managed),),
+            private_endpoints=(pe.redis(cache_id, managed=self._managed),),
             outputs=outputs,
         )
 

@@ -284,3 +284,14 @@ def test_an_existing_host_must_be_a_bare_host_name(host: str) -> None:
 )
 def test_azure_cache_sku_family_and_capacity_must_match(overrides, keys) -> None:
     assert [p.keys for p in problems(**AZURE_CACHE, **overrides)] == [keys]
+
+
+def test_the_caches_private_endpoint_waits_for_its_access_assignment(prod) -> None:
+    # a private endpoint connection is an update of the cache, which takes one at a time
+    endpoint = prod.one("azure-native:network:PrivateEndpoint", "pe-redis")
+    assignment = prod.one(
+        "azure-native:redisenterprise:AccessPolicyAssignment", "redis-pull-identity-access"
+    )
+    assert assignment.urn in endpoint.dependencies
+    target = engine.reveal(endpoint.inputs)["privateLinkServiceConnections"][0]
+    assert target["privateLinkServiceId"].endswith("/mlscore-prod-redis-41eac")  # unchanged
