@@ -19,6 +19,7 @@ from typing import Any
 
 API = "https://prices.azure.com/api/retail/prices"
 API_VERSION = "2023-01-01-preview"
+ANY_REGION = "*"
 
 
 @dataclass(frozen=True)
@@ -28,14 +29,16 @@ class Family:
     fixed: Mapping[str, str] = field(default_factory=dict)  # more exact filters
     contains: Mapping[str, str] = field(default_factory=dict)  # picked client-side
     excludes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    region: str = ""  # a meter sold everywhere at one price ("Global"), else the stack's region
+    # a meter sold everywhere at one price ("Global"), ANY_REGION for one the API lists under no
+    # region of its own (no armRegionName clause), else the stack's region
+    region: str = ""
     # meterName -> the tierMinimumUnits its billing starts at, where the API's first tier is a
     # free allowance priced 0: the price is the first paid tier (picked client-side).
     paid_from: Mapping[str, float] = field(default_factory=dict)
 
     def filter(self, region: str, argument: str) -> str:
         parts = [f"serviceName eq '{self.service}'", "priceType eq 'Consumption'"]
-        if self.region or region:
+        if self.region != ANY_REGION and (self.region or region):
             parts.append(f"armRegionName eq '{self.region or region}'")
         if self.sku_field:
             parts.append(f"{self.sku_field} eq '{argument}'")
@@ -107,7 +110,12 @@ FAMILIES: dict[str, Family] = {
     "service-bus": Family(
         "Service Bus", "meterName", paid_from={"Standard Messaging Operations": 13}
     ),
-    "key-vault": Family("Key Vault", "meterName", fixed={"skuName": "Standard"}),
+    # productName 'Key Vault': skuName 'Standard' alone also answers Azure Dedicated HSM
+    # (https://github.com/ahmadabdalla/azure-cost-calculator/blob/198013c/.github/skills/
+    # azure-cost-calculator/references/services/security/key-vault.md).
+    "key-vault": Family(
+        "Key Vault", "meterName", fixed={"skuName": "Standard", "productName": "Key Vault"}
+    ),
     "blob-storage": Family("Storage", "meterName", fixed={"productName": "General Block Blob v2"}),
     # Ingestion's first tier (0-5 GB) is the free allowance at 0; the paid price starts at tier 5
     # (Infracost: skuName "Analytics Logs", meterName "...Data Ingestion$", StartUsageAmount "5",
@@ -131,7 +139,12 @@ FAMILIES: dict[str, Family] = {
         fixed={"productName": "Virtual Network Private Link"},
         region="Global",
     ),
-    "private-dns": Family("Azure DNS", "meterName"),
+    # Private DNS is listed under armRegionName '' or 'Global', under no standard region
+    # (https://github.com/ahmadabdalla/azure-cost-calculator/blob/198013c/.github/skills/
+    # azure-cost-calculator/references/services/networking/private-dns.md): the query names none.
+    "private-dns": Family(
+        "Azure DNS", "meterName", fixed={"productName": "Azure DNS"}, region=ANY_REGION
+    ),
 }
 
 

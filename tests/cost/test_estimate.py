@@ -88,6 +88,8 @@ def test_prod_service_bus_logs_registry_and_log_alerts_from_the_snapshot_by_hand
     assert (acr.sku, acr.monthly) == ("Premium", pytest.approx((50.0 / 30 * 730 / 24,) * 2))
     alert = line(estimate, "alerts", "aks-5xx")
     assert (alert.sku, alert.monthly) == ("PT5M", pytest.approx((1.5, 1.5)))
+    zone = line(estimate, "private-endpoints", "zone-privatelink.vaultcore.azure.net")
+    assert zone.monthly == pytest.approx((0.5, 0.5))  # region-less, first 25 zones
 
 
 def test_prod_container_app_minimum_at_the_idle_rate_by_hand(prod: engine.Run) -> None:

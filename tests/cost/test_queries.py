@@ -62,3 +62,9 @@ def test_the_snapshot_names_the_aks_tier_meter_as_the_api_does() -> None:
         load("westeurope").entries["aks-tier/Standard"]["meterName"]
         == recorded["251a08e1-40d6-48e6-8368-4c3e5ee3bbff"]
     )
+
+
+def test_private_dns_zones_are_asked_under_no_region() -> None:
+    """The API lists "Private Zone" under armRegionName '' or 'Global', not under a region."""
+    query = catalog.query("private-dns/Private Zone", "westeurope")
+    assert "armRegionName" not in query and "meterName eq 'Private Zone'" in query
