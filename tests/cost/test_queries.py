@@ -68,3 +68,10 @@ def test_private_dns_zones_are_asked_under_no_region() -> None:
     """The API lists "Private Zone" under armRegionName '' or 'Global', not under a region."""
     query = catalog.query("private-dns/Private Zone", "westeurope")
     assert "armRegionName" not in query and "meterName eq 'Private Zone'" in query
+
+
+def test_every_snapshot_entry_records_the_query_refresh_sends() -> None:
+    snapshot = load("westeurope")
+    assert {k: e["query"] for k, e in snapshot.entries.items()} == {
+        k: catalog.query(k, "westeurope") for k in snapshot.entries
+    }
