@@ -46,6 +46,7 @@ from components.targets.app_service import settings as app_service
 from components.targets.app_service.settings import AppServiceSettings
 from components.targets.container_apps import settings as container_apps
 from components.targets.container_apps.settings import ContainerAppsSettings
+from components.targets.functions import environment as functions_env
 from components.targets.functions import settings as functions
 from components.targets.functions.settings import FunctionsSettings
 from components.targets.iot import settings as iot
@@ -131,6 +132,8 @@ def load(
         settings.resilience.zone_redundant,
         (settings.app_service.zone_plan, settings.functions.zone_plan),
     )
+    # the function image's Python and requirements (Functions on): supported, installable
+    functions_env.check(r, settings.functions.enabled, settings.model)
     for rule in NO_EFFECT:  # keys the options chosen leave unused: refused, not ignored
         rule.check(r, settings)
     if not r.problems:  # names are only meaningful once their parts are valid

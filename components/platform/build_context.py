@@ -115,12 +115,12 @@ def shown(path: Path | None) -> str:
 
 
 def build_args(model: ModelSettings, image: str = "scoring") -> dict[str, str]:
-    """The Dockerfiles' ARGs: the image's Python (scoring/Dockerfile's base stage; the function
-    app's base image has its own), where the model and the script go, and (as image labels,
-    shown in the preview) where they came from."""
+    """The Dockerfiles' ARGs: the image's Python (the base stage of scoring/Dockerfile and of
+    functions.Dockerfile), where the model and the script go, and (as image labels, shown in
+    the preview) where they came from."""
     assert model.entry_script is not None
-    python = {"PYTHON_VERSION": model.python_version} if image == "scoring" else {}
-    return python | {
+    return {
+        "PYTHON_VERSION": model.python_version,
         "MODEL_NAME": model.name,
         "MODEL_VERSION": model.version,
         "ENTRY_SCRIPT": model.entry_script.name,

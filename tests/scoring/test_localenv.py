@@ -29,6 +29,9 @@ CONFIG = {
     "modelPath": str(EXAMPLE / "models"),
     "entryScript": str(EXAMPLE / "code" / "score-numpy.py"),
     "dependenciesFile": str(EXAMPLE / "env.yml"),
+    # Python 3.10 is past its Azure Functions end of support (October 2026): the stack leaves the
+    # function app out (components/targets/functions/environment.py refuses it otherwise)
+    "functionsEnabled": "false",
 }
 
 

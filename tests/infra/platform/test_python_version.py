@@ -42,7 +42,7 @@ def test_the_conda_files_python_line_picks_the_images_python(
     assert problems == [] and model.python_version == image
     ctx = assemble(model, "scoring", root=tmp_path / "ctx")
     assert ctx.build_args["PYTHON_VERSION"] == image
-    assert "PYTHON_VERSION" not in assemble(model, "functions", root=tmp_path / "f").build_args
+    assert assemble(model, "functions", root=tmp_path / "f").build_args["PYTHON_VERSION"] == image
 
 
 def test_the_seeds_python_38_era_files_are_refused_naming_the_supported_versions() -> None:
