@@ -45,11 +45,23 @@ def source_directory(_value: Any, ctx: Context) -> Unmapped:
     )
 
 
+def images_python() -> str:
+    """Which Python the images run (components/platform/settings.py reads and checks it)."""
+    from components.platform.settings import DEFAULT_PYTHON, PYTHON_VERSIONS
+
+    *first, last = PYTHON_VERSIONS
+    return (
+        f"the images run the Python the environment names, {', '.join(first)} or {last}: the "
+        f"conda file's python= line or mlscore:pythonVersion, else {DEFAULT_PYTHON} "
+        "(scoring/Dockerfile and functions.Dockerfile, a pinned base per version)"
+    )
+
+
 def runtime(value: Any, _: Context) -> Unmapped:
     if str(value).lower() == "python":
-        return Unmapped("the images run Python 3.11 (scoring/Dockerfile)", built_in=True)
+        return Unmapped(images_python(), built_in=True)
     return Unmapped(
-        f"no {value} runtime: the images run Python 3.11 without Spark",
+        f"no {value} runtime: {images_python()}, without Spark",
         "score with pandas or numpy in run(); run Spark work outside the scoring service",
         lost=True,
     )

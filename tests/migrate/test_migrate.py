@@ -162,3 +162,19 @@ def test_files_next_to_the_inference_config_are_found_from_any_directory(
     done = migrate(v1 / "i.json", v1 / "aci.json")
     assert done.code == 0, done.out + done.err
     assert done.values["entryScript"] == stack_path(v1 / "score.py")
+
+
+def test_the_runtime_row_says_which_pythons_the_images_run() -> None:
+    """v1's runtime "python" (and "spark-py", refused): the images run 3.10-3.13 as the user's
+    environment says (issue 28), not one Python."""
+    from components.platform.settings import DEFAULT_PYTHON, PYTHON_VERSIONS
+    from migrate.explain import runtime
+
+    python = runtime("python", None)  # type: ignore[arg-type]  # the context is not read
+    assert python.built_in and not python.lost
+    assert "3.10, 3.11, 3.12 or 3.13" in python.why and set(PYTHON_VERSIONS) == {
+        "3.10", "3.11", "3.12", "3.13"}  # fmt: skip
+    assert "python=" in python.why and "mlscore:pythonVersion" in python.why
+    assert f"else {DEFAULT_PYTHON}" in python.why and "Python 3.11 (" not in python.why
+    spark = runtime("spark-py", None)  # type: ignore[arg-type]
+    assert spark.lost and spark.why.startswith("no spark-py runtime: the images run the Python")
