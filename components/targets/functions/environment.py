@@ -9,7 +9,10 @@ of that Python. The function app is a custom container (``linuxFxVersion`` ``DOC
 (github.com/Azure/azure-functions-docker, ``host/4/*/python/python3*/python3*.Dockerfile``).
 
 * :func:`check_python`: a Python Azure Functions does not support, or no longer supports at the
-  clock's date, is refused naming the key that chose it and ``mlscore:functionsEnabled``.
+  clock's date, is refused naming the key that chose it and ``mlscore:functionsEnabled``; when
+  no key chose it (the program's default, 3.11, supported until October 2027) it is a warning:
+  there is no value of the user's to refuse, and the stacks that set neither stay valid at
+  every date (``make time-travel``).
 * :func:`check_requirements`: the user's requirements go through the same pre-deploy pin check
   as the scoring image's (``components/platform/user_env.py``), against what the function image
   installs with them (``scoring/requirements-functions.txt``: the host's requirements and the
@@ -20,7 +23,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pulumi
@@ -65,13 +68,13 @@ def check(r: Reader, enabled: bool, model: ModelSettings, clock: Clock | None = 
     check_requirements(r, model)
 
 
-def python_key(r: Reader, model: ModelSettings) -> str:
+def python_key(r: Reader, model: ModelSettings) -> str | None:
     """The key that chose the image's Python: mlscore:pythonVersion, else the conda file's python=
-    line (mlscore:dependenciesFile), else the default (mlscore:pythonVersion, unset)."""
-    if r.str("pythonVersion").strip() or model.dependencies_file is None:
+    line (mlscore:dependenciesFile); None: neither, the program's default."""
+    if r.str("pythonVersion").strip():
         return "pythonVersion"
-    written = user_env.read(model.dependencies_file).python
-    return "dependenciesFile" if written is not None else "pythonVersion"
+    deps = model.dependencies_file
+    return "dependenciesFile" if deps and user_env.read(deps).python is not None else None
 
 
 def supported(today: date) -> list[str]:
@@ -84,23 +87,30 @@ def check_python(r: Reader, model: ModelSettings, today: date) -> None:
         return
     ends = PYTHON_SUPPORT_ENDS.get(python)
     why = (
-        f"Azure Functions' support of Python {python} ended on {ends:%Y-%m-%d} (no security "
-        "patches after it)"
+        f"Azure Functions supported Python {python} until {ends - timedelta(days=1):%B %Y} "
+        "(no security patches since)"
         if ends is not None
         else f"Azure Functions does not run Python {python}"
     )
     key = python_key(r, model)
     today_ok = ", ".join(supported(today)) or "none of the images' Pythons"
-    r.fail(
-        (key, "functionsEnabled"),
-        python if key == "pythonVersion" else f"python {python} ({model.dependencies_file})",
+    problem = (
         f"the function app's image runs the model's Python, and {why}; Azure Functions "
         f"supports {today_ok} today "
-        "(learn.microsoft.com/azure/azure-functions/supported-languages)",
+        "(learn.microsoft.com/azure/azure-functions/supported-languages)"
+    )
+    fix = (
         "pick one of those with mlscore:pythonVersion or the conda file's python= line (a "
         "model pickled on another Python may need retraining), or set mlscore:functionsEnabled "
-        "to false",
+        "to false"
     )
+    if key is None:  # no value of the user's to refuse: the program's default (its owner moves it)
+        pulumi.log.warn(
+            f"mlscore:pythonVersion unset, the default Python {python}: {problem}; {fix}"
+        )
+        return
+    shown = python if key == "pythonVersion" else f"python {python} ({model.dependencies_file})"
+    r.fail((key, "functionsEnabled"), shown, problem, fix)
 
 
 # --- the requirements --------------------------------------------------------------------------

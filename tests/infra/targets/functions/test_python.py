@@ -88,22 +88,38 @@ def _load(monkeypatch: pytest.MonkeyPatch, today: str, **config: str) -> list[st
 def test_a_python_past_its_azure_functions_support_is_refused_with_functions_on(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    on = {"functionsEnabled": "true", "dependenciesFile": ""}
+    on = {"functionsEnabled": "true", "dependenciesFile": "", "batchEnabled": "false"}
     assert _load(monkeypatch, "2026-10-31", pythonVersion="3.10", **on) == []
     (problem,) = _load(monkeypatch, "2026-11-01", pythonVersion="3.10", **on)
     assert problem.startswith("mlscore:pythonVersion, mlscore:functionsEnabled = '3.10': ")
-    assert "support of Python 3.10 ended on 2026-11-01" in problem
+    assert "supported Python 3.10 until October 2026 (no security patches since)" in problem
     assert "supports 3.11, 3.12, 3.13 today" in problem and "fix: pick one of those" in problem
-    off = {"functionsEnabled": "false", "dependenciesFile": ""}
+    off = {"functionsEnabled": "false", "dependenciesFile": "", "batchEnabled": "false"}
     assert _load(monkeypatch, "2026-11-01", pythonVersion="3.10", **off) == []
     conda = tmp_path / "environment.yml"
     conda.write_text("dependencies:\n  - python=3.10\n")
     (problem,) = _load(monkeypatch, "2027-01-01", dependenciesFile=str(conda), **{
-        "functionsEnabled": "true", "pythonVersion": ""})  # fmt: skip
+        "functionsEnabled": "true", "pythonVersion": "", "batchEnabled": "false"})  # fmt: skip
     assert problem.startswith("mlscore:dependenciesFile, mlscore:functionsEnabled = ")
     assert "python 3.10" in problem and "environment.yml" in problem
     (problem,) = _load(monkeypatch, "2029-11-01", pythonVersion="3.13", **on)
     assert "supports none of the images' Pythons today" in problem
+
+
+def test_the_programs_default_python_past_its_functions_support_is_a_warning(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Neither key set (the dev and prod stacks): no value of the user's to refuse, so the
+    stacks stay valid at every date (make time-travel); the warning says what to do."""
+    warned: list[str] = []
+    monkeypatch.setattr(environment.pulumi.log, "warn", warned.append)
+    config = {"functionsEnabled": "true", "dependenciesFile": "", "pythonVersion": ""}
+    config["batchEnabled"] = "false"  # its own Python rule aside
+    assert _load(monkeypatch, "2027-11-01", **config) == []
+    (warning,) = warned
+    assert warning.startswith("mlscore:pythonVersion unset, the default Python 3.11: ")
+    assert "until October 2027" in warning and "3.12, 3.13 today" in warning
+    assert _load(monkeypatch, "2027-10-31", **config) == [] and len(warned) == 1
 
 
 def _reader() -> tuple[Reader, ModelSettings]:
