@@ -5,6 +5,7 @@ Pulumi.<stack>.yaml ─► Settings (validated: every problem at once, before an
 Platform    resource group · monitoring (Log Analytics + App Insights) · registry (no admin)
             ML workspace (storage, key vault) · pull identity (AcrPull) · scoring keys
             scoring image (built from scoring/, pushed with an Entra token) · Redis cache
+            (before the workspace: prod's managed VNet has an inline rule to it)
             prod: VNet + private endpoints for every data plane · collected-data container
                            │  ScoringDeployment: the same inputs for every target
 Targets     components/targets/all.py, in order: App Service · Functions · ACI · Azure ML
@@ -47,14 +48,19 @@ rg = resources.ResourceGroup(
 )
 monitoring = Monitoring("monitoring", MonitoringArgs(s, rg.name))
 registry = Registry("registry", RegistryArgs(s, rg.name, client.subscription_id, client.object_id))
+cache = (  # every target signs in to it with Entra ID; before the workspace, whose rule names it
+    PredictionCache("cache", PredictionCacheArgs(s, rg.name)) if s.redis.enabled else None
+)
 workspace = MlWorkspace(
     "workspace",
-    MlWorkspaceArgs(s, rg.name, client.tenant_id, registry.id, monitoring.app_insights_id),
+    MlWorkspaceArgs(s, rg.name, client.tenant_id, registry.id, monitoring.app_insights_id, cache),
 )
 identity = ScoringIdentity(
     "identity",
     ScoringIdentityArgs(s, rg.name, client.subscription_id, registry.id, workspace.key_vault.id),
 )
+if cache is not None:
+    cache.grant_pull_identity(identity.pull_identity)
 keys = ScoringKeys("scoring-keys", ScoringKeysArgs(s, rg.name, workspace.vault.name))
 # Entra-authenticated telemetry from the targets that run as the pull identity
 monitoring.grant_publisher(identity.pull_identity.principal_id, client.subscription_id)
@@ -84,11 +90,6 @@ image = ScoringImage(
         after=[registry.push_grant],
     ),
 )
-cache = (  # every target signs in to it with Entra ID
-    PredictionCache("cache", PredictionCacheArgs(s, rg.name, identity.pull_identity))
-    if s.redis.enabled
-    else None
-)
 platform_parts: list[Standard] = [registry, workspace, identity, image, *([cache] if cache else [])]
 
 # Network isolation (prod): the VNet, and private endpoints for every data plane of the platform
@@ -107,9 +108,8 @@ if s.network.isolated:
     )
     network = NetworkRef(vnet.id, vnet.subnet_ids, private.zone_ids)
     platform_parts.append(vnet)
-    if cache is not None and cache.cache is not None:  # the online deployments' way to the cache
-        group = "redisEnterprise" if s.redis.managed else "redisCache"
-        workspace.allow_private_outbound("cache", cache.cache.id, group)
+    if cache is not None:  # the cache takes one update at a time: its endpoint, then the rest
+        cache.reached_through(private)
 
 deployment = ScoringDeployment(
     settings=s,

@@ -39,13 +39,6 @@ _ALLOW_LIST = (
     "endpoint. mlscore:publicNetworkAccess false turns it off (deploy from a runner in the VNet)."
 )
 EXEMPTIONS: tuple[Exemption, ...] = (
-    # --- met, but not where checkov looks ---------------------------------------------------------
-    Exemption("CKV_AZURE_243", "azure-native:machinelearningservices:Workspace", ("workspace",),
-              MISREAD, "the workspace has its private endpoint (pe-mlw) and a managed virtual "
-              "network (AllowOnlyApprovedOutbound) with the outbound PrivateEndpoint rule the "
-              "deployments need (to the cache, redisEnterprise), declared as its own "
-              "ManagedNetworkSettingsRule (outbound-cache) because the cache is created after "
-              "the workspace; the check looks only for rules inline in the workspace."),
     # --- by design ---------------------------------------------------------------------------
     Exemption("CKV_AZURE_139", "azure-native:containerregistry:Registry", ("acr",), BY_DESIGN,
               "public network access " + _ALLOW_LIST.format(

@@ -25,8 +25,18 @@ use Entra ID (the cache's owner grants the identity a data access policy).
 One update at a time: a cache refuses a second access policy assignment while it applies one
 (409 "is busy processing a previous update request", Azure/bicep-types-az#1760; the azurerm
 provider serialises them with a lock per cache: hashicorp/terraform-provider-azurerm#26085 for
-Azure Cache for Redis, #30980 for Azure Managed Redis). :meth:`grant_data_access` therefore chains
-every assignment after the previous one on the same cache.
+Azure Cache for Redis, #30980 for Azure Managed Redis). A private endpoint connection is an update
+of the cache too (azurerm takes the same per-cache lock for a Redis private endpoint:
+hashicorp/terraform-provider-azurerm#26085), whether it is ours (the VNet's ``pe-redis``) or the
+Azure ML managed VNet's (the workspace's outbound rule). So every update is chained after the
+previous one on the same cache (:meth:`updated_by`, :meth:`grant_data_access`), in the order
+``__main__`` declares them: the cluster and its database, the workspace (its managed VNet's private
+endpoint to the cache), the pull identity's access, the VNet's private endpoint, the online
+endpoint's access.
+
+The cache is declared before the workspace (``__main__``): under network isolation the workspace's
+outbound rule to it is inline in the workspace's ``managedNetwork`` (workspace.py), and a rule
+names the cache's ID.
 """
 
 from __future__ import annotations
@@ -63,7 +73,6 @@ AccessAssignment = redis.AccessPolicyAssignment | redisenterprise.AccessPolicyAs
 class PredictionCacheArgs:
     settings: Settings
     resource_group_name: pulumi.Input[str]
-    identity: PullIdentity
 
 
 class PredictionCache(pulumi.ComponentResource):
@@ -72,13 +81,14 @@ class PredictionCache(pulumi.ComponentResource):
     connection: CacheConnection
     cache: CacheResource | None
     database: redisenterprise.Database | None = None
+    entra_access: AccessAssignment | None = None  # the pull identity's (grant_pull_identity)
 
     def __init__(
         self, name: str, args: PredictionCacheArgs, opts: pulumi.ResourceOptions | None = None
     ):
         super().__init__("mlscore:platform:PredictionCache", name, None, opts)
         self._resource_group_name = args.resource_group_name
-        self._last_assignment: AccessAssignment | None = None
+        self._last_update: pulumi.CustomResource | None = None  # what the next update waits for
         s = args.settings
         r = s.redis
         self._managed = r.managed
@@ -98,12 +108,7 @@ class PredictionCache(pulumi.ComponentResource):
         else:
             self.cache = self._azure_cache(s)
             self.host = _host_name(s.naming.redis(), self.cache)
-        self.entra_access = self.grant_data_access(
-            "redis-pull-identity-access",
-            "scoringpullidentity",
-            args.identity.principal_id,
-            args.identity.client_id,
-        )
+        self._last_update = self.database or self.cache
         self.port = r.port
         self.connection = CacheConnection(
             host=self.host, port=self.port, password=None, entra_id=True
@@ -121,14 +126,43 @@ class PredictionCache(pulumi.ComponentResource):
         else:
             sources = diag.resource("redis", self.cache.id)
         # The private endpoint's connection is an update of the cache too, and the cache takes
-        # one update at a time: the endpoint waits for the access assignments declared so far
-        # (the pull identity's), as they wait for each other (grant_data_access).
-        assignments = [self._last_assignment.id] if self._last_assignment is not None else []
-        cache_id = pulumi.Output.all(self.cache.id, *assignments).apply(lambda v: str(v[0]))
+        # one update at a time: the endpoint waits for the updates declared so far (the pull
+        # identity's access); record it with updated_by once declared.
         return Interfaces(
             diagnostics=tuple(sources),
-            private_endpoints=(pe.redis(cache_id, managed=self._managed),),
+            private_endpoints=(pe.redis(self.next_update_id(), managed=self._managed),),
             outputs=outputs,
+        )
+
+    @property
+    def group_id(self) -> str:
+        """The private link sub-resource of the cache (its private endpoints' group ID)."""
+        return "redisEnterprise" if self._managed else "redisCache"
+
+    def next_update_id(self) -> pulumi.Output[str]:
+        """The cache's ID once every update declared so far is done: what a private endpoint
+        connection to the cache (ours, or the Azure ML managed VNet's) names, so that it waits."""
+        assert self.cache is not None, "an existing host has no resource ID of ours"
+        after = [self._last_update.id] if self._last_update is not None else []
+        return pulumi.Output.all(self.cache.id, *after).apply(lambda v: str(v[0]))
+
+    def updated_by(self, resource: pulumi.CustomResource) -> None:
+        """Record an update of the cache declared elsewhere (a private endpoint connection made
+        by ``resource``, which named :meth:`next_update_id`): the next one waits for it."""
+        self._last_update = resource
+
+    def reached_through(self, endpoints: pe.PrivateEndpoints) -> None:
+        """The VNet's private endpoint to the cache is declared: later updates wait for it."""
+        if self.cache is not None:
+            self.updated_by(endpoints.endpoints[pe.REDIS])
+
+    def grant_pull_identity(self, identity: PullIdentity) -> None:
+        """The pull identity's data access: the targets that run as it sign in with Entra ID."""
+        self.entra_access = self.grant_data_access(
+            "redis-pull-identity-access",
+            "scoringpullidentity",
+            identity.principal_id,
+            identity.client_id,
         )
 
     def _managed_redis(self, s: Settings) -> redisenterprise.RedisEnterprise:
@@ -207,13 +241,13 @@ class PredictionCache(pulumi.ComponentResource):
     ) -> AccessAssignment | None:
         """Give an identity data access (read and write keys), so it signs in with Entra ID.
 
-        Chained after the previous assignment on this cache: the cache applies one update at a
+        Chained after the previous update of this cache: the cache applies one update at a
         time. None for an existing host: its owner grants access (the principal ID is in the
         outputs). ``assignment_name``: letters and digits only.
         """
         if self.cache is None:
             return None
-        after = [self._last_assignment] if self._last_assignment is not None else []
+        after = [self._last_update] if self._last_update is not None else []
         opts = pulumi.ResourceOptions(parent=parent or self, depends_on=after)
         assignment: AccessAssignment
         if self.database is not None:
@@ -240,7 +274,7 @@ class PredictionCache(pulumi.ComponentResource):
                 object_id_alias=alias,
                 opts=opts,
             )
-        self._last_assignment = assignment
+        self._last_update = assignment
         return assignment
 
 

@@ -71,10 +71,13 @@ def registry(resource_id: pulumi.Input[str]) -> Endpoint:
     return Endpoint("acr", resource_id, "registry", (REGISTRY_ZONE,))
 
 
+REDIS = "redis"  # the cache's endpoint (pe-redis)
+
+
 def redis(resource_id: pulumi.Input[str], *, managed: bool) -> Endpoint:
     if managed:  # Azure Managed Redis: a Microsoft.Cache/redisEnterprise cluster
-        return Endpoint("redis", resource_id, "redisEnterprise", (MANAGED_REDIS_ZONE,))
-    return Endpoint("redis", resource_id, "redisCache", (AZURE_CACHE_ZONE,))
+        return Endpoint(REDIS, resource_id, "redisEnterprise", (MANAGED_REDIS_ZONE,))
+    return Endpoint(REDIS, resource_id, "redisCache", (AZURE_CACHE_ZONE,))
 
 
 def service_bus(resource_id: pulumi.Input[str]) -> Endpoint:

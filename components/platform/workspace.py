@@ -18,6 +18,7 @@ import pulumi_azure_native.storage as storage
 from components.contract import Interfaces, KeyVaultRef
 from components.platform import diagnostics as diag
 from components.platform import private_endpoints as pe
+from components.platform.cache import PredictionCache
 from components.platform.network_settings import ALLOW_LIST, storage_ip_rules
 from components.settings import Settings
 
@@ -26,8 +27,7 @@ from components.settings import Settings
 # prebuilt scoring image from the workspace registry and read the model from workspace storage,
 # which the managed VNet's required rules and its automatic private endpoints (storage, key
 # vault, registry) cover; the one extra destination, the cache, needs a private endpoint rule
-# (:meth:`MlWorkspace.allow_private_outbound`: whether Azure Managed Redis is an accepted target
-# is not documented, see there). No FQDN rule, so no Azure
+# (:func:`cache_rule`, inline like the batch rules). No FQDN rule, so no Azure
 # Firewall: "FQDN outbound rules are implemented using Azure Firewall ... charges ... included
 # in your billing", and "the firewall isn't created until you add an outbound FQDN rule".
 # AllowInternetOutbound would leave exfiltration open and buys nothing here (no pip or conda at
@@ -50,18 +50,43 @@ from components.settings import Settings
 BATCH_STORAGE_SUBRESOURCES = ("queue", "table")
 
 
-def managed_network(s: Settings, storage_id: pulumi.Input[str]) -> ml.ManagedNetworkSettingsArgs:
-    """AllowOnlyApprovedOutbound, with the batch endpoints' rules to the workspace storage."""
+# The online deployments' way to the cache: a private endpoint rule to the cluster
+# (``redisEnterprise``) or the Azure Cache for Redis (``redisCache``). Accepted targets: the
+# "Private endpoints" list names "Azure Redis Cache", and the role the workspace's identity
+# approves managed-VNet private endpoints with ("Azure AI Enterprise Network Connection Approver")
+# lists "Azure Managed Redis" among "the private endpoint target resource types covered"
+# (how-to-managed-network.md, MicrosoftDocs/azure-ai-docs commit d675e2ff, ms.date 05/23/2025;
+# https://learn.microsoft.com/azure/machine-learning/how-to-managed-network#private-endpoints).
+# Inline in the workspace, not a ManagedNetworkSettingsRule of its own: a later workspace update
+# without ``outboundRules`` can drop a separate rule (Azure/terraform-provider-azapi#453), and
+# checkov's CKV_AZURE_243 looks for it inline. So the workspace waits for the cache to exist
+# (__main__ declares the cache first): a rule names an existing resource.
+CACHE_RULE = "cache-pe"
+
+
+def managed_network(
+    s: Settings, storage_id: pulumi.Input[str], cache: PredictionCache | None
+) -> ml.ManagedNetworkSettingsArgs:
+    """AllowOnlyApprovedOutbound, with the batch endpoints' rules to the workspace storage and
+    the online deployments' rule to the cache."""
     rules: dict[str, ml.PrivateEndpointOutboundRuleArgs] = {}
     if s.batch.enabled:
         rules = {
             f"batch-storage-{sub}": private_endpoint_rule(storage_id, sub)
             for sub in BATCH_STORAGE_SUBRESOURCES
         }
+    if cache is not None and reaches_cache(s, cache):
+        rules[CACHE_RULE] = private_endpoint_rule(cache.next_update_id(), cache.group_id)
     return ml.ManagedNetworkSettingsArgs(
         isolation_mode=ml.IsolationMode.ALLOW_ONLY_APPROVED_OUTBOUND,
         outbound_rules=rules or None,
     )
+
+
+def reaches_cache(s: Settings, cache: PredictionCache) -> bool:
+    """Whether the managed VNet has a rule to the cache: the online deployments use it, and the
+    cache is ours (an existing host is its owner's to connect)."""
+    return s.network.isolated and s.online.enabled and cache.cache is not None
 
 
 def private_endpoint_rule(
@@ -91,6 +116,7 @@ class MlWorkspaceArgs:
     tenant_id: pulumi.Input[str]
     registry_id: pulumi.Input[str]
     app_insights_id: pulumi.Input[str]
+    cache: PredictionCache | None = None  # the online deployments' outbound rule names it
 
 
 def secure_storage_account(
@@ -187,6 +213,7 @@ class MlWorkspace(pulumi.ComponentResource):
             tags=dict(s.tags),
             opts=child,
         )
+        managed = managed_network(s, self.storage.id, args.cache) if s.network.isolated else None
         self.workspace = ml.Workspace(
             "workspace",
             workspace_name=s.naming.workspace(),
@@ -207,13 +234,16 @@ class MlWorkspace(pulumi.ComponentResource):
             public_network_access="Disabled"
             if s.network.isolated or not s.public_network_access
             else "Enabled",
-            managed_network=managed_network(s, self.storage.id) if s.network.isolated else None,
+            managed_network=managed,
             provision_network_now=True if s.network.isolated else None,
             v1_legacy_mode=False,
             hbi_workspace=False,
             tags=dict(s.tags),
             opts=child,
         )
+        if args.cache is not None and reaches_cache(s, args.cache):
+            # the managed VNet's private endpoint connection is an update of the cache
+            args.cache.updated_by(self.workspace)
         self.key_vault = KeyVaultRef(
             id=self.vault.id,
             name=self.vault.name,
@@ -253,30 +283,4 @@ class MlWorkspace(pulumi.ComponentResource):
                     "key_vault_uri": self.key_vault.uri,
                 }
             },
-        )
-
-    def allow_private_outbound(
-        self, name: str, resource_id: pulumi.Input[str], subresource: str
-    ) -> ml.ManagedNetworkSettingsRule:
-        """A private endpoint outbound rule of the managed VNet: its deployments (the online
-        endpoint) reach ``resource_id`` (e.g. the cache, ``redisEnterprise``) through a private
-        endpoint Azure ML manages. Rule types and targets:
-        https://learn.microsoft.com/azure/machine-learning/how-to-managed-network#private-endpoints
-
-        Unverified for the cache: that list ("Private endpoints are currently supported for the
-        following Azure services") names "Azure Redis Cache" (Microsoft.Cache/redis) and not
-        Azure Managed Redis (Microsoft.Cache/redisEnterprise) in the revision checked
-        (MicrosoftDocs/azure-ai-docs, articles/machine-learning/how-to-managed-network.md,
-        commit 050f1826). Still a resource of its own, not an inline rule: inline, the workspace
-        would wait the cache's 10-20 minutes (__main__ declares the cache after the workspace),
-        and a later workspace update without ``outboundRules`` can drop it
-        (Azure/terraform-provider-azapi#453).
-        """
-        return ml.ManagedNetworkSettingsRule(
-            f"outbound-{name}",
-            rule_name=f"{name}-pe",
-            workspace_name=self.workspace.name,
-            resource_group_name=self._resource_group_name,
-            properties=private_endpoint_rule(resource_id, subresource),
-            opts=pulumi.ResourceOptions(parent=self),
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from preview import engine, fakes
@@ -72,13 +74,43 @@ def test_pull_identity_holds_the_default_access_policy(each_stack) -> None:
     assert policy["user"] == {"objectId": fakes.fake_uuid(f"principal:{identity.azure_name}")}
 
 
+def _waits_for(run: engine.Run, later: engine.Registered, earlier: engine.Registered) -> bool:
+    """``later`` depends on ``earlier``, directly or through others."""
+    by_urn = {r.urn: r for r in run.resources}
+    seen: set[str] = set()
+    todo = list(later.dependencies)
+    while todo:
+        urn = todo.pop()
+        if urn == earlier.urn:
+            return True
+        if urn not in seen and urn in by_urn:
+            seen.add(urn)
+            todo.extend(by_urn[urn].dependencies)
+    return False
+
+
 def test_access_policy_assignments_on_the_cache_are_chained(prod) -> None:
     """A cache takes one update at a time: a second assignment at once fails with 409 "busy
     processing a previous update request" (Azure/bicep-types-az#1760)."""
     first = prod.one(AMR_POLICY, "redis-pull-identity-access")
     second = prod.one(AMR_POLICY, "redis-endpoint-access")
-    assert first.urn in second.dependencies
-    assert prod.one(AMR_DB).urn in first.dependencies
+    assert _waits_for(prod, second, first)
+    assert _waits_for(prod, first, prod.one(AMR_DB))
+
+
+def test_every_update_of_the_prod_cache_waits_for_the_one_before(prod) -> None:
+    """Private endpoint connections are updates too (ours and the Azure ML managed VNet's):
+    the database, the workspace (its inline rule to the cache), the pull identity's access, the
+    VNet's endpoint, the online endpoint's access, each after the one before."""
+    order = [
+        prod.one(AMR_DB),
+        prod.one("azure-native:machinelearningservices:Workspace", "workspace"),
+        prod.one(AMR_POLICY, "redis-pull-identity-access"),
+        prod.one("azure-native:network:PrivateEndpoint", "pe-redis"),
+        prod.one(AMR_POLICY, "redis-endpoint-access"),
+    ]
+    for earlier, later in itertools.pairwise(order):
+        assert earlier.urn in later.dependencies, (later.name, earlier.name)
 
 
 def test_no_key_is_read_stored_or_given_to_any_target(each_stack) -> None:
@@ -152,7 +184,7 @@ def test_azure_cache_for_redis_is_an_explicit_choice(run_stack) -> None:
     first = run.one(POLICY, "redis-pull-identity-access")
     second = run.one(POLICY, "redis-endpoint-access")
     assert first.inputs["accessPolicyName"] == "Data Contributor"
-    assert first.urn in second.dependencies  # one update at a time here too
+    assert _waits_for(run, second, first)  # one update at a time here too
 
 
 def test_azure_cache_for_redis_is_entra_only_and_no_key_is_stored(run_stack) -> None:

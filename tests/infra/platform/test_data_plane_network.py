@@ -139,15 +139,24 @@ def test_prod_cache_is_reached_through_its_private_endpoint_only(stack, request)
 RULE = "azure-native:machinelearningservices:ManagedNetworkSettingsRule"
 
 
-def test_prod_online_deployments_reach_the_cache_through_an_outbound_private_endpoint(prod):
+def test_prod_online_deployments_reach_the_cache_through_an_inline_outbound_rule(prod) -> None:
     # AllowOnlyApprovedOutbound: without a rule the managed VNet has no way to the cache, whose
-    # public access is off. The rule is its own resource: the cache comes after the workspace.
-    rule = prod.one(RULE, "outbound-cache")
-    props = engine.to_json(rule.inputs)["properties"]
-    assert props["type"] == "PrivateEndpoint" and props["category"] == "UserDefined"
-    assert props["destination"]["subresourceTarget"] == "redisEnterprise"
-    assert "serviceResourceId" in props["destination"]  # the cache's ID: known after apply
-    assert prod.one(AMR).urn in rule.dependencies  # ... and taken from the cache itself
+    # public access is off. Inline in the workspace (a separate rule can be dropped by a later
+    # workspace update, Azure/terraform-provider-azapi#453), so the workspace waits for the cache.
+    assert not prod.of_type(RULE)
+    ws = prod.one(WORKSPACE, "workspace")
+    rule = engine.to_json(ws.inputs)["managedNetwork"]["outboundRules"]["cache-pe"]
+    assert rule["type"] == "PrivateEndpoint" and rule["category"] == "UserDefined"
+    assert rule["destination"]["subresourceTarget"] == "redisEnterprise"
+    assert rule["destination"]["serviceResourceId"].endswith("/mlscore-prod-redis-41eac")
+    assert prod.one(AMR).urn in ws.dependencies  # ... and taken from the cache itself
+
+
+def test_no_cache_rule_without_online_endpoints(run_stack) -> None:
+    run = run_stack("prod", onlineEndpointEnabled=False)
+    rules = engine.to_json(run.one(WORKSPACE, "workspace").inputs)["managedNetwork"]
+    assert "cache-pe" not in (rules.get("outboundRules") or {})
+    assert run.one(AMR).urn not in run.one(WORKSPACE, "workspace").dependencies
 
 
 def test_dev_has_no_managed_network_rule(dev):
