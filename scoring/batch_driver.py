@@ -21,13 +21,39 @@ that scoring script; it runs in the scoring image every other target runs, so th
   - anything else: the file's bytes as one request, with the content type of its extension
     (``@rawhttp`` scripts: images, audio, text);
 
-* ``run()`` returns one JSON line per request: ``{"file", "index", "status", "answer"}`` (a
-  JSON answer as JSON, a text one as text; a binary one as ``"answer_base64"`` with its
-  ``"content_type"``), or ``"error"`` instead of ``"answer"`` when the script refused or failed
-  that request. One bad request does not fail its neighbours.
+* each request becomes one row, ``{"file", "index", "status", "answer"}`` (a JSON answer as
+  JSON, a text one as text; a binary one as ``"answer_base64"`` with its ``"content_type"``),
+  or ``"error"`` instead of ``"answer"`` when the script refused or failed that request. One bad
+  request does not stop its neighbours.
+
+What ``run()`` returns is what Azure ML counts. "Each returned output element indicates one
+successful run of an input element in the input mini_batch. For file or folder data assets, each
+returned row/element represents a single file processed", and everything returned is "written to
+the output file as-is" (https://learn.microsoft.com/azure/machine-learning/
+how-to-batch-scoring-script); the deployment's ``error_threshold`` counts input files: "For
+FileDataset, this value is the count of file failures" (BatchDeploymentProperties.ErrorThreshold,
+https://learn.microsoft.com/dotnet/api/azure.resourcemanager.machinelearning.models.
+machinelearningbatchdeploymentproperties.errorthreshold). So:
+
+* an input file every request of which was answered (2xx) is one returned element: its rows, one
+  JSON line each (``predictions.jsonl`` keeps one line per request);
+* an input file with a failed request (or that cannot be read) is left out: Azure ML counts it
+  as a failed file, against ``error_threshold`` and in the job's per-node logs ("the number of
+  successfully processed items, and the number of failed items", logs/sys/node/,
+  https://learn.microsoft.com/azure/machine-learning/how-to-troubleshoot-batch-endpoints). Its
+  rows, answers and errors, go to ``errors/<file>-<hash>.jsonl`` in the job's output folder
+  (``AZUREML_BI_OUTPUT_PATH``, which every worker may write to at once, so one file per input:
+  https://learn.microsoft.com/azure/machine-learning/how-to-deploy-model-custom-output), and each
+  failed request is logged as one ``ERROR`` line naming file, index, status and reason (Python
+  logging lands in logs/user/stdout/<node>/process<N>.stdout.txt, same troubleshooting page).
+
+``run()`` raises only when the driver itself cannot score (``init()`` not called), so Azure ML
+retries a mini batch (``retry_settings``) for a crash or a timeout, never for an input the
+script refuses every time.
 
 ``python -m scoring.batch_driver FILE...`` runs the same on this machine (the entry script and
-model from the same environment variables) and prints the rows.
+model from the same environment variables): it prints what Azure ML would append, logs each
+failure on stderr, and exits 1 when an input file failed.
 """
 
 from __future__ import annotations
@@ -36,6 +62,7 @@ import asyncio
 import base64
 import contextlib
 import csv
+import hashlib
 import io
 import json
 import logging
@@ -88,12 +115,20 @@ class BatchScorer:
         with self._lock:
             return self._loop.run_until_complete(self.service.score(req))
 
-    def rows(self, path: Path) -> list[str]:
-        """One JSON line per request of ``path``."""
-        return [
-            json.dumps(row(path.name, i, self.score(r)), default=str)
-            for i, r in enumerate(requests_of(path))
-        ]
+    def rows(self, path: Path) -> list[dict[str, Any]]:
+        """One row per request of ``path``; a file unreadable or without a request is one error
+        row (a failed input, not an empty line in the predictions)."""
+        try:
+            requests = list(requests_of(path))
+        except (OSError, ValueError) as e:  # UnicodeDecodeError is a ValueError
+            return [_file_error(path, f"unreadable: {e}")]
+        if not requests:
+            return [_file_error(path, "no request in the file")]
+        return [row(path.name, i, self.score(r)) for i, r in enumerate(requests)]
+
+
+def _file_error(path: Path, why: str) -> dict[str, Any]:
+    return {"file": path.name, "index": None, "status": None, "error": why}
 
 
 def requests_of(path: Path) -> Iterator[Request]:
@@ -164,8 +199,13 @@ def row(file: str, index: int, resp: ScoreResponse) -> dict[str, Any]:
         out["answer"] = value
     else:
         out["error"] = value.get("message", value) if isinstance(value, dict) else value
-        log.error("%s #%d: run() answered %d: %s", file, index, resp.status, out["error"])
     return out
+
+
+def failed(r: Mapping[str, Any]) -> bool:
+    """Whether a row is a failed request: no 2xx answer (an error, or a file not read)."""
+    status = r.get("status")
+    return not (isinstance(status, int) and 200 <= status < 300)
 
 
 def _utf8(body: bytes) -> bool:
@@ -195,20 +235,59 @@ def settings(env: Mapping[str, str]) -> Settings:
     return found
 
 
+OUTPUT_VARIABLE = "AZUREML_BI_OUTPUT_PATH"  # the job's output folder (see the docstring)
+ERRORS_DIR = "errors"
+
+
 def init() -> None:
     """Azure ML calls this once per worker process: load the entry script, run its init()."""
     global _scorer
+    if not log.handlers:  # failures as lines of this process's own log (see the docstring)
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False
     _scorer = BatchScorer(settings(os.environ))
 
 
 def run(mini_batch: list[str]) -> list[str]:
-    """Azure ML calls this per mini batch (a list of file paths): one row per request."""
+    """Azure ML calls this per mini batch (a list of file paths): one element per input file
+    answered in full, its rows as JSON lines; a file with a failed request is left out, recorded
+    and logged (see the docstring)."""
     if _scorer is None:
         raise RuntimeError("init() was not called")
     out: list[str] = []
-    for path in mini_batch:
-        out.extend(_scorer.rows(Path(path)))
+    for name in mini_batch:
+        path = Path(name)
+        rows = _scorer.rows(path)
+        if any(failed(r) for r in rows):
+            record_failure(path, rows, os.environ.get(OUTPUT_VARIABLE))
+        else:
+            out.append("\n".join(json.dumps(r, default=str) for r in rows))
     return out
+
+
+def record_failure(path: Path, rows: list[dict[str, Any]], output: str | None) -> Path | None:
+    """Log each failed request of ``path``; write all its rows beside the job's output."""
+    for r in rows:
+        if failed(r):
+            log.error(
+                "input file failed: %s",
+                json.dumps(
+                    {"file": str(path), **{k: r.get(k) for k in ("index", "status", "error")}}
+                ),
+            )
+    if not output:
+        return None
+    digest = hashlib.sha256(str(path).encode()).hexdigest()[:8]
+    target = Path(output) / ERRORS_DIR / f"{path.name}-{digest}.jsonl"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}")  # a retried mini batch rewrites it
+    tmp.write_text("".join(json.dumps(r, default=str) + "\n" for r in rows))
+    os.replace(tmp, target)
+    log.error("input file failed: %s: its rows are in %s", path.name, target)
+    return target
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -216,12 +295,12 @@ def main(argv: list[str] | None = None) -> int:
     if not files:
         print("usage: python -m scoring.batch_driver FILE...", file=sys.stderr)
         return 2
-    with contextlib.redirect_stdout(sys.stderr):  # the script's own prints: logs, not rows
+    with contextlib.redirect_stdout(sys.stderr):  # the script's own prints and logs: not rows
         init()
-        rows = run(files)
-    for line in rows:
-        print(line)
-    return 0
+        answered = run(files)
+    for element in answered:
+        print(element)
+    return 0 if len(answered) == len(files) else 1
 
 
 if __name__ == "__main__":
