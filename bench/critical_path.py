@@ -84,6 +84,12 @@ AZURE_ORDERINGS: dict[tuple[str, str], str] = {
         "azure-native:machinelearningservices:OnlineDeployment",
         "azure-native:machinelearningservices:OnlineDeployment",
     ): "one deployment at a time per endpoint (Azure/azure-sdk-for-net#36961)",
+    (
+        "kubernetes:apps/v1:Deployment",
+        "azure-native:containerservice:AgentPool",
+    ): "pods scheduled only on that pool (the system pool is tainted CriticalAddonsOnly, "
+    "https://learn.microsoft.com/azure/aks/use-system-pools) need its nodes before "
+    "pulumi-kubernetes' rollout await can succeed",
     **{
         (a, b): "one update at a time per cache (Azure/bicep-types-az#1760)"
         for a in _POLICY

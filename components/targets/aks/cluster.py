@@ -249,14 +249,10 @@ class AksCluster(pulumi.ComponentResource):
         self.kubeconfig = self._user_kubeconfig(resource_group_name, s.aks.kubelogin_mode)
         self.api_access = self._api_access(deployer_grant, child)
         self.grants = (self.acr_pull, self.api_access)
-        # What the Kubernetes objects wait for: the grants, and a created cluster's user pool.
-        # The scoring pods run only there (the system pool is tainted CriticalAddonsOnly), so
-        # without it a first run's Deployments wait for pods that cannot be scheduled while the
-        # pool is still being created, and pulumi-kubernetes' await times out.
-        self.ready: tuple[pulumi.Resource, ...] = (
-            *self.grants,
-            *([self.user_pool] if self.user_pool is not None else []),
-        )
+        # What every Kubernetes API call waits for: the grants. The Deployments also wait for a
+        # created cluster's user pool (AksScoringArgs.user_pool), not the namespace, secrets and
+        # services, which the API takes while the pool is still being created.
+        self.ready: tuple[pulumi.Resource, ...] = self.grants
         self.register_outputs(
             {
                 "name": self.name,

@@ -68,6 +68,7 @@ def build(d: ScoringDeployment, p: Platform) -> Aks:
             cluster.name,
             cluster.ready,
             cluster.accelerator_pool,
+            user_pool=cluster.user_pool,
             tenant_id=p.tenant_id,
             oidc_issuer_url=cluster.oidc_issuer_url,
             prometheus_query_endpoint=cluster.prometheus.query_endpoint,

@@ -94,11 +94,15 @@ class AksScoringArgs:
     deployment: ScoringDeployment
     kubeconfig: pulumi.Input[str]
     cluster_name: pulumi.Input[str]
-    # What the Kubernetes API calls need first: the deployer's cluster role, AcrPull, and a
-    # created cluster's user pool (AksCluster.ready).
+    # What the Kubernetes API calls need first: the deployer's cluster role and AcrPull.
     after: Sequence[pulumi.Resource] = field(default_factory=tuple)
     # The accelerator node pool, when there is one (its pods wait for its nodes).
     accelerator_pool: pulumi.Resource | None = None
+    # A created cluster's user pool: the scoring and tls-sync pods run only there (the system
+    # pool is tainted CriticalAddonsOnly, https://learn.microsoft.com/azure/aks/use-system-pools),
+    # so their Deployments wait for its nodes; on a first run pulumi-kubernetes' rollout await
+    # would otherwise time out while the pool is still being created.
+    user_pool: pulumi.Resource | None = None
     tenant_id: pulumi.Input[str] = ""
     # Workload identity and KEDA (AksCluster: oidc_issuer_url, prometheus).
     oidc_issuer_url: pulumi.Input[str] = ""
@@ -140,7 +144,7 @@ class AksScoring(ScoringTarget):
             pod_spec(d, "cpu", self.key_generation),
             "cpu",
             replicas=None if autoscale.enabled else autoscale.min_replicas,
-            after=[self.service_account, self.keys, *self.credentials],
+            after=[self.service_account, self.keys, *self.credentials, *_pool(args.user_pool)],
             opts=after_ns,
         )
         self.service = self._service("service", APP, ns, "cpu", after_ns)
@@ -317,7 +321,9 @@ class AksScoring(ScoringTarget):
             server_id=target.apply(lambda t: t["server_id"]),
             namespace=INGRESS_NAMESPACE,
             service=gw.GATEWAY_SERVICE,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.after)),
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[*args.after, *_pool(args.user_pool)]
+            ),
         )
 
     def _tls_sync(self, args: AksScoringArgs, opts: pulumi.ResourceOptions) -> None:
@@ -352,7 +358,13 @@ class AksScoring(ScoringTarget):
             opts=pulumi.ResourceOptions.merge(
                 opts,
                 pulumi.ResourceOptions(
-                    depends_on=[self.tls_provider, account, self.tls_secret, *self.credentials]
+                    depends_on=[
+                        self.tls_provider,
+                        account,
+                        self.tls_secret,
+                        *self.credentials,
+                        *_pool(args.user_pool),
+                    ]
                 ),
             ),
         )
@@ -473,3 +485,7 @@ class AksScoring(ScoringTarget):
 def self_port(spec: Mapping[str, Any]) -> int:
     """The scoring container's port (the one managed Prometheus scrapes)."""
     return int(spec["containers"][0]["ports"][0]["containerPort"])
+
+
+def _pool(pool: pulumi.Resource | None) -> list[pulumi.Resource]:
+    return [pool] if pool is not None else []
