@@ -130,6 +130,14 @@ def build_args(model: ModelSettings, image: str = "scoring") -> dict[str, str]:
     }
 
 
+def runtime_args(model: ModelSettings, image: str) -> dict[str, str]:
+    """scoring/Dockerfile's BATCH_RUNTIME: "true" when the stack has an Azure ML batch deployment
+    (mlscore:batchEnabled), which runs this image with Azure ML's batch runtime installed beside
+    the host (scoring/requirements-batch.txt, in the same pip resolution). Not a build argument
+    of the function image."""
+    return {"BATCH_RUNTIME": str(model.batch_runtime).lower()} if image == "scoring" else {}
+
+
 def digest_of(entries: Mapping[str, Path | bytes], args: Mapping[str, str]) -> str:
     h = hashlib.sha256(json.dumps(dict(sorted(args.items()))).encode())
     for rel in sorted(entries):
@@ -143,7 +151,7 @@ def digest_of(entries: Mapping[str, Path | bytes], args: Mapping[str, str]) -> s
 def assemble(model: ModelSettings, image: str = "scoring", root: Path = BUILD_ROOT) -> BuildContext:
     """Assemble (or reuse) the build context of ``image`` for ``model`` under ``root``."""
     entries = layout(model, image)
-    args = build_args(model, image)
+    args = build_args(model, image) | runtime_args(model, image)
     digest = digest_of(entries, args)
     args["CONTEXT_DIGEST"] = digest  # a label of the image: which context it was built from
     target = root / f"{image}-{digest[:16]}"

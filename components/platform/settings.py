@@ -45,6 +45,9 @@ class ModelSettings:
     python_version: str = DEFAULT_PYTHON  # the image's Python (python= or pythonVersion)
     # The pre-deploy resolution against the index: "ok", "failed", "skipped: <why>" or "" (none).
     resolution: str = ""
+    # The image also carries Azure ML's batch runtime (mlscore:batchEnabled): the build argument
+    # BATCH_RUNTIME of scoring/Dockerfile, scoring/requirements-batch.txt in its one resolution.
+    batch_runtime: bool = False
 
 
 @dataclass(frozen=True)
@@ -80,7 +83,8 @@ def read_model(r: Reader) -> ModelSettings:
     deps = _path(r, "dependenciesFile", optional=True)
     env = user_env.read(deps) if deps else user_env.UserEnv()
     python = read_python(r, env)
-    requirements, resolution = check_dependencies(r, env, python)
+    batch = r.bool("batchEnabled")  # the image carries the batch runtime (requirements-batch.txt)
+    requirements, resolution = check_dependencies(r, env, python, batch)
     return ModelSettings(
         name,
         version,
@@ -90,6 +94,7 @@ def read_model(r: Reader) -> ModelSettings:
         requirements,
         python,
         resolution,
+        batch,
     )
 
 
@@ -251,16 +256,26 @@ def read_python(r: Reader, env: user_env.UserEnv) -> str:
 
 
 def check_dependencies(
-    r: Reader, env: user_env.UserEnv, python: str
+    r: Reader, env: user_env.UserEnv, python: str, batch: bool = False
 ) -> tuple[tuple[str, ...], str]:
-    """The user's requirements (pip strings, in file order) and the resolution's outcome. Every
-    problem names mlscore:dependenciesFile, the file's line and the conflict."""
+    """The user's requirements (pip strings, in file order) and the resolution's outcome: the
+    host's, with the batch runtime's when ``batch``, and the user's. Every problem names
+    mlscore:dependenciesFile, the file's line and the conflict."""
     raw = r.str("dependenciesFile")
-    problems = [*env.problems, *user_env.host_conflicts(env.lines, user_env.host_requirements())]
+    extra = user_env.batch_files(batch)
+    host = user_env.host_requirements(user_env.HOST_REQUIREMENTS, *extra)
+    problems = [*env.problems, *user_env.host_conflicts(env.lines, host)]
     resolution = ""
     own = ("dependenciesFile", "pythonVersion")
-    if env.lines and not problems and not any(k in own for p in r.problems for k in p.keys):
-        res = user_env.resolve(env.lines, python)
+    if (
+        (env.lines or batch)
+        and not problems
+        and not any(k in own for p in r.problems for k in p.keys)
+    ):
+        res = user_env.resolve(env.lines, python, extra=extra)
+        if batch and res.status == "failed" and not res.culprits:  # the runtime, not a line
+            _batch_unresolvable(r, res, python)
+            return tuple(line.requirement for line in env.lines), res.status
         problems += user_env.resolution_problems(res, python)
         resolution = res.status + (f": {res.detail}" if res.status == "skipped" else "")
         if res.status == "skipped":
@@ -272,6 +287,18 @@ def check_dependencies(
     for p in problems:
         r.fail("dependenciesFile", raw, p.problem, p.fix)
     return tuple(line.requirement for line in env.lines), resolution
+
+
+def _batch_unresolvable(r: Reader, res: user_env.Resolution, python: str) -> None:
+    r.fail(
+        ("batchEnabled", "pythonVersion"),
+        f"true, Python {python}",
+        "Azure ML's batch runtime (scoring/requirements-batch.txt: azureml-core and "
+        f"azureml-dataset-runtime[fuse]) cannot be installed with the scoring host for Python "
+        f"{python}: {res.detail}",
+        "pick a Python the batch runtime supports (python= in mlscore:dependenciesFile or "
+        "mlscore:pythonVersion; 3.10 to 3.12 today), or set mlscore:batchEnabled to false",
+    )
 
 
 # --- resilience: zones, storage replication, key rotation ----------------------------------------

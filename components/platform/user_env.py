@@ -36,12 +36,15 @@ from pathlib import Path
 import yaml
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
-from packaging.utils import canonicalize_name
+from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
 from components import PROJECT_ROOT
 
 HOST_REQUIREMENTS = PROJECT_ROOT / "scoring" / "requirements.txt"
+# Azure ML's batch runtime: in the image's one resolution when the stack has a batch deployment
+# (mlscore:batchEnabled; scoring/Dockerfile's BATCH_RUNTIME), so resolved with it here too.
+BATCH_REQUIREMENTS = PROJECT_ROOT / "scoring" / "requirements-batch.txt"
 # The image's platform: linux/amd64 (image.py builds for it) on Debian 12 "bookworm" (the
 # python:*-slim-bookworm bases), whose C library is glibc 2.36:
 # https://packages.debian.org/bookworm/libc6 ("2.36-9+deb12u..."). A wheel tagged up to
@@ -263,14 +266,25 @@ def python_spec(version: str) -> SpecifierSet | None:
 
 
 # --- the check without network: specifier intersections ------------------------------------------
-def host_requirements(path: Path = HOST_REQUIREMENTS) -> dict[str, Requirement]:
-    """The scoring host's own requirements, by canonical name."""
+def batch_files(batch: bool) -> tuple[Path, ...]:
+    """The host-side requirements the image installs beside scoring/requirements.txt: the batch
+    runtime's when the stack has a batch deployment (the Dockerfile's BATCH_RUNTIME=true)."""
+    return (BATCH_REQUIREMENTS,) if batch else ()
+
+
+def host_requirements(*paths: Path) -> dict[str, Requirement]:
+    """The scoring host's own requirements (``paths``: scoring/requirements.txt unless given), by
+    canonical name; a name in several files keeps every file's specifier."""
     found: dict[str, Requirement] = {}
-    for line in path.read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
-        if line and not line.startswith("-"):
-            req = Requirement(line)
-            found[canonicalize_name(req.name)] = req
+    for path in paths or (HOST_REQUIREMENTS,):
+        for line in path.read_text().splitlines():
+            line = line.split("#", 1)[0].strip()
+            if line and not line.startswith("-"):
+                req = Requirement(line)
+                key = canonicalize_name(req.name)
+                if key in found:
+                    req.specifier &= found[key].specifier
+                found[key] = req
     return found
 
 
@@ -284,7 +298,7 @@ def host_conflicts(lines: tuple[Line, ...], host: dict[str, Requirement]) -> lis
         problems.append(
             Problem(
                 f"{line.where} asks for {line.requirement}; the scoring host needs {mine} "
-                "(scoring/requirements.txt): no version satisfies both",
+                "(scoring/requirements*.txt): no version satisfies both",
                 f"allow a version of {mine.name} in {mine.specifier} on that line",
             )
         )
@@ -346,17 +360,20 @@ def resolve(
     host: Path = HOST_REQUIREMENTS,
     cache: Path | None = None,
     index_url: str | None = None,
+    extra: tuple[Path, ...] = (),
 ) -> Resolution:
-    """Resolve the host's and the user's requirements together for ``python`` on the image's
-    platform. ``index_url`` None: uv's default (PyPI, or UV_INDEX_URL), as pip in the image.
+    """Resolve the host's (``host`` and the ``extra`` host-side files: the batch runtime's) and
+    the user's requirements together for ``python`` on the image's platform. ``index_url``
+    None: uv's default (PyPI, or UV_INDEX_URL), as pip in the image.
 
     Wheels first (``--no-build``): the slim base has no C compiler, so a compiled package
     without a wheel for this Python fails the image build. A release with no usable wheel is
     looked up on PyPI: if its other files are platform wheels it is compiled, and refused; if
     pure Python, the resolution runs again allowing its source, as pip in the image would."""
     user = "".join(f"{line.requirement}\n" for line in lines)
+    hosts = "".join(f.read_text() for f in (host, *extra))
     key = hashlib.sha256(
-        "\0".join(["v2", host.read_text(), user, python, PLATFORM, index_url or ""]).encode()
+        "\0".join(["v2", hosts, user, python, PLATFORM, index_url or ""]).encode()
     ).hexdigest()[:24]
     cached = (cache or CACHE) / f"{key}.txt"
     if cached.is_file():
@@ -364,9 +381,9 @@ def resolve(
     with tempfile.TemporaryDirectory(prefix="mlscore-resolve-") as tmp:
         user_file = Path(tmp, "user-requirements.txt")
         user_file.write_text(user)
-        cmd = [uv_binary(), "pip", "compile", str(host), str(user_file), "--python-version",
-               python, "--python-platform", PLATFORM, "--no-header", "--no-annotate",
-               "--no-config", "--quiet", "--color", "never"]  # fmt: skip
+        cmd = [uv_binary(), "pip", "compile", str(host), *map(str, extra), str(user_file),
+               "--python-version", python, "--python-platform", PLATFORM, "--no-header",
+               "--no-annotate", "--no-config", "--quiet", "--color", "never"]  # fmt: skip
         cmd += ["--index-url", index_url] if index_url else []
         done = _compile(cmd, lines, python, index_url)
     if isinstance(done, Resolution):
@@ -387,7 +404,9 @@ def _compile(
     if not isinstance(offline, Resolution) and offline.returncode == 0:
         return offline
     done = _uv([*cmd, "--no-build"])
-    no_wheel = [] if isinstance(done, Resolution) else _NO_WHEEL.findall(done.stderr)
+    no_wheel = (
+        [] if isinstance(done, Resolution) else list(dict.fromkeys(_NO_WHEEL.findall(done.stderr)))
+    )
     if not no_wheel:
         return done
     compiled = [f"{n}=={v}" for n, v in no_wheel if _compiled(n, v, index_url)]
@@ -414,17 +433,30 @@ def _uv(cmd: list[str]) -> subprocess.CompletedProcess[str] | Resolution:
 
 
 def _compiled(name: str, version: str, index_url: str | None) -> bool:
-    """Whether release ``name==version`` ships platform wheels (a compiled package), from
-    PyPI's JSON API (https://docs.pypi.org/api/json/); unknown counts as compiled."""
+    """Whether release ``name==version`` ships platform wheels (a compiled package), from the
+    index's JSON simple API, the one pip and uv read (PEP 691,
+    https://peps.python.org/pep-0691/; PyPI serves it at /simple/<name>/ for the
+    ``application/vnd.pypi.simple.v1+json`` Accept header); unknown counts as compiled."""
     if index_url:
         return True
-    url = f"https://pypi.org/pypi/{name}/{version}/json"
+    url = f"https://pypi.org/simple/{canonicalize_name(name)}/"
+    request = urllib.request.Request(url, headers={"Accept": "application/vnd.pypi.simple.v1+json"})
     try:
-        with urllib.request.urlopen(url, timeout=15) as r:
-            files = [u["filename"] for u in json.load(r)["urls"]]
-    except (OSError, ValueError, KeyError):
+        with urllib.request.urlopen(request, timeout=15) as r:
+            files = [f["filename"] for f in json.load(r)["files"]]
+    except (OSError, ValueError, KeyError, TypeError):
         return True
-    return any(f.endswith(".whl") and not f.endswith("-none-any.whl") for f in files)
+    return any(_platform_wheel(f, Version(version)) for f in files)
+
+
+def _platform_wheel(filename: str, version: Version) -> bool:
+    """Whether ``filename`` is a wheel of ``version`` for one platform (not ``none-any``)."""
+    if not filename.endswith(".whl") or filename.endswith("-none-any.whl"):
+        return False
+    try:
+        return parse_wheel_filename(filename)[1] == version
+    except InvalidWheelFilename:
+        return False
 
 
 def _uv_env() -> dict[str, str]:

@@ -136,7 +136,15 @@ def test_the_venv_is_built_by_the_dockerfiles_own_install_step(tmp_path: Path) -
 
     ctx = _context(tmp_path / "ctx", **CONFIG)
     command, files = _install_step(ctx)
-    assert files == [ctx.path / "scoring" / "requirements.txt", ctx.path / "user-requirements.txt"]
-    host, user = (str(f) for f in files)
-    assert command == f"pip install -r {host} -r {user} && pip check"
+    assert files == [
+        ctx.path / "scoring" / "requirements.txt",
+        ctx.path / "scoring" / "requirements-batch.txt",  # Azure ML's batch runtime, when on
+        ctx.path / "user-requirements.txt",
+    ]
+    host, batch, user = (str(f) for f in files)
+    on = ctx.build_args["BATCH_RUNTIME"]  # "true": the dev stack has batch on
+    assert " ".join(command.split()) == (
+        f'set -- -r {host} && if [ "{on}" = true ]; then set -- "$@" -r {batch}; fi '
+        f'&& pip install "$@" -r {user} && pip check'
+    )
     assert "numpy<2" in (ctx.path / "user-requirements.txt").read_text()

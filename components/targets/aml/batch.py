@@ -12,19 +12,22 @@ compute with normal or low-priority VMs), scored by the user's own entry script.
   (``mlscore:entryScript``, in the image at ``AZUREML_ENTRY_SCRIPT``) the way the HTTP host does
   and feeds it every request of every input file.
 - Environment: the scoring image every other target runs, by digest, as an image-only Azure ML
-  environment (no conda file: nothing is built in the workspace). Azure ML's batch runtime wants
-  ``azureml-core`` in the environment ("You will also need to add the library azureml-core as it
-  is required for batch deployments to work",
-  https://learn.microsoft.com/azure/machine-learning/how-to-use-batch-endpoint), and Microsoft's
-  current batch samples add ``azureml-dataset-runtime[fuse]`` beside it
-  (Azure/azureml-examples cli/endpoints/batch/deploy-models/mnist-classifier/deployment-torch/
-  environment/conda.yaml): both come with the user's dependencies (README, "Bring your own
-  model"); the program does not check for them yet.
+  environment (no conda file: nothing is built in the workspace). Azure ML's batch runtime needs
+  its own packages in that environment: "The packages azureml-core and
+  azureml-dataset-runtime[fuse] are required by batch deployments and should be included in the
+  environment dependencies" (https://learn.microsoft.com/azure/machine-learning/
+  how-to-use-batch-model-deployments). With batch on, the program builds the image with them
+  (scoring/requirements-batch.txt, Dockerfile build argument BATCH_RUNTIME=true, in the same pip
+  resolution as the host's and the user's; checked before deploy by
+  components/platform/user_env.py): one image still serves every target.
 - Input of a job: a ``uri_folder`` (or ``uri_file``) of request files: ``.json`` (the seeds'
   ``{"data": [[...], ...]}``, one document or one per line), ``.jsonl``, ``.csv`` (rows become
   ``{"data": rows}``), or any other file as one raw request (``@rawhttp`` scripts).
 - Output of a job: ``predictions.jsonl`` in the job's default output folder, one JSON line per
-  request, ``{"file", "index", "status", "answer" | "error"}`` (``output_action: append_row``).
+  request of each input file answered in full, ``{"file", "index", "status", "answer"}``
+  (``output_action: append_row``). An input file with a failed request is a failed file for
+  Azure ML (``error_threshold`` counts files), its rows in ``errors/<file>-<hash>.jsonl`` beside
+  the predictions and each failure a line of the job's logs/user/stdout/ (scoring/batch_driver.py).
 - Invoke: ``POST <invocation_uri>`` with an Entra token for ``https://ml.azure.com`` (batch
   endpoints take Entra tokens only) and
   ``{"properties": {"InputData": {"input": {"JobInputType": "UriFolder", "Uri": "azureml://..."}}}}``,
@@ -99,7 +102,9 @@ def batch_outputs(
             '.csv (rows as {"data": rows}), other files as one raw request each'
         ),
         "output": f'{OUTPUT_FILE}: one JSON line per request, {{"file", "index", "status", '
-        '"answer" | "error"}',
+        '"answer"}, of each input file answered in full; an input file with a failed request is '
+        "counted failed by Azure ML and its rows are in errors/<file>-<hash>.jsonl beside it "
+        "(each failure also logged in the job's logs/user/stdout/)",
         "compute": {
             "name": COMPUTE_NAME,
             "vm_size": b.vm_size,
@@ -357,7 +362,21 @@ class AmlBatch(pulumi.ComponentResource):
                 max_concurrency_per_instance=2,
                 output_action=ml.BatchOutputAction.APPEND_ROW,
                 output_file_name=OUTPUT_FILE,
+                # A mini batch is retried when run() raises or times out ("The maximum number of
+                # retries for a failed or timed-out mini batch", how-to-use-batch-model-
+                # deployments): the driver raises only when it cannot score at all, so a crash,
+                # an out-of-memory worker or a pre-empted low-priority node is retried, and an
+                # input the script refuses every time is not scored three more times.
                 retry_settings=ml.BatchRetrySettingsArgs(max_retries=3, timeout="PT5M"),
+                # Failed input files (left out of what run() returns) are counted by Azure ML:
+                # "For FileDataset, this value is the count of file failures" (https://learn.
+                # microsoft.com/dotnet/api/azure.resourcemanager.machinelearning.models.
+                # machinelearningbatchdeploymentproperties.errorthreshold). -1 ("any number of
+                # failures is allowed without terminating the batch scoring job"): every good
+                # file of a job is scored whatever a few bad ones do; the failed ones are
+                # counted in the job's logs and recorded under errors/ beside the predictions.
+                # (mini_batch_error_threshold belongs to pipeline parallel jobs; a batch
+                # deployment has none.)
                 error_threshold=-1,
                 logging_level=ml.BatchLoggingLevel.INFO,
                 description=f"{s.model.name} {s.model.version}: requests in, answers out.",

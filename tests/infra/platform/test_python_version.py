@@ -20,6 +20,8 @@ EXAMPLES = PROJECT_ROOT / "tests" / "models" / "azureml_examples"
 def _model(**config: str) -> tuple[ModelSettings, list[str]]:
     base, _ = engine.stack_config("dev")
     values = {k.split(":", 1)[1]: v for k, v in base.items() if k.startswith("mlscore:")}
+    # Batch off: Azure ML's batch runtime has no Python 3.13 (tests/infra/targets/aml/test_batch.py)
+    values["batchEnabled"] = "false"
     r = Reader((values | config).get)
     return read_model(r), [str(p) for p in r.problems]
 

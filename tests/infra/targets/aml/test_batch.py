@@ -128,6 +128,7 @@ def test_batch_output_has_the_invocation_uri_and_documents_inputs_and_outputs(pr
     assert out["auth"] == {"scheme": "entra-token", "scope": "https://ml.azure.com/.default"}
     assert ".json" in out["input"] and ".csv" in out["input"]
     assert out["output"].startswith("predictions.jsonl: one JSON line per request")
+    assert "errors/<file>-<hash>.jsonl" in out["output"]
     assert out["compute"]["min_nodes"] == 0 and out["compute"]["max_nodes"] == 8
 
 
@@ -225,3 +226,131 @@ def test_the_cluster_pulls_and_reads_as_its_own_identity(prod, batch) -> None:
         grant = inputs(child(prod, t, "azure-native:authorization:RoleAssignment", name))
         assert grant["principalId"] == principal and grant["principalType"] == "ServicePrincipal"
         assert grant["roleDefinitionId"].endswith(roles + role) and grant["scope"] == scope
+
+
+# --- the batch runtime in the scoring image ------------------------------------------------------
+BATCH_REQUIREMENTS = Path(DRIVER).parent / "requirements-batch.txt"
+
+
+def test_the_batch_runtime_is_what_azure_ml_says_batch_deployments_need() -> None:
+    """ "The packages azureml-core and azureml-dataset-runtime[fuse] are required by batch
+    deployments" (https://learn.microsoft.com/azure/machine-learning/
+    how-to-use-batch-model-deployments)."""
+    from packaging.requirements import Requirement
+
+    reqs = [
+        Requirement(line)
+        for line in BATCH_REQUIREMENTS.read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert {(r.name, tuple(r.extras)) for r in reqs} == {
+        ("azureml-core", ()),
+        ("azureml-dataset-runtime", ("fuse",)),
+    }
+
+
+def test_the_image_carries_the_batch_runtime_only_with_batch_on(prod, run_stack) -> None:
+    def build_args(run: engine.Run) -> dict[str, str]:
+        return inputs(run.one("docker:index/image:Image", "scoring-image"))["build"]["args"]
+
+    off = run_stack("dev", batchEnabled=False)
+    assert off.error is None, off.error
+    assert build_args(prod)["BATCH_RUNTIME"] == "true"
+    assert build_args(off)["BATCH_RUNTIME"] == "false"
+
+
+@pytest.mark.parametrize("batch", [True, False])
+def test_the_install_step_resolves_the_batch_runtime_with_the_rest(batch, tmp_path) -> None:
+    """The Dockerfile's build stage (as scoring/localenv.py runs it for the local run) installs
+    scoring/requirements-batch.txt in its one ``pip install`` when BATCH_RUNTIME is true, and
+    not otherwise: a ``pip`` on PATH that records its arguments stands for pip."""
+    from dataclasses import replace
+
+    from components.platform.build_context import assemble
+    from scoring.localenv import _install_step
+
+    model = replace(settings_of("dev").model, batch_runtime=batch)
+    ctx = assemble(model, root=tmp_path / "ctx")
+    command, _ = _install_step(ctx)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "pip").write_text('#!/bin/sh\nprintf "%s\\n" "$*" >> "$PIP_ARGS"\n')
+    (bin_dir / "pip").chmod(0o755)
+    args = tmp_path / "args"
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "PIP_ARGS": str(args)}
+    subprocess.run(["/bin/sh", "-c", command], env=env, check=True, timeout=30)
+    install, check = args.read_text().splitlines()
+    files = [ctx.path / "scoring" / "requirements.txt", ctx.path / "user-requirements.txt"]
+    if batch:
+        files.insert(1, ctx.path / "scoring" / "requirements-batch.txt")
+    assert install == "install " + " ".join(f"-r {f}" for f in files) and check == "check"
+
+
+def test_a_user_pin_against_the_batch_runtime_is_refused_by_file_and_line(tmp_path) -> None:
+    """azureml-core caps ``packaging`` (<26 in 1.60+, uv pip compile): a user's
+    ``packaging>=26`` would fail the image build of a stack with batch on, so the pre-deploy
+    resolution refuses it, naming the file and the line; with batch off it is fine."""
+    from components.config.reader import Reader
+    from components.platform.settings import read_model
+
+    deps = tmp_path / "requirements.txt"
+    sample = (Path(DRIVER).parent / "sample_model" / "requirements.txt").read_text()
+    deps.write_text(sample + "packaging>=26\n")
+    line = len(sample.splitlines()) + 1
+    config, _ = engine.stack_config("dev")
+    values = {k.split(":", 1)[1]: v for k, v in config.items() if k.startswith("mlscore:")}
+    values["dependenciesFile"] = str(deps)
+
+    def problems(batch: bool) -> list[str]:
+        r = Reader({**values, "batchEnabled": batch}.get)
+        read_model(r)
+        return [str(p) for p in r.problems]
+
+    (refused,) = problems(True)
+    assert refused.startswith("mlscore:dependenciesFile")
+    assert f"requirements.txt line {line} ('packaging>=26')" in refused
+    assert "azureml-core" in refused
+    assert problems(False) == []
+
+
+def test_the_test_models_resolve_with_the_batch_runtime() -> None:
+    """The sample model's requirements resolve with it (the dev and prod stacks, batch on, run
+    that resolution); the iris test model's too, for the image's Python."""
+    from components.platform import user_env
+
+    iris = user_env.read(
+        Path(DRIVER).parents[1] / "tests" / "models" / "iris_centroid" / "requirements.txt"
+    )
+    res = user_env.resolve(iris.lines, "3.11", extra=user_env.batch_files(True))
+    assert res.status == "ok", res.detail
+    pins = dict(ln.split("==", 1) for ln in res.pins.split() if "==" in ln)
+    assert "azureml-core" in pins and "azureml-dataset-runtime" in pins and "scipy" in pins
+
+
+def test_a_python_the_batch_runtime_lacks_is_refused_naming_batch_and_python(monkeypatch) -> None:
+    """azureml-dataprep-native (under azureml-dataset-runtime) has no cp313 wheel, so with batch
+    on Python 3.13 cannot resolve whatever the user's lines say (uv pip compile takes ~25 s to
+    say so: its explanation, which names none of the user's lines, stands in here). The refusal
+    names batchEnabled and pythonVersion, not the user's file."""
+    from components.config.reader import Reader
+    from components.platform import user_env
+    from components.platform.settings import read_model
+
+    seen: list[tuple[Path, ...]] = []
+
+    def resolve(lines, python, extra=(), **_):
+        seen.append(extra)
+        why = "azureml-dataprep-native==41.0.0 has no wheels with a matching Python ABI tag"
+        return user_env.Resolution("failed", why) if extra else user_env.Resolution("ok")
+
+    monkeypatch.setattr(user_env, "resolve", resolve)
+    config, _ = engine.stack_config("dev")
+    values = {k.split(":", 1)[1]: v for k, v in config.items() if k.startswith("mlscore:")}
+    r = Reader({**values, "pythonVersion": "3.13"}.get)
+    read_model(r)
+    (problem,) = [str(p) for p in r.problems]
+    assert problem.startswith("mlscore:batchEnabled, mlscore:pythonVersion = 'true, Python 3.13'")
+    assert (
+        "no wheels with a matching Python ABI tag" in problem and "batchEnabled to false" in problem
+    )
+    assert seen == [(BATCH_REQUIREMENTS,)]
