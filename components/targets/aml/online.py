@@ -343,7 +343,13 @@ class AmlOnline(ScoringTarget):
                 },
                 app_insights_enabled=True,
                 data_collector=data_collector(d),
-                egress_public_network_access=public_access(d),
+                # Left to the API's default (the SDK sends "Enabled") in a managed-VNet
+                # workspace, never the legacy isolation's "Disabled": "the
+                # egress_public_network_access flag for the deployment no longer applies when
+                # you use a workspace managed virtual network ... outbound communication will be
+                # controlled by the rules set for the workspace's managed virtual network":
+                # https://learn.microsoft.com/azure/machine-learning/concept-secure-network-traffic-flow
+                egress_public_network_access=None if s.network.isolated else public_access(d),
                 liveness_probe=probe,
                 readiness_probe=probe,
                 request_settings=request_settings(d),

@@ -38,3 +38,21 @@ def test_prod_batch_reaches_the_workspace_storage_queue_and_table(prod: engine.R
 def test_no_batch_no_storage_rules_and_no_managed_network_in_dev(run_stack: Any, dev) -> None:
     assert rules(run_stack("prod", batchEnabled=False)) == {}
     assert "managedNetwork" not in dev.one(WORKSPACE).inputs  # dev: no isolation
+
+
+def test_online_deployments_leave_egress_to_the_managed_network(run_stack: Any) -> None:
+    """The deployment's egressPublicNetworkAccess is the legacy isolation's: it "no longer
+    applies" in a managed-VNet workspace (concept-secure-network-traffic-flow), so prod leaves
+    it at the API's default (the SDK sends Enabled) even without public access; without a
+    managed VNet, publicNetworkAccess false still asks for the legacy "Disabled"."""
+    kind = "azure-native:machinelearningservices:OnlineDeployment"
+    private = {"publicNetworkAccess": False, "deployerIpRanges": "", "iotEnabled": False}
+    prod = run_stack(
+        "prod", **private, iotHubIpFilter="", aksApiAuthorizedIpRanges="203.0.113.7/32"
+    )
+    assert prod.error is None, prod.error
+    egress = [d.inputs["properties"]["egressPublicNetworkAccess"] for d in prod.of_type(kind)]
+    assert egress == ["Enabled", "Enabled"]
+    dev = run_stack("dev", onlineEndpointEnabled=True, publicNetworkAccess=False)
+    egress = [d.inputs["properties"]["egressPublicNetworkAccess"] for d in dev.of_type(kind)]
+    assert egress == ["Disabled", "Disabled"]
