@@ -62,6 +62,10 @@ setup:
 	  && $(VENV_STORE)/bin/python -m pip install --quiet -e '.[dev]' -r scoring/requirements-dev.txt \
 	  && touch $(VENV_STORE)/.installed; fi
 	@if [ "$$(readlink $(VENV))" != "$(VENV_STORE)" ]; then rm -rf $(VENV) && ln -s $(VENV_STORE) $(VENV); fi
+	@# The project is installed editable (python -m migrate and mlscore-migrate from any folder):
+	@# in a venv another clone built, it points at that clone, so point it at this one.
+	@$(PY) -I -c 'import migrate, pathlib, sys; sys.exit(not pathlib.Path(migrate.__file__).resolve().is_relative_to(pathlib.Path("$(CURDIR)").resolve()))' 2>/dev/null \
+	  || PYTHONWARNINGS=ignore $(PY) -m pip install --quiet --no-deps -e .
 	@touch $(VENV_STORE)/.installed  # last used; the three most recent environments are kept
 	@ls -1dt $(CACHE)/venv-*/.installed | tail -n +4 | xargs -r -n1 dirname | xargs -r rm -rf
 
