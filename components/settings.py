@@ -19,6 +19,7 @@ import pulumi
 import yaml
 
 from components import PROJECT_ROOT
+from components.config import stand_ins
 from components.config.naming import RULES, Naming, stable_suffix
 from components.config.reader import (
     ConfigProblem,
@@ -28,7 +29,7 @@ from components.config.reader import (
     stack_file_problems,
 )
 from components.platform import budget_settings as budget
-from components.platform import cache_settings, stand_ins
+from components.platform import cache_settings
 from components.platform import network_settings as network
 from components.platform import observability_settings as observability
 from components.platform import settings as platform
@@ -89,7 +90,7 @@ def load(
     """Build :class:`Settings` from ``lookup`` (bare key -> raw string or None for the default).
 
     ``real_run``: the program deploys (or really previews) with these values, so the stand-ins
-    shipped for the offline preview are refused too (``components/platform/stand_ins.py``).
+    shipped for the offline preview are refused too (``components/config/stand_ins.py``).
     Raises :class:`SettingsError` with every problem found.
     """
     r = Reader(lookup)
@@ -200,7 +201,7 @@ def _check_names(r: Reader, s: Settings) -> None:
 
 def from_pulumi() -> Settings:
     """Settings of the running stack, read from ``pulumi.Config``: a real run unless the
-    offline engine marked this one (stand-ins refused, ``components/platform/stand_ins.py``)."""
+    offline engine marked this one (stand-ins refused, ``components/config/stand_ins.py``)."""
     config = pulumi.Config()
     stack_file = PROJECT_ROOT / f"Pulumi.{pulumi.get_stack()}.yaml"
     if not stand_ins.offline_engine() and stack_file.is_file():  # offline: preview/engine.py

@@ -17,8 +17,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from components.config import stand_ins
 from components.config.reader import Reader
-from components.platform import stand_ins
 from preview import engine
 
 MAX_PROPS = 14
@@ -48,7 +48,7 @@ def stand_ins_of(
     stack: str, overrides: dict[str, str], stack_file: Path | None
 ) -> dict[str, list[str]]:
     """The stand-in values of the stack's config (key -> values) that this offline preview
-    accepts and a real run refuses (components/platform/stand_ins.py)."""
+    accepts and a real run refuses (components/config/stand_ins.py)."""
     config, _ = engine.stack_config(stack, overrides, stack_file=stack_file)
     prefix = f"{engine.project_file()['name']}:"
     values = {k[len(prefix) :]: v for k, v in config.items() if k.startswith(prefix)}

@@ -34,8 +34,8 @@ from pulumi.runtime.settings import SETTINGS, _get_rpc_manager, set_root_resourc
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
+from components.config import stand_ins
 from components.config.reader import stack_file_problems
-from components.platform import stand_ins
 from preview import fakes
 from preview.aliases import alias_urns_skipped
 

@@ -1,4 +1,4 @@
-"""Stand-ins (components/platform/stand_ins.py): the values Pulumi.prod.yaml ships for the offline
+"""Stand-ins (components/config/stand_ins.py): the values Pulumi.prod.yaml ships for the offline
 preview are refused, all at once and by key, whenever the program runs for real (``pulumi up`` or a
 real ``pulumi preview``: no offline engine marker); the offline engine's runs accept them."""
 
@@ -9,7 +9,7 @@ import ipaddress
 import pytest
 
 from components import settings as cfg
-from components.platform import stand_ins
+from components.config import stand_ins
 from components.platform.network_settings import NOT_PUBLIC
 from preview import engine
 from preview.engine import ROOT

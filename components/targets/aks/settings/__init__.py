@@ -12,10 +12,10 @@ from datetime import UTC, datetime
 from components.config.naming import Naming
 from components.config.reader import Reader
 from components.config.sizes import FPGA_REGIONS, SIZES
-from components.targets.aks.certificate import Certificate
 from components.targets.aks.settings import versions
 from components.targets.aks.settings.nodes import NodeSettings
 from components.targets.aks.settings.nodes import read as read_nodes
+from components.targets.aks.settings.pfx import Certificate
 from components.targets.aks.settings.tls import read_certificate
 
 Clock = Callable[[], datetime]

@@ -1,10 +1,10 @@
 """The AKS endpoint's certificate source: ``aksTlsPfxPath`` (+ ``aksTlsPfxPassword``), read and
-checked before any resource is declared (components/targets/aks/certificate.py says why the
+checked before any resource is declared (pfx.py; components/targets/aks/certificate.py says why the
 program writes the certificate into the workspace's key vault itself).
 
 A missing file, or none named, is a stand-in (``Pulumi.prod.yaml`` ships a placeholder path, a
 migrated v1 stack names none): the offline preview shows the plan with it, and a real run refuses
-it with the other stand-ins, naming the key (components/platform/stand_ins.py).
+it with the other stand-ins, naming the key (components/config/stand_ins.py).
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from components.config.reader import Reader
-from components.platform.stand_ins import project_path
-from components.targets.aks import certificate
-from components.targets.aks.certificate import Certificate
+from components.config.stand_ins import project_path
+from components.targets.aks.settings import pfx
+from components.targets.aks.settings.pfx import Certificate
 
 
 def read_certificate(
@@ -31,8 +31,8 @@ def read_certificate(
     if not file.is_file():
         return path, password, None  # a stand-in: accepted offline, refused by a real run
     try:
-        cert = certificate.load(file, password)
-    except (certificate.CertificateError, OSError) as e:
+        cert = pfx.load(file, password)
+    except (pfx.CertificateError, OSError) as e:
         r.fail(
             ("aksTlsPfxPath", "aksTlsPfxPassword"),
             path,
@@ -41,7 +41,7 @@ def read_certificate(
             "its password with `pulumi config set --secret aksTlsPfxPassword`",
         )
         return path, password, None
-    for problem in certificate.problems(cert, host, now) if host else []:
+    for problem in pfx.problems(cert, host, now) if host else []:
         r.fail(
             ("aksTlsPfxPath", "aksTlsHost"),
             path,

@@ -72,9 +72,9 @@ def test_a_certificate_that_cannot_serve_the_host_is_refused(
 
 def test_wildcards_cover_one_label(tmp_path: Path) -> None:
     path = write_pfx(tmp_path / "w.pfx", "*.contoso.com")
-    from components.targets.aks import certificate
+    from components.targets.aks.settings import pfx
 
-    cert = certificate.load(path, "")
+    cert = pfx.load(path, "")
     assert cert.covers("scoring.contoso.com")
     assert not cert.covers("a.scoring.contoso.com") and not cert.covers("contoso.com")
 
