@@ -13,9 +13,25 @@ false              true                 public, open to any address (dev)
 false              false                public access disabled; no private path (bring your own)
 true               true                 private endpoints; the public endpoint stays on for
                                         ``deployerIpRanges`` only (default deny, allow-list):
-                                        deploy from an allow-listed machine
+                                        deploy from an allow-listed machine outside the stack's
+                                        region, or (with IoT Edge, whose devices need the
+                                        registry's) from a runner in the VNet, no deployer ranges
 true               false                private endpoints only: deploy from a runner in the VNet
 =================  ===================  ==========================================================
+
+The supported deploy paths, then: (1) an allow-listed machine or runner with a fixed public
+egress IP **outside the stack's Azure region**: "IP network rules have no effect on requests
+originating from the same Azure region as the storage account. Use Virtual network rules to
+allow same-region requests"
+(https://learn.microsoft.com/azure/storage/common/storage-network-security#restrictions-for-ip-network-rules),
+so a same-region runner would be refused by every storage account whatever deployerIpRanges says;
+(2) a runner inside the VNet, which reaches every data plane through its private endpoint (the
+private DNS zones are linked to the VNet): ``publicNetworkAccess: false`` without IoT Edge, or
+``publicNetworkAccess: true`` with empty ``deployerIpRanges`` when IoT Edge is on (the registry's
+public endpoint then admits ``iotHubIpFilter`` only, the other data planes deny every public
+request; the deploy calls the IoT Hub's REST API over the internet, so the runner's egress IP goes
+in ``iotHubIpFilter`` too). Either way the runner's egress IP goes in ``aksApiAuthorizedIpRanges``
+(the AKS API server is public with authorized ranges).
 
 :attr:`NetworkSettings.data_plane` names the row (``public``, ``disabled``, ``allow-list``,
 ``private``). Under isolation, ``publicNetworkAccess: true`` never means open to everyone, so it
@@ -131,7 +147,7 @@ def read(r: Reader) -> NetworkSettings:
     )
     failed = {k for p in r.problems for k in p.keys}  # a bad list says so once, not again below
     if not failed & {"deployerIpRanges", "aksApiAuthorizedIpRanges", "iotHubIpFilter"}:
-        _check_access(r, isolated, public, deployer)
+        _check_access(r, isolated, public, deployer, iot=_peek_bool(r, "iotEnabled", False))
         _check_aks_api(r, isolated, aks_ranges, deployer)
     if not isolated:
         return NetworkSettings(
@@ -174,7 +190,11 @@ def storage_ip_rules(ranges: tuple[str, ...]) -> list[str]:
 
 
 # --- the relation of the keys ---------------------------------------------------------------------
-def _check_access(r: Reader, isolated: bool, public: bool, deployer: tuple[str, ...]) -> None:
+def _check_access(
+    r: Reader, isolated: bool, public: bool, deployer: tuple[str, ...], *, iot: bool
+) -> None:
+    """The deploy paths of the module docstring; with IoT Edge on, allow-list mode without
+    deployer ranges is the runner-in-the-VNet path (the registry stays public for the devices)."""
     if deployer and not isolated:
         r.fail(
             ("deployerIpRanges", "networkIsolation"),
@@ -183,14 +203,16 @@ def _check_access(r: Reader, isolated: bool, public: bool, deployer: tuple[str, 
             "planes follow publicNetworkAccess alone)",
             "set mlscore:networkIsolation to true, or clear mlscore:deployerIpRanges",
         )
-    elif isolated and public and not deployer:
+    elif isolated and public and not deployer and not iot:
         r.fail(
             ("networkIsolation", "publicNetworkAccess", "deployerIpRanges"),
             "true",
             "with network isolation, publicNetworkAccess true keeps the data planes' public "
             "endpoints for the deploying machine only, and deployerIpRanges lists no one",
-            "set mlscore:deployerIpRanges to the deploying machine's public IPs or CIDRs, or set "
-            "mlscore:publicNetworkAccess to false and deploy from a runner inside the VNet",
+            "set mlscore:deployerIpRanges to the public IPs or CIDRs of a deploying machine "
+            "outside the stack's Azure region (storage ignores IP rules for same-region "
+            "clients), or set mlscore:publicNetworkAccess to false and deploy from a runner "
+            "inside the VNet",
         )
     elif isolated and not public and deployer:
         r.fail(
@@ -249,7 +271,8 @@ def _check_iot(r: Reader, public: bool, iot_filter: tuple[str, ...]) -> None:
             "IoT Edge devices pull the scoring image from the registry over the internet, and "
             "publicNetworkAccess false disables the registry's public endpoint",
             "set mlscore:publicNetworkAccess to true (the registry then admits deployerIpRanges "
-            "and iotHubIpFilter only), or mlscore:iotEnabled to false",
+            "and iotHubIpFilter only; from a runner in the VNet, leave deployerIpRanges empty), "
+            "or mlscore:iotEnabled to false",
         )
     elif not iot_filter:
         r.fail(

@@ -4,6 +4,7 @@ credentials, least privilege, pinned actions, per-branch concurrency, the gated 
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -127,3 +128,17 @@ def test_deploy_goes_dev_then_prod_through_a_reviewed_environment(deploy: dict[s
         assert up["policyPacks"] == "policy"
         assert up["policyPackConfigs"] == f"policy/config.{stack}.json"
         assert (ROOT / up["policyPackConfigs"]).exists()
+
+
+def test_prod_never_deploys_from_a_runner_azure_cannot_tell(deploy: dict[str, Any]):
+    """prod's data planes admit a runner in the VNet or a fixed egress IP outside the stack's
+    region (storage ignores IP rules for same-region clients: network_settings.py); a
+    GitHub-hosted runner is neither, so without PROD_RUNNER the job stops before any login."""
+    prod = deploy["jobs"]["prod"]
+    assert "vars.PROD_RUNNER" in prod["runs-on"]
+    guard = prod["steps"][0]
+    assert guard["if"].replace(" ", "") == "vars.PROD_RUNNER==''"
+    done = subprocess.run(["bash", "-e", "-c", guard["run"]], capture_output=True, text=True)
+    assert done.returncode != 0
+    assert "::error::set the repository variable PROD_RUNNER" in done.stdout
+    assert "outside the stack's region" in done.stdout

@@ -62,6 +62,21 @@ def test_prod_registry_denies_by_default_and_admits_the_deployer_and_the_edge_de
     assert acr["networkRuleBypassOptions"] == "AzureServices"  # Azure ML image builds
 
 
+def test_a_vnet_runner_with_iot_leaves_only_the_devices_a_public_way_in(run_stack):
+    """IoT Edge deployed from a runner in the VNet (no deployer ranges): the registry admits the
+    devices' range only; the key vault and every storage account deny all public requests (the
+    runner goes through their private endpoints)."""
+    run = run_stack("prod", deployerIpRanges="", aksApiAuthorizedIpRanges="198.51.100.7")
+    assert run.error is None, run.error
+    acr = _named(run, REGISTRY, "acr")["networkRuleSet"]
+    assert [r["iPAddressOrRange"] for r in acr["ipRules"]] == [IOT_FILTER]
+    acls = _named(run, VAULT, "keyvault")["properties"]["networkAcls"]
+    assert acls["defaultAction"] == "Deny" and not acls.get("ipRules")
+    for account in run.of_type(STORAGE):
+        rules = account.inputs["networkRuleSet"]
+        assert rules["defaultAction"] == "Deny" and not rules.get("ipRules"), account.name
+
+
 def test_registry_public_access_is_off_without_an_allow_list(private_prod):
     assert _named(private_prod, REGISTRY, "acr")["publicNetworkAccess"] == "Disabled"
 

@@ -80,9 +80,13 @@ def test_the_subnets_sit_inside_the_vnet_apart_and_the_vnet_apart_from_aks_range
         ({"subnetPrivateEndpoints": "10.20.0.0/30"}, {"subnetPrivateEndpoints"}, "smallest"),
         ({"registrySku": "Standard"}, {"networkIsolation", "registrySku"}, "Premium"),
         (
-            {"deployerIpRanges": "", "aksApiAuthorizedIpRanges": "198.51.100.7"},
+            {
+                "deployerIpRanges": "",
+                "aksApiAuthorizedIpRanges": "198.51.100.7",
+                "iotEnabled": False,
+            },
             {"networkIsolation", "publicNetworkAccess", "deployerIpRanges"},
-            "lists no one",
+            "same-region",
         ),
         (
             {**PRIVATE_ONLY, "deployerIpRanges": "203.0.113.9"},
@@ -108,6 +112,20 @@ def test_prod_rules_name_the_key_and_the_fix(
     found = problems("prod", **overrides)
     assert keys_of(found) == keys, [str(p) for p in found]
     assert any(needle in f"{p.problem}; {p.fix}" for p in found), [str(p) for p in found]
+
+
+# prod with IoT Edge deployed from a runner in the VNet: the registry's public endpoint stays on
+# for the devices (iotHubIpFilter), no deployer range, the runner's egress IP on the AKS API only
+VNET_RUNNER_WITH_IOT = {"deployerIpRanges": "", "aksApiAuthorizedIpRanges": "198.51.100.7"}
+
+
+def test_a_runner_in_the_vnet_deploys_a_stack_with_iot_edge() -> None:
+    """Both deploy paths work with IoT Edge on: the VNet runner one is allow-list mode with no
+    deployer ranges (publicNetworkAccess false would close the registry to the devices)."""
+    n = load("prod", **VNET_RUNNER_WITH_IOT).network
+    assert n.data_plane == ns.ALLOW_LIST and n.deployer_ip_ranges == ()
+    assert n.aks_api_authorized_ip_ranges == ("198.51.100.7/32",)
+    assert n.iot_hub_ip_filter == ("198.51.100.0/24",)
 
 
 def test_a_public_vnet_range_is_refused() -> None:
