@@ -13,7 +13,6 @@ the stack's policy config requires them), what container apps add in ``container
 
 from __future__ import annotations
 
-import re
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -47,36 +46,36 @@ from policy.hygiene import (  # noqa: E402
     check_zone_redundancy,
     zone_policy,
 )
+from policy.secrets import (  # noqa: E402
+    KEY_VAULT_REFERENCE,  # noqa: F401  (the pack's names, as tests and users read them)
+    check_plaintext_secrets,
+    named_values,
+    plain_secret,
+    secret_like,  # noqa: F401
+)
+from policy.types import (  # noqa: E402, F401  (the type tokens, as tests read them here)
+    ACI,
+    AKS,
+    AKS_POOL,
+    BLOB_CONTAINER,
+    IOT_HUB,
+    K8S_WORKLOADS,
+    KEY_VAULT,
+    ONLINE_DEPLOYMENT,
+    REDIS,
+    REDIS_ENTERPRISE,
+    REDIS_ENTERPRISE_DB,
+    REGISTRY,
+    SERVICE_BUS,
+    STORAGE,
+    WEB_APP,
+    WEB_APP_SETTINGS,
+    WEB_APP_SLOT,
+    WEB_APPS,
+)
 
 MIN_AKS_VCPUS = 12
 
-# --- resource type tokens (pulumi-azure-native v3) ---------------------------------------------
-REGISTRY = "azure-native:containerregistry:Registry"
-WEB_APP = "azure-native:web:WebApp"
-WEB_APP_SLOT = "azure-native:web:WebAppSlot"
-WEB_APP_SETTINGS = "azure-native:web:WebAppApplicationSettings"
-STORAGE = "azure-native:storage:StorageAccount"
-BLOB_CONTAINER = "azure-native:storage:BlobContainer"
-REDIS = "azure-native:redis:Redis"
-REDIS_ENTERPRISE = "azure-native:redisenterprise:RedisEnterprise"
-REDIS_ENTERPRISE_DB = "azure-native:redisenterprise:Database"
-SERVICE_BUS = "azure-native:servicebus:Namespace"
-IOT_HUB = "azure-native:iothub:IotHubResource"
-KEY_VAULT = "azure-native:keyvault:Vault"
-AKS = "azure-native:containerservice:ManagedCluster"
-AKS_POOL = "azure-native:containerservice:AgentPool"
-ACI = "azure-native:containerinstance:ContainerGroup"
-ONLINE_DEPLOYMENT = "azure-native:machinelearningservices:OnlineDeployment"
-K8S_WORKLOADS = (
-    "kubernetes:apps/v1:Deployment",
-    "kubernetes:apps/v1:StatefulSet",
-    "kubernetes:apps/v1:DaemonSet",
-    "kubernetes:batch/v1:Job",
-    "kubernetes:batch/v1:CronJob",
-    "kubernetes:core/v1:Pod",
-)
-
-WEB_APPS = (WEB_APP, WEB_APP_SLOT)
 TLS_12_PLUS = {"1.2", "1.3"}
 
 
@@ -227,98 +226,6 @@ def check_aks_vcpus(resources: Iterable[tuple[str, Mapping[str, Any]]]) -> list[
     return problems
 
 
-# --- no plaintext secrets in app settings or container env ---------------------------------------
-_SECRET_WORDS = re.compile(r"password|passwd|secret|token|connection_?string|apikey|api_key", re.I)
-_SECRET_TOKENS = {"key", "keys", "pwd", "sas"}
-# Identity-based connection settings of the Functions host (``<prefix>__credential`` etc.).
-_IDENTITY_SUFFIXES = (
-    "__credential",
-    "__clientid",
-    "__accountname",
-    "__fullyqualifiednamespace",
-    "__blobserviceuri",
-    "__queueserviceuri",
-    "__serviceuri",
-    "__tenantid",
-)
-_CREDENTIAL_IN_VALUE = re.compile(
-    r"(AccountKey|SharedAccessKey|SharedAccessSignature|Password|pwd)\s*=\s*[^;\s]+", re.I
-)
-KEY_VAULT_REFERENCE = re.compile(r"^@Microsoft\.KeyVault\(", re.I)
-
-
-def secret_like(name: str) -> bool:
-    """Whether a setting's name says it holds a secret."""
-    lowered = name.lower()
-    if lowered.endswith(_IDENTITY_SUFFIXES):
-        return False
-    if _SECRET_WORDS.search(lowered):
-        return True
-    return any(tok in _SECRET_TOKENS for tok in re.split(r"[^a-z0-9]+", lowered))
-
-
-# Kubernetes dependent variables ("$(A),$(B)") hold references, no value (kubernetes.io).
-_ONLY_ENV_REFERENCES = re.compile(r"(?:\$\([A-Za-z_][A-Za-z0-9_]*\)[,;: ]?)+")
-
-
-def _plain_secret(name: str, value: Any) -> str | None:
-    """Why a plain ``name=value`` setting leaks a secret, or None."""
-    if not isinstance(value, str) or value == "" or KEY_VAULT_REFERENCE.match(value):
-        return None
-    if _ONLY_ENV_REFERENCES.fullmatch(value):
-        return None
-    if _CREDENTIAL_IN_VALUE.search(value):
-        return f"{name} carries a credential in its value"
-    if secret_like(name):
-        return f"{name} looks like a secret and has a plain value"
-    return None
-
-
-def _named_values(items: Any) -> list[tuple[str, Any, Mapping[str, Any]]]:
-    return [(str(i.get("name")), i.get("value"), i) for i in items or [] if isinstance(i, Mapping)]
-
-
-def check_plaintext_secrets(type_: str, props: Mapping[str, Any]) -> list[str]:
-    found: list[str] = []
-    if type_ in WEB_APPS:
-        for name, value, _ in _named_values(_get(props, "siteConfig", "appSettings")):
-            if why := _plain_secret(name, value):
-                found.append(f"app setting {why}: use a Key Vault reference")
-        for name, value, _ in _named_values(_get(props, "siteConfig", "connectionStrings")):
-            if isinstance(value, str) and value and not KEY_VAULT_REFERENCE.match(value):
-                found.append(f"connection string {name} is plain: use a Key Vault reference")
-    elif type_ == WEB_APP_SETTINGS:
-        for name, value in (props.get("properties") or {}).items():
-            if why := _plain_secret(str(name), value):
-                found.append(f"app setting {why}: use a Key Vault reference")
-    elif type_ == ACI:
-        for container in props.get("containers") or []:
-            for name, value, _ in _named_values(container.get("environmentVariables")):
-                if why := _plain_secret(name, value):
-                    found.append(
-                        f"container {container.get('name')}: {why}: use secure_value, not value"
-                    )
-    elif type_ in K8S_WORKLOADS:
-        spec = props.get("spec") or {}
-        cron = _get(spec, "jobTemplate", "spec", "template", "spec")
-        pod = cron or _get(spec, "template", "spec") or spec  # CronJob, workloads, a bare Pod
-        for container in [*(pod.get("initContainers") or []), *(pod.get("containers") or [])]:
-            for name, value, _ in _named_values(container.get("env")):
-                if why := _plain_secret(name, value):
-                    found.append(
-                        f"container {container.get('name')}: {why}: use valueFrom.secretKeyRef"
-                    )
-    elif type_ == ONLINE_DEPLOYMENT:
-        env = _get(props, "properties", "environmentVariables") or {}
-        for name, value in env.items():
-            if why := _plain_secret(str(name), value):
-                found.append(
-                    f"environment variable {why}: Azure ML keeps deployment env in clear; read "
-                    "the secret from Key Vault with the endpoint's identity instead"
-                )
-    return found
-
-
 # --- images pulled by identity -----------------------------------------------------------------
 _REGISTRY_PASSWORD_SETTINGS = {"DOCKER_REGISTRY_SERVER_PASSWORD", "DOCKER_REGISTRY_SERVER_USERNAME"}
 
@@ -326,7 +233,7 @@ _REGISTRY_PASSWORD_SETTINGS = {"DOCKER_REGISTRY_SERVER_PASSWORD", "DOCKER_REGIST
 def check_image_pull_identity(type_: str, props: Mapping[str, Any]) -> list[str]:
     found: list[str] = []
     if type_ in WEB_APPS:
-        settings = {name for name, _, _ in _named_values(_get(props, "siteConfig", "appSettings"))}
+        settings = {name for name, _, _ in named_values(_get(props, "siteConfig", "appSettings"))}
         for name in sorted(settings & _REGISTRY_PASSWORD_SETTINGS):
             found.append(f"app setting {name}: registry credentials; pull with a managed identity")
         fx = str(_get(props, "siteConfig", "linuxFxVersion") or "")
@@ -415,7 +322,7 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "no-plaintext-secrets",
         "Secrets in app settings and container env are Key Vault references or secure values.",
-        ca.extend(check_plaintext_secrets, lambda p: ca.plain_secrets(p, _plain_secret)),
+        ca.extend(check_plaintext_secrets, lambda p: ca.plain_secrets(p, plain_secret)),
         "Web/function apps: @Microsoft.KeyVault(SecretUri=...); ACI: secure_value; "
         "Kubernetes: valueFrom.secretKeyRef.",
     ),

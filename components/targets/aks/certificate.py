@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING
 import pulumi
 import pulumi_azure_native.keyvault as keyvault
 
+from components.platform.scoring_keys import rotation
+
 if TYPE_CHECKING:
     from components.targets.aks.settings import IngressSettings
 
@@ -55,7 +57,9 @@ def store(
             value=pulumi.Output.secret(pem),
             content_type=PEM_CONTENT_TYPE,
             attributes=keyvault.SecretAttributesArgs(
-                enabled=True, expires=int(cert.not_after.timestamp()) if cert else None
+                enabled=True,
+                # the stand-in (offline only) expires like every secret the program writes
+                expires=int(cert.not_after.timestamp()) if cert else rotation().expires,
             ),
         ),
         opts=pulumi.ResourceOptions(parent=parent),
