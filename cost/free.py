@@ -52,6 +52,7 @@ FREE: dict[str, str] = {
     "pulumi-python:dynamic/aks:GatewayAddress": "a read of the AKS gateway's IP (priced: the "
     "cluster's load balancer)",
     "pulumi-python:dynamic/azure:FeatureRegistration": "a read of a subscription feature's state",
+    "pulumi-python:dynamic/storage:RedundancyCheck": "a read of a storage account's SKU",
     "pulumi-python:dynamic/iotedge:Device": "a device identity in the IoT hub (units priced)",
     "pulumi-python:dynamic/iotedge:Deployment": "a deployment in the IoT hub (units priced)",
 }

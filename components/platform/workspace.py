@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
+import pulumi_azure_native.authorization as authorization
 import pulumi_azure_native.keyvault as keyvault
 import pulumi_azure_native.machinelearningservices as ml
 import pulumi_azure_native.storage as storage
@@ -20,6 +21,7 @@ from components.platform import diagnostics as diag
 from components.platform import private_endpoints as pe
 from components.platform.cache import PredictionCache
 from components.platform.network_settings import ALLOW_LIST, storage_ip_rules
+from components.providers.redundancy_check import RedundancyCheck
 from components.settings import Settings
 
 # The workspace's managed VNet (https://learn.microsoft.com/azure/machine-learning/how-to-managed-network):
@@ -136,6 +138,17 @@ def secure_storage_account(
     so its public endpoint denies by default and admits the deployer's ranges. False keeps it
     as ``publicNetworkAccess`` says, for an account without a private path."""
     isolated = private_endpoints and settings.network.isolated
+    # A zone-redundancy change of an existing account is a conversion, not an update: the check
+    # reads the account's SKU first and stops the run with the conversion to start.
+    redundancy = RedundancyCheck(
+        f"{logical_name}-redundancy",
+        subscription_id=authorization.get_client_config_output().subscription_id,
+        resource_group_name=resource_group_name,
+        account_name=account_name,
+        sku=settings.resilience.storage_sku,
+        key="mlscore:storageRedundancy",
+        opts=pulumi.ResourceOptions(parent=opts.parent),
+    )
     return storage.StorageAccount(
         logical_name,
         account_name=account_name,
@@ -144,6 +157,7 @@ def secure_storage_account(
         kind=storage.Kind.STORAGE_V2,
         # storageRedundancy: LRS in dev; GZRS in prod (zone-redundant, and geo-replicated to the
         # paired region): https://learn.microsoft.com/azure/storage/common/storage-redundancy
+        # (a zone change of an existing account: RedundancyCheck, redundancy-migration)
         sku=storage.SkuArgs(name=settings.resilience.storage_sku),
         enable_https_traffic_only=True,
         minimum_tls_version=storage.MinimumTlsVersion.TLS1_2,
@@ -170,7 +184,7 @@ def secure_storage_account(
             else None,
         ),
         tags=dict(settings.tags),
-        opts=opts,
+        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[redundancy])),
     )
 
 

@@ -98,6 +98,24 @@ def test_prod_storage_is_zone_and_geo_redundant_and_lets_trusted_services_in(
         assert (rules["bypass"], rules["defaultAction"]) == ("AzureServices", "Deny"), a.name
 
 
+@pytest.mark.parametrize(("stack", "sku"), [("dev", "Standard_LRS"), ("prod", "Standard_GZRS")])
+def test_every_storage_account_waits_for_the_check_of_its_redundancy(
+    request: pytest.FixtureRequest, stack: str, sku: str
+) -> None:
+    """A zone-redundancy change of an existing account is a conversion, which Azure refuses as
+    an update (redundancy-migration): each account waits for the check that reads its SKU and
+    stops the run with the conversion to start (components/providers/redundancy_check.py)."""
+    run: engine.Run = request.getfixturevalue(stack)
+    checks = {c.urn: c for c in run.of_type("pulumi-python:dynamic/storage:RedundancyCheck")}
+    accounts = run.of_type(STORAGE)
+    assert len(checks) == len(accounts) >= 1
+    for account in accounts:
+        (check,) = [checks[u] for u in account.dependencies if u in checks]
+        assert check.inputs["account_name"] == account.inputs["accountName"], account.name
+        assert check.inputs["sku"] == account.inputs["sku"]["name"] == sku
+        assert check.inputs["key"] == "mlscore:storageRedundancy"
+
+
 def test_prod_registry_is_zone_redundant(prod: engine.Run) -> None:
     assert prod.one(REGISTRY).inputs["zoneRedundancy"] == "Enabled"
 

@@ -34,6 +34,7 @@ STORED = {
     "components.providers.iot_edge.EdgeDeviceProvider",
     "components.providers.iot_edge.RegistryTokenPasswordProvider",
     "components.providers.kube_access.KubeAccessProvider",
+    "components.providers.redundancy_check.RedundancyCheckProvider",
 }
 
 LOAD = textwrap.dedent(
