@@ -183,6 +183,20 @@ def _check_names(r: Reader, s: Settings) -> None:
         "Container Apps environment": s.container_apps.enabled,
         "container app": s.container_apps.enabled,
     }
+    vault = s.naming.key_vault()
+    if str(r.raw("nameSuffix")[1]) and not vault.endswith(s.naming.suffix):
+        # A destroyed stack's vault keeps its name for its soft-delete retention (90 days, no
+        # purge: purge protection), and the recovery is a new nameSuffix (README); a suffix the
+        # 24-character vault name cuts would give the same name again:
+        # https://learn.microsoft.com/azure/key-vault/general/soft-delete-overview
+        r.fail(
+            ("prefix", "nameSuffix"),
+            f"key vault name {vault!r}",
+            f"the 24-character key vault name cuts the suffix {s.naming.suffix!r}, so a new "
+            "nameSuffix (the way past a deleted vault that still holds its name) may not "
+            "change it",
+            "shorten mlscore:prefix or mlscore:nameSuffix",
+        )
     names = dict(s.naming.globally_unique())
     if s.aks.enabled:  # the scoring Service's Azure DNS label (<label>.<region>.cloudapp.azure.com)
         names["AKS service DNS label"] = ("dns_label", aks.aks_service_dns_label(s.naming))
