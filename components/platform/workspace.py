@@ -16,7 +16,7 @@ import pulumi_azure_native.keyvault as keyvault
 import pulumi_azure_native.machinelearningservices as ml
 import pulumi_azure_native.storage as storage
 
-from components.contract import Interfaces, KeyVaultRef
+from components.contract import Interfaces, KeyVaultRef, role_definition_id
 from components.platform import diagnostics as diag
 from components.platform import private_endpoints as pe
 from components.platform.cache import PredictionCache
@@ -64,6 +64,11 @@ BATCH_STORAGE_SUBRESOURCES = ("queue", "table")
 # checkov's CKV_AZURE_243 looks for it inline. So the workspace waits for the cache to exist
 # (__main__ declares the cache first): a rule names an existing resource.
 CACHE_RULE = "cache-pe"
+# "the workspace managed identity ... must have permissions to approve the Private Endpoint
+# connections on the target resources. After April 30th, 2025, permissions aren't automatically
+# granted"; the recommended role is Azure AI Enterprise Network Connection Approver (same doc,
+# its list covers Azure Managed Redis; role ID from the Foundry managed-network doc).
+ROLE_NETWORK_CONNECTION_APPROVER = "b556d68e-0be0-4f35-a333-ad7ee1ce17ea"
 
 
 def managed_network(
@@ -258,6 +263,7 @@ class MlWorkspace(pulumi.ComponentResource):
         if args.cache is not None and reaches_cache(s, args.cache):
             # the managed VNet's private endpoint connection is an update of the cache
             args.cache.updated_by(self.workspace)
+            self._approve_on(args.cache, child)
         self.key_vault = KeyVaultRef(
             id=self.vault.id,
             name=self.vault.name,
@@ -297,4 +303,20 @@ class MlWorkspace(pulumi.ComponentResource):
                     "key_vault_uri": self.key_vault.uri,
                 }
             },
+        )
+
+    def _approve_on(self, cache: PredictionCache, child: pulumi.ResourceOptions) -> None:
+        """The workspace's identity approves its managed VNet's private endpoint to the cache."""
+        assert cache.cache is not None
+        principal = self.workspace.identity.apply(lambda i: i.principal_id if i else "")
+        authorization.RoleAssignment(
+            "cache-pe-approver",
+            principal_id=principal,
+            principal_type="ServicePrincipal",
+            role_definition_id=role_definition_id(
+                authorization.get_client_config_output().subscription_id,
+                ROLE_NETWORK_CONNECTION_APPROVER,
+            ),
+            scope=cache.cache.id,
+            opts=child,
         )

@@ -165,6 +165,14 @@ def test_prod_online_deployments_reach_the_cache_through_an_inline_outbound_rule
     assert rule["destination"]["subresourceTarget"] == "redisEnterprise"
     assert rule["destination"]["serviceResourceId"].endswith("/mlscore-prod-redis-41eac")
     assert prod.one(AMR).urn in ws.dependencies  # ... and taken from the cache itself
+    # the workspace's identity approves that private endpoint on the cache (not automatic
+    # since April 30th, 2025: how-to-managed-network.md)
+    approver = engine.reveal(
+        prod.one("azure-native:authorization:RoleAssignment", "cache-pe-approver").inputs
+    )
+    assert approver["roleDefinitionId"].endswith("/b556d68e-0be0-4f35-a333-ad7ee1ce17ea")
+    assert approver["scope"].endswith("/mlscore-prod-redis-41eac")
+    assert approver["principalType"] == "ServicePrincipal" and approver["principalId"]
 
 
 def test_no_cache_rule_without_online_endpoints(run_stack) -> None:
@@ -172,6 +180,8 @@ def test_no_cache_rule_without_online_endpoints(run_stack) -> None:
     rules = engine.to_json(run.one(WORKSPACE, "workspace").inputs)["managedNetwork"]
     assert "cache-pe" not in (rules.get("outboundRules") or {})
     assert run.one(AMR).urn not in run.one(WORKSPACE, "workspace").dependencies
+    roles = run.of_type("azure-native:authorization:RoleAssignment")
+    assert "cache-pe-approver" not in {r.name for r in roles}
 
 
 def test_dev_has_no_managed_network_rule(dev):
