@@ -47,9 +47,9 @@ from components.targets.app_service import settings as app_service
 from components.targets.app_service.settings import AppServiceSettings
 from components.targets.container_apps import settings as container_apps
 from components.targets.container_apps.settings import ContainerAppsSettings
-from components.targets.functions import environment as functions_env
 from components.targets.functions import settings as functions
 from components.targets.functions.settings import FunctionsSettings
+from components.targets.functions.settings import python as functions_env
 from components.targets.iot import settings as iot
 from components.targets.iot.settings import IotSettings
 

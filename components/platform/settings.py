@@ -22,9 +22,9 @@ from pathlib import Path
 import pulumi
 
 from components import PROJECT_ROOT
+from components.config import conda, user_env
 from components.config.reader import Reader
 from components.config.regions import REGIONS_WITH_ZONES
-from components.platform import user_env
 
 # The images' Pythons: scoring/Dockerfile has a pinned base stage for each (python-<version>);
 # the user's environment picks one (a conda file's python= line, or mlscore:pythonVersion).
@@ -228,7 +228,7 @@ def read_python(r: Reader, env: user_env.UserEnv) -> str:
     if env.python is None:
         return key or DEFAULT_PYTHON
     written, line = env.python
-    spec = user_env.python_spec(written)
+    spec = conda.python_spec(written)
     raw = f"python{written} ({env.file.name if env.file else 'the file'} line {line})"
     if spec is None:
         r.fail("dependenciesFile", raw, "not a Python version", "write e.g. python=3.11")

@@ -30,7 +30,7 @@ CONFIG = {
     "entryScript": str(EXAMPLE / "code" / "score-numpy.py"),
     "dependenciesFile": str(EXAMPLE / "env.yml"),
     # Python 3.10 is past its Azure Functions end of support (October 2026): the stack leaves the
-    # function app out (components/targets/functions/environment.py refuses it otherwise)
+    # function app out (components/targets/functions/settings/python.py refuses it otherwise)
     "functionsEnabled": "false",
 }
 
@@ -93,7 +93,7 @@ def test_an_old_scikit_learn_pickle_is_served_on_the_python_its_conda_file_names
         "import sys, numpy, sklearn; print('%d.%d' % sys.version_info[:2], sklearn.__version__, "
         "numpy.__version__.split('.')[0])",
     )
-    # conda-forge's scikit-learn 1.2.2 carries numpy<2 (components/platform/user_env.py)
+    # conda-forge's scikit-learn 1.2.2 carries numpy<2 (components/config/user_env.py)
     assert versions == "3.10 1.2.2 1"
 
 

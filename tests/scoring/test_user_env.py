@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from components.platform import user_env
-from components.platform.user_env import Line, intersects
+from components.config import user_env
+from components.config.user_env import Line, intersects
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "models" / "azureml_examples"
 ENVS = EXAMPLES / "environments"

@@ -19,7 +19,7 @@ compute with normal or low-priority VMs), scored by the user's own entry script.
   how-to-use-batch-model-deployments). With batch on, the program builds the image with them
   (scoring/requirements-batch.txt, Dockerfile build argument BATCH_RUNTIME=true, in the same pip
   resolution as the host's and the user's; checked before deploy by
-  components/platform/user_env.py): one image still serves every target.
+  components/config/user_env.py): one image still serves every target.
 - Input of a job: a ``uri_folder`` (or ``uri_file``) of request files: ``.json`` (the seeds'
   ``{"data": [[...], ...]}``, one document or one per line), ``.jsonl``, ``.csv`` (rows become
   ``{"data": rows}``), or any other file as one raw request (``@rawhttp`` scripts).

@@ -87,7 +87,7 @@ def test_an_unreachable_index_says_the_check_was_skipped(
 ) -> None:
     monkeypatch.setenv("UV_INDEX_URL", "http://127.0.0.1:9/simple")
     monkeypatch.setenv("UV_HTTP_RETRIES", "0")
-    monkeypatch.setattr("components.platform.user_env.CACHE", tmp_path / "resolved")
+    monkeypatch.setattr("components.config.user_env.CACHE", tmp_path / "resolved")
     pip = tmp_path / "requirements.txt"
     pip.write_text("joblib>=1.4\n")
     model, problems = _model(dependenciesFile=str(pip))

@@ -316,7 +316,7 @@ def test_a_user_pin_against_the_batch_runtime_is_refused_by_file_and_line(tmp_pa
 def test_the_test_models_resolve_with_the_batch_runtime() -> None:
     """The sample model's requirements resolve with it (the dev and prod stacks, batch on, run
     that resolution); the iris test model's too, for the image's Python."""
-    from components.platform import user_env
+    from components.config import user_env
 
     iris = user_env.read(
         Path(DRIVER).parents[1] / "tests" / "models" / "iris_centroid" / "requirements.txt"
@@ -332,8 +332,8 @@ def test_a_python_the_batch_runtime_lacks_is_refused_naming_batch_and_python(mon
     on Python 3.13 cannot resolve whatever the user's lines say (uv pip compile takes ~25 s to
     say so: its explanation, which names none of the user's lines, stands in here). The refusal
     names batchEnabled and pythonVersion, not the user's file."""
+    from components.config import user_env
     from components.config.reader import Reader
-    from components.platform import user_env
     from components.platform.settings import read_model
 
     seen: list[tuple[Path, ...]] = []

@@ -2,7 +2,7 @@
 host image of the model's Python, a Python Azure Functions does not (or no longer) support is
 refused before any resource naming the key that chose it and mlscore:functionsEnabled, and the
 user's requirements go through the pre-deploy pin check against what the function image installs
-(components/targets/functions/environment.py, with the citations)."""
+(components/targets/functions/settings/python.py, with the citations)."""
 
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from components import PROJECT_ROOT
+from components.config import user_env
 from components.config.reader import Reader
-from components.platform import user_env
 from components.platform.settings import PYTHON_VERSIONS, ModelSettings, read_model
-from components.targets.functions import environment
+from components.targets.functions.settings import python as environment
 from preview import engine
 
 DOCKERFILE = PROJECT_ROOT / "scoring" / "functions.Dockerfile"

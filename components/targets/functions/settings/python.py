@@ -14,7 +14,7 @@ of that Python. The function app is a custom container (``linuxFxVersion`` ``DOC
   there is no value of the user's to refuse, and the stacks that set neither stay valid at
   every date (``make time-travel``).
 * :func:`check_requirements`: the user's requirements go through the same pre-deploy pin check
-  as the scoring image's (``components/platform/user_env.py``), against what the function image
+  as the scoring image's (``components/config/user_env.py``), against what the function image
   installs with them (``scoring/requirements-functions.txt``: the host's requirements and the
   Functions libraries), in one resolution for the image's Python.
 """
@@ -25,15 +25,15 @@ import tempfile
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Protocol
 
 import pulumi
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from components import PROJECT_ROOT
+from components.config import user_env
 from components.config.reader import Reader
-from components.platform import user_env
-from components.platform.settings import ModelSettings
 
 FUNCTIONS_REQUIREMENTS = PROJECT_ROOT / "scoring" / "requirements-functions.txt"
 
@@ -52,6 +52,17 @@ PYTHON_SUPPORT_ENDS = {
 }
 
 Clock = Callable[[], datetime]
+
+
+class ModelSettings(Protocol):
+    """What this check reads of the model's settings (components/platform/settings.py
+    ModelSettings; the settings layers never import another section's module)."""
+
+    @property
+    def python_version(self) -> str: ...
+
+    @property
+    def dependencies_file(self) -> Path | None: ...
 
 
 def utc_now() -> datetime:
