@@ -22,6 +22,7 @@ FROM mcr.microsoft.com/azure-functions/python:4-python3.10 AS python-3.10
 FROM mcr.microsoft.com/azure-functions/python:4-python3.11@sha256:ebc5ba1fc20f7809b2676872a016ba6ede2c43d2feab4c22164b6f2a07d75733 AS python-3.11
 FROM mcr.microsoft.com/azure-functions/python:4-python3.12@sha256:852c8bb1914e740fcefb3141cfe017a9a9aaec3fe0d4844117119b7b89cc2c01 AS python-3.12
 FROM mcr.microsoft.com/azure-functions/python:4-python3.13@sha256:f2486500c134e0b406825b3227a91b2097175d4c6a7008575772514567c9bbd5 AS python-3.13
+#checkov:skip=CKV_DOCKER_7: python-${PYTHON_VERSION} names a stage of this file, each pinned above by tag (and digest where published); checkov reads it as an untagged image
 # The stage PYTHON_VERSION names, pinned above (hadolint does not expand the ARG in it).
 # hadolint ignore=DL3006
 FROM python-${PYTHON_VERSION}
