@@ -16,18 +16,14 @@ and external gateways aren't supported yet" (same page). A refresh reads it agai
 
 from __future__ import annotations
 
-import base64
-import os
-import tempfile
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pulumi
 import requests
 from pulumi import dynamic
 
-from components.providers.kube_access import entra_token
+from components.providers.kube_access import ca_file, entra_token
 from components.providers.waiting import Backoff, wait_until
 
 DEFAULT_TIMEOUT_S = 900.0  # the add-on's gateway and its load balancer, after a new cluster
@@ -71,21 +67,6 @@ def address_check(
         return True, ip
 
     return check
-
-
-@contextmanager
-def ca_file(ca_data: str) -> Iterator[str | bool]:
-    """The cluster CA (base64 PEM) as a file for ``requests``' ``verify``; True without one."""
-    if not ca_data:
-        yield True
-        return
-    handle, path = tempfile.mkstemp(suffix=".crt")
-    with os.fdopen(handle, "wb") as f:
-        f.write(base64.b64decode(ca_data))
-    try:
-        yield path
-    finally:
-        os.unlink(path)
 
 
 def wait_for_address(

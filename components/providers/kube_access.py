@@ -22,7 +22,8 @@ from __future__ import annotations
 import base64
 import os
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import pulumi
@@ -95,6 +96,21 @@ def access_check(
     return check
 
 
+@contextmanager
+def ca_file(ca_data: str) -> Iterator[str | bool]:
+    """The cluster CA (base64 PEM) as a file for ``requests``' ``verify``; True without one."""
+    if not ca_data:
+        yield True
+        return
+    handle, path = tempfile.mkstemp(suffix=".crt")
+    with os.fdopen(handle, "wb") as f:
+        f.write(base64.b64decode(ca_data))
+    try:
+        yield path
+    finally:
+        os.unlink(path)
+
+
 def wait_for_access(
     props: Mapping[str, Any],
     *,
@@ -104,17 +120,11 @@ def wait_for_access(
     """Block until every review of ``props`` is allowed; the number of rounds it took."""
     server_id = str(props.get("server_id") or "")
     get_token = token or (lambda: entra_token(server_id))
-    ca_data = str(props.get("ca_data") or "")
-    ca_file = None
-    if ca_data:
-        handle, ca_file = tempfile.mkstemp(suffix=".crt")
-        with os.fdopen(handle, "wb") as f:
-            f.write(base64.b64decode(ca_data))
-    try:
+    with ca_file(str(props.get("ca_data") or "")) as verify:
         wanted = ", ".join(f"'{describe(r)}'" for r in props["reviews"])
         return wait_until(
             f"the deployer's Azure RBAC role to allow {wanted} on {props['server']}",
-            access_check(props, get_token, ca_file or True),
+            access_check(props, get_token, verify),
             timeout_s=float(props.get("timeout_s") or DEFAULT_TIMEOUT_S),
             backoff=backoff or Backoff(),
             hint=(
@@ -123,9 +133,6 @@ def wait_for_access(
                 "list --scope <cluster id>) and run `pulumi up` again"
             ),
         )
-    finally:
-        if ca_file:
-            os.unlink(ca_file)
 
 
 WATCHED = ("server", "server_id", "reviews", "role_assignment_id")
