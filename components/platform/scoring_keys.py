@@ -99,7 +99,7 @@ class ScoringKeysArgs:
     clock: Clock | None = None  # None: utc_now
 
 
-def vault_secret(
+def store_secret(
     logical_name: str,
     secret_name: str,
     value: pulumi.Input[str],
@@ -109,13 +109,11 @@ def vault_secret(
     *,
     expires: int | None = None,
     content_type: str = "text/plain",
-) -> SecretRef:
-    """Store ``value`` in the key vault; return its value (secret) and versionless URI.
-
-    The secret carries ``content_type`` and expires at ``expires`` (Unix time; default: two
-    periods of the default rotation from now, see :class:`Rotation`), renewed by each deploy.
-    """
-    secret = keyvault.Secret(
+) -> keyvault.Secret:
+    """A Key Vault secret of ``value`` (marked secret) with ``content_type``; it expires at
+    ``expires`` (Unix time; default: two periods of the default rotation from now, see
+    :class:`Rotation`), renewed by each deploy."""
+    return keyvault.Secret(
         logical_name,
         secret_name=secret_name,
         resource_group_name=resource_group_name,
@@ -128,6 +126,30 @@ def vault_secret(
             ),
         ),
         opts=opts,
+    )
+
+
+def vault_secret(
+    logical_name: str,
+    secret_name: str,
+    value: pulumi.Input[str],
+    resource_group_name: pulumi.Input[str],
+    vault_name: pulumi.Input[str],
+    opts: pulumi.ResourceOptions,
+    *,
+    expires: int | None = None,
+    content_type: str = "text/plain",
+) -> SecretRef:
+    """Store ``value`` in the key vault; return its value (secret) and versionless URI."""
+    secret = store_secret(
+        logical_name,
+        secret_name,
+        value,
+        resource_group_name,
+        vault_name,
+        opts,
+        expires=expires,
+        content_type=content_type,
     )
     return SecretRef(
         value=pulumi.Output.secret(value),

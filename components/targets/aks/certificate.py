@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 import pulumi
 import pulumi_azure_native.keyvault as keyvault
 
-from components.platform.scoring_keys import rotation
+from components.platform.scoring_keys import store_secret
 
 if TYPE_CHECKING:
     from components.targets.aks.settings import IngressSettings
@@ -48,19 +48,14 @@ def store(
     # Only the offline preview gets here without the file (a stand-in path, which a real run
     # refuses before any resource): its plan shows the secret, with no certificate to store.
     pem = cert.pem if cert else f"stand-in: {ingress.pfx_path} (offline preview only)"
-    return keyvault.Secret(
+    # the stand-in (offline only) expires like every secret the program writes
+    return store_secret(
         "tls-certificate-secret",
-        secret_name=ingress.certificate_name,
-        resource_group_name=resource_group_name,
-        vault_name=vault_name,
-        properties=keyvault.SecretPropertiesArgs(
-            value=pulumi.Output.secret(pem),
-            content_type=PEM_CONTENT_TYPE,
-            attributes=keyvault.SecretAttributesArgs(
-                enabled=True,
-                # the stand-in (offline only) expires like every secret the program writes
-                expires=int(cert.not_after.timestamp()) if cert else rotation().expires,
-            ),
-        ),
-        opts=pulumi.ResourceOptions(parent=parent),
+        ingress.certificate_name,
+        pem,
+        resource_group_name,
+        vault_name,
+        pulumi.ResourceOptions(parent=parent),
+        expires=int(cert.not_after.timestamp()) if cert else None,
+        content_type=PEM_CONTENT_TYPE,
     )
