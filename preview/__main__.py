@@ -138,13 +138,10 @@ def as_json(run: engine.Run, stand_ins: dict[str, list[str]] | None = None) -> d
 
 
 def parse_set(items: list[str]) -> dict[str, str]:
-    overrides: dict[str, str] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"--set takes KEY=VALUE (e.g. --set aksNodeCount=3), not {item!r}")
-        overrides[key] = value
-    return overrides
+    try:
+        return engine.parse_overrides(items)
+    except engine.StackConfigError as e:
+        raise SystemExit(str(e)) from None
 
 
 def _stack_of(stack_file: Path | None) -> str:

@@ -227,6 +227,19 @@ def _parsed(path: Path, _mtime_ns: int) -> dict[str, Any]:
     return yaml.load(path.read_text(), Loader=yaml.CSafeLoader)
 
 
+def parse_overrides(items: list[str]) -> dict[str, str]:
+    """``--set KEY=VALUE`` items (bare or namespaced keys) as ``run``'s overrides."""
+    overrides: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise StackConfigError(
+                f"--set takes KEY=VALUE (e.g. --set aksNodeCount=3), not {item!r}"
+            )
+        overrides[key] = value
+    return overrides
+
+
 def stacks() -> list[str]:
     return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in ROOT.glob("Pulumi.*.yaml"))
 

@@ -246,13 +246,12 @@ def _stack_name(args: argparse.Namespace) -> str:
 
 
 def _overrides(items: list[str]) -> dict[str, str]:
-    overrides: dict[str, str] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise DemoError(f"--set takes KEY=VALUE (e.g. --set aksNodeCount=3), not {item!r}")
-        overrides[key] = value
-    return overrides
+    from preview import engine
+
+    try:
+        return engine.parse_overrides(items)
+    except engine.StackConfigError as e:
+        raise DemoError(str(e)) from None
 
 
 @dataclass

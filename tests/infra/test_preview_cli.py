@@ -100,3 +100,15 @@ def test_the_prod_preview_names_the_stand_ins_a_real_run_refuses(prod) -> None:
     text = render(prod, stand_ins=found)
     assert "`pulumi up` refuses" in text and "mlscore:deployerIpRanges = '203.0.113.0/24'" in text
     assert stand_ins_of("dev", {}, None) == {}
+
+
+def test_set_items_are_parsed_once_for_preview_demo_and_cost() -> None:
+    from preview import engine
+
+    assert engine.parse_overrides(["aksNodeCount=3", "mlscore:tags=a=b"]) == {
+        "aksNodeCount": "3",
+        "mlscore:tags": "a=b",
+    }
+    for bad in ("aksNodeCount", "=3"):
+        with pytest.raises(engine.StackConfigError, match="--set takes KEY=VALUE"):
+            engine.parse_overrides([bad])
