@@ -132,6 +132,23 @@ def _schema_params(run: Callable[..., Any]) -> list[SchemaParam]:
     return params
 
 
+ENTRY_MODULE = "entry_module"
+
+
+def _forget_schemas(module_name: str) -> None:
+    """inference-schema keeps one registry per process, keyed ``<module>.<function>``, and its
+    decorators refuse a name already there ("output schema already defined"). Every entry script
+    is imported as ``entry_module``, so a process that loads a second one (the batch driver, the
+    Functions host, a test session) would refuse it, or lend a plain ``run()`` the first one's
+    schema. Forget the previous script's entries: the new script's decorators register its own,
+    as in a fresh process."""
+    util = sys.modules.get("inference_schema.schema_util")
+    registry = getattr(util, "__functions_schema__", None) if util else None
+    if isinstance(registry, dict):
+        for key in [k for k in registry if str(k).startswith(module_name + ".")]:
+            del registry[key]
+
+
 class UserScript:
     """An entry script loaded from a file: its ``init()``, ``run()`` and calling convention."""
 
@@ -164,11 +181,12 @@ class UserScript:
         for folder in _import_folders(self.path):
             if folder not in sys.path:
                 sys.path.append(folder)
-        spec = importlib.util.spec_from_file_location("entry_module", self.path)
+        spec = importlib.util.spec_from_file_location(ENTRY_MODULE, self.path)
         if spec is None or spec.loader is None:
             raise EntryScriptError(f"cannot import entry script {self.path}")
         module = importlib.util.module_from_spec(spec)
-        sys.modules["entry_module"] = module
+        _forget_schemas(ENTRY_MODULE)
+        sys.modules[ENTRY_MODULE] = module
         spec.loader.exec_module(module)
         return module
 

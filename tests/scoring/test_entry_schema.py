@@ -79,3 +79,30 @@ def test_dtypes_it_does_not_cover_keep_inference_schemas_conversion() -> None:
         Subclass(SAMPLE),
     ):
         assert _numpy_rows(param_type) is None
+
+
+def test_a_second_schema_script_in_one_process_gets_its_own_schema(tmp_path) -> None:
+    """Both scripts import as ``entry_module``; inference-schema's process-wide registry refused
+    the second one ("output schema already defined": the Functions tests after the batch
+    driver's, in one worker) until the loader forgot the first one's entries."""
+    from pathlib import Path
+
+    from inference_schema.schema_util import get_input_schema
+
+    from scoring.entry import UserScript
+
+    first = UserScript(Path(__file__).parent / "scripts" / "c_schema_default.py")
+    second_path = tmp_path / "score.py"
+    second_path.write_text(
+        "from inference_schema.parameter_types.standard_py_parameter_type import "
+        "StandardPythonParameterType\n"
+        "from inference_schema.schema_decorators import input_schema, output_schema\n"
+        "def init():\n    pass\n"
+        "@input_schema('rows', StandardPythonParameterType([[0.5]]))\n"
+        "@output_schema(StandardPythonParameterType([1.0]))\n"
+        "def run(rows):\n    return [sum(r) for r in rows]\n"
+    )
+    second = UserScript(second_path)
+    assert first.module is not second.module
+    assert set(get_input_schema(second.run)["properties"]) == {"rows"}
+    assert second.run([[1.0, 2.0]]) == [3.0]
