@@ -2,10 +2,12 @@
 here: the pickles they load are not redistributable), its own sample request and the answer the
 model gives to it when called directly.
 
-Every script is read from its source at test time (``sources.py``) and used unchanged; this
-module copies none of it into the repository. ``fails`` names what an example cannot do on any
-current Python stack (e.g. ``from sklearn.externals import joblib``, removed in scikit-learn
-0.23): the corpus records how the program reports it.
+Every script is used unchanged: read from its source at test time (``sources.py``), or, for the
+v1 samples of Azure/MachineLearningNotebooks (``Model.get_model_path``, ``azureml-defaults``),
+vendored with their environment, source and licence in ``v1/`` (``v1/SOURCE.md``). ``refused``
+names what the program refuses before deploy (the published ``python=3.6.2``); ``fails`` what
+an example cannot do on any current Python stack (e.g. ``from sklearn.externals import
+joblib``, removed in scikit-learn 0.23): the corpus records how the program reports both.
 """
 
 from __future__ import annotations
@@ -38,14 +40,15 @@ class Model:
 
     folder: str | None
     file: str
+    trainer: str = "train_ridge"  # the function of tests/corpus/train.py that writes it
 
     def write(self, root: Path) -> tuple[Path, Path]:
         """Train it into ``root``: (the modelPath to configure, the pickle)."""
-        from tests.corpus.train import train_ridge
+        from tests.corpus import train
 
         model_path = root / self.folder if self.folder else root / self.file
         pickle = root / self.folder / self.file if self.folder else model_path
-        train_ridge(pickle)
+        getattr(train, self.trainer)(pickle)
         return model_path, pickle
 
 
@@ -70,16 +73,27 @@ class Example:
     licence: str
     script: Callable[[], tuple[str, str]]  # (file name, text)
     model: Model | Shipped
-    request: bytes
+    request: bytes | Callable[[], bytes]  # the example's own sample request
     content_type: str
     # (the pickle, the image's python) -> the answer the model gives when called directly
     direct: Callable[[Path, Path], Any]
     fails: str = ""  # the local run fails, its log saying this
     dependencies: Path | None = None  # its dependenciesFile; None: the stack's
+    # The name the model is registered under (modelName): the one a v1 script asks
+    # Model.get_model_path for; "" for corpus-<name>.
+    model_name: str = ""
+    refused: str = ""  # the program refuses the stack before deploy, saying this
 
     @property
     def raw(self) -> bool:
         return self.content_type != "application/json"
+
+    @property
+    def registered(self) -> str:
+        return self.model_name or f"corpus-{self.name}"
+
+    def body(self) -> bytes:
+        return self.request if isinstance(self.request, bytes) else self.request()
 
 
 def ridge_predict(pickle: Path, python: Path) -> Any:
@@ -252,3 +266,87 @@ EXAMPLES: tuple[Example, ...] = (
         fails=SKLEARN_EXTERNALS,
     ),
 )
+
+# --- v1 samples of Azure/MachineLearningNotebooks (MIT): Model.get_model_path, azureml-defaults --
+# Vendored unchanged in tests/corpus/v1 (SOURCE.md: repository, commits, paths, licence).
+V1 = Path(__file__).resolve().parent / "v1"
+MLN = "https://github.com/Azure/MachineLearningNotebooks/blob"
+DEPLOY_TO_CLOUD = "a1cb9b33a54d6af61699981edfb71a5a85f8d4af"  # 1.0.60 SDK release, 2019-09-03
+TRAIN_IN_NOTEBOOK = "6c629f1eda513fd6df4f65dc437e28d89cf5fa41"  # Release-57, 2020-07-06
+# The environment a user writes for them today: deploy-to-cloud's myenv.yml without python=3.6.2.
+TODAY = V1 / "today" / "myenv.yml"
+
+
+def _vendored(folder: str) -> Callable[[], tuple[str, str]]:
+    script = V1 / folder / "score.py"
+    return lambda: (script.name, script.read_text())
+
+
+def _deploy_to_cloud(name: str, shape: str, dependencies: Path, **expected: str) -> Example:
+    """deploy-to-cloud: registered as model_name="sklearn_regression_model.pkl" (one file), its
+    notebook's two rows as the request."""
+    path = "how-to-use-azureml/deployment/deploy-to-cloud/score.py"
+    return Example(
+        name=name,
+        shape=shape,
+        source=f"Azure/MachineLearningNotebooks@{DEPLOY_TO_CLOUD[:7]} {path}",
+        url=f"{MLN}/{DEPLOY_TO_CLOUD}/{path}",
+        licence="MIT",
+        script=_vendored("deploy-to-cloud"),
+        model=Model(None, "sklearn_regression_model.pkl"),
+        request=JSON_REQUEST,
+        content_type="application/json",
+        direct=ridge_predict,
+        dependencies=dependencies,
+        model_name="sklearn_regression_model.pkl",
+        **expected,
+    )
+
+
+def _notebook_request() -> bytes:
+    from tests.corpus.train import notebook_sample
+
+    return json.dumps({"data": notebook_sample()}).encode()
+
+
+def notebook_predict(pickle: Path, python: Path) -> Any:
+    from tests.corpus.train import notebook_sample
+
+    return joblib.load(pickle).predict(np.array(notebook_sample())).tolist()
+
+
+TRAIN_IN_NOTEBOOK_PATH = "how-to-use-azureml/training/train-within-notebook/score.py"
+
+V1_EXAMPLES: tuple[Example, ...] = (
+    # As published: python=3.6.2, which no image runs; refused before any resource.
+    _deploy_to_cloud(
+        "v1-deploy-to-cloud",
+        "v1: Model.get_model_path, azureml-defaults, python=3.6.2, sklearn.externals",
+        V1 / "deploy-to-cloud" / "myenv.yml",
+        refused="python=3.6.2 (myenv.yml line 3)",
+    ),
+    # The same script in today's environment: deployed, then its import of sklearn.externals
+    # fails before init() asks Model.get_model_path.
+    _deploy_to_cloud(
+        "v1-deploy-to-cloud-today",
+        "v1: Model.get_model_path, azureml-defaults (today), sklearn.externals",
+        TODAY,
+        fails=SKLEARN_EXTERNALS,
+    ),
+    Example(
+        name="v1-train-within-notebook-today",
+        shape="v1: Model.get_model_path(model_name='best_model'), azureml-defaults (today)",
+        source=f"Azure/MachineLearningNotebooks@{TRAIN_IN_NOTEBOOK[:7]} {TRAIN_IN_NOTEBOOK_PATH}",
+        url=f"{MLN}/{TRAIN_IN_NOTEBOOK}/{TRAIN_IN_NOTEBOOK_PATH}",
+        licence="MIT",
+        script=_vendored("train-within-notebook"),
+        model=Model(None, "model.pkl", trainer="train_best_ridge"),  # outputs/model.pkl
+        request=_notebook_request,
+        content_type="application/json",
+        direct=notebook_predict,
+        dependencies=TODAY,
+        model_name="best_model",
+    ),
+)
+
+EXAMPLES += V1_EXAMPLES

@@ -1,5 +1,6 @@
 """Where the corpus's entry scripts come from: public material written by others, read at test
-time and never copied into this repository.
+time (the v1 samples of Azure/MachineLearningNotebooks are vendored in ``v1/`` instead, with
+their source and licence: that repository is not on PyPI).
 
 * ``azure-ai-ml`` 1.35.2 on PyPI (MIT, Microsoft; its sdist ships the SDK's own test
   configurations, ``tests/test_configs/deployments/*``: the online deployment samples the SDK is

@@ -59,7 +59,7 @@ def materialise(example: Example, work: Path) -> tuple[dict[str, Any], Path]:
     overrides = {
         "entryScript": str(script),
         "modelPath": str(model_path),
-        "modelName": f"corpus-{example.name}",
+        "modelName": example.registered,
         "modelVersion": "1",
         **TARGETS,
     }
@@ -72,16 +72,24 @@ def preview_cell(example: Example, run: engine.Run) -> str:
     assert run.error is None, run.error
     image = run.one("docker:index/image:Image", "scoring-image")
     args = engine.reveal(image.inputs)["build"]["args"]
-    assert args["MODEL_NAME"] == f"corpus-{example.name}"
+    assert args["MODEL_NAME"] == example.registered
     assert args["ENTRY_SCRIPT"] == example.script()[0]
     assert len(run.of_type(f"{ML}:ModelVersion")) == 1  # the model is registered
     return f"ok ({len(run.resources)} resources)"
 
 
+def refused_cells(example: Example, run: engine.Run) -> dict[str, str]:
+    """The program refuses the stack before any resource, naming the dependencies file."""
+    assert run.error is not None and not run.resources, "the stack was not refused"
+    said = [str(p) for p in run.problems] or [str(run.error)]
+    assert any(example.refused in p and "dependenciesFile" in p for p in said), said
+    nothing = "- (refused before deploy)"
+    cell = f"refused as expected: mlscore:dependenciesFile = '{example.refused}'…"
+    return {"preview": cell} | dict.fromkeys(("local run", "smoke", "batch"), nothing)
+
+
 def payload_of(example: Example) -> Any:
-    return (
-        Raw(example.request, example.content_type) if example.raw else json.loads(example.request)
-    )
+    return Raw(example.body(), example.content_type) if example.raw else json.loads(example.body())
 
 
 def smoke_cell(outputs: dict[str, Any], url: str, payload: Any, direct: Any) -> str:
@@ -103,10 +111,10 @@ def batch(example: Example, build: Any, entry: str, work: Path) -> subprocess.Co
     job.mkdir()
     if example.raw:  # one raw request, its content type from its extension
         suffix = ".txt" if example.content_type.startswith("text/") else ".bin"
-        (job / f"request{suffix}").write_bytes(example.request)
+        (job / f"request{suffix}").write_bytes(example.body())
     else:  # the sample file as it is, and as JSON lines
-        (job / "request.json").write_bytes(example.request)
-        line = json.dumps(json.loads(example.request))
+        (job / "request.json").write_bytes(example.body())
+        line = json.dumps(json.loads(example.body()))
         (job / "requests.jsonl").write_text(f"{line}\n{line}\n")
     files = [str(f) for f in sorted(job.iterdir())]
     return subprocess.run(
@@ -143,6 +151,9 @@ def test_public_entry_script_end_to_end(example: Example, run_stack, tmp_path: P
     row |= {"url": example.url, "licence": example.licence}
     try:
         overrides, pickle = materialise(example, tmp_path)
+        if example.refused:
+            row |= refused_cells(example, run_stack("dev", preview=True, **overrides))
+            return
         row["preview"] = preview_cell(example, run_stack("dev", preview=True, **overrides))
         deployed = run_stack("dev", **overrides)
         assert deployed.error is None, deployed.error
