@@ -73,8 +73,11 @@ def is_kubernetes_object(resource: engine.Registered) -> bool:
 
 
 def render(run: engine.Run) -> list[dict[str, Any]]:
-    """Every Kubernetes object of ``run``, in registration order."""
-    return [manifest(r) for r in run.resources if is_kubernetes_object(r)]
+    """Every Kubernetes object of ``run``: the Namespaces first (what ``kubectl apply -f`` needs
+    before the objects in them), then the rest in registration order, which the engine's
+    concurrent registrations do not keep from run to run."""
+    docs = [manifest(r) for r in run.resources if is_kubernetes_object(r)]
+    return sorted(docs, key=lambda d: d.get("kind") != "Namespace")
 
 
 def to_yaml(manifests: list[dict[str, Any]]) -> str:
@@ -86,7 +89,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("stack", nargs="?", default="dev")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args(argv)
-    overrides = dict(item.split("=", 1) for item in args.set)
+    try:
+        overrides = engine.parse_overrides(args.set)
+    except engine.StackConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     run = engine.run(args.stack, overrides, preview=False)
     if run.error is not None:
         print(f"error: {run.error}", file=sys.stderr)
