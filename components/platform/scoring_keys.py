@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import pulumi
 import pulumi_azure_native.keyvault as keyvault
@@ -36,6 +37,9 @@ import pulumi_random as random
 from components.contract import SecretRef
 from components.platform.settings import DEFAULT_KEY_ROTATION_DAYS
 from components.settings import Settings
+
+if TYPE_CHECKING:
+    from components.contract import ScoringDeployment
 
 Clock = Callable[[], datetime]
 DAY_SECONDS = 86400
@@ -241,3 +245,26 @@ def host_secrets(
             CONTENT_CONNECTION,
         ),
     }
+
+
+def deployment_secrets(
+    prefix: str,
+    d: ScoringDeployment,
+    cache_key: SecretRef | None,
+    opts: pulumi.ResourceOptions,
+) -> dict[str, SecretRef]:
+    """What a web or container app reads through Key Vault references, by setting name: the
+    host's secrets (:func:`host_secrets`, renewed with the keys) and the Redis key as the
+    platform stores it."""
+    secrets = host_secrets(
+        prefix,
+        d.scoring_keys,
+        d.app_insights_connection_string,
+        d.resource_group_name,
+        d.key_vault.name,
+        rotation(d.settings).expires,
+        opts,
+    )
+    if cache_key is not None:
+        secrets["REDIS_PASSWORD"] = cache_key
+    return secrets

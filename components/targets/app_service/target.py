@@ -37,7 +37,7 @@ from components.contract import (
 from components.platform import diagnostics as diag
 from components.platform.bundle import Platform
 from components.platform.scoring_keys import (
-    host_secrets,
+    deployment_secrets,
     rotation,
 )
 from components.targets.app_service.autoscale import cpu_autoscale
@@ -73,7 +73,7 @@ class AppServiceTarget(ScoringTarget):
 
         self.plan = linux_plan(d, child)
         cache_env, cache_key = d.cache_env(signs_in_as=d.identity.principal_id)
-        secrets = key_vault_secrets(d, cache_key, child)
+        secrets = deployment_secrets("appservice", d, cache_key, child)
         self.web_app = web_app(
             d,
             self.plan,
@@ -148,25 +148,6 @@ def linux_plan(d: ScoringDeployment, opts: pulumi.ResourceOptions) -> web.AppSer
             pulumi.ResourceOptions(ignore_changes=["sku.capacity"] if app.autoscale else None),
         ),
     )
-
-
-def key_vault_secrets(
-    d: ScoringDeployment, cache_key: SecretRef | None, opts: pulumi.ResourceOptions
-) -> dict[str, SecretRef]:
-    """The secrets the app reads, by setting name: the host's (scoring_keys.host_secrets) and the
-    Redis key as the platform stores it."""
-    secrets = host_secrets(
-        "appservice",
-        d.scoring_keys,
-        d.app_insights_connection_string,
-        d.resource_group_name,
-        d.key_vault.name,
-        rotation(d.settings).expires,  # renewed with the keys (scoring_keys.py)
-        opts,
-    )
-    if cache_key is not None:
-        secrets["REDIS_PASSWORD"] = cache_key
-    return secrets
 
 
 def app_settings(

@@ -47,7 +47,7 @@ from components.contract import (
 from components.platform import diagnostics as diag
 from components.platform.bundle import Platform
 from components.platform.scoring_keys import (
-    host_secrets,
+    deployment_secrets,
     rotation,
 )
 from components.targets.container_apps import alerts
@@ -79,7 +79,7 @@ class ContainerAppsTarget(ScoringTarget):
 
         self.environment = managed_environment(d, child)
         cache_env, cache_key = d.cache_env(signs_in_as=d.identity.principal_id)
-        secrets = key_vault_secrets(d, cache_key, child)
+        secrets = deployment_secrets("containerapps", d, cache_key, child)
         self.app = container_app(
             d,
             self.environment,
@@ -166,25 +166,6 @@ def managed_environment(
         tags=dict(d.tags),
         opts=opts,
     )
-
-
-def key_vault_secrets(
-    d: ScoringDeployment, cache_key: SecretRef | None, opts: pulumi.ResourceOptions
-) -> dict[str, SecretRef]:
-    """The secrets the app reads, by environment variable: the host's (scoring_keys.host_secrets)
-    and the Redis key as the platform stores it."""
-    secrets = host_secrets(
-        "containerapps",
-        d.scoring_keys,
-        d.app_insights_connection_string,
-        d.resource_group_name,
-        d.key_vault.name,
-        rotation(d.settings).expires,  # renewed with the keys (scoring_keys.py)
-        opts,
-    )
-    if cache_key is not None:
-        secrets["REDIS_PASSWORD"] = cache_key
-    return secrets
 
 
 def container_app(
