@@ -180,8 +180,9 @@ def test_a_target_is_one_the_stack_deploys() -> None:
 def test_the_aks_environment_is_the_scoring_deployments_with_tls_on(
     prod, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """With AKS TLS on, the graph's first Deployment is tls-sync (the certificate's sync pod):
-    prod, and what python -m migrate writes for a v1 AKS config with sslEnabled and a cname."""
+    """With AKS TLS on, the graph has a second Deployment, tls-sync (the certificate's sync pod),
+    in an order the engine's concurrent registrations do not fix: prod, and what python -m
+    migrate writes for a v1 AKS config with sslEnabled and a cname. The scoring one is taken."""
     from preview import engine
 
     v1 = tmp_path / "v1"
@@ -199,7 +200,7 @@ def test_the_aks_environment_is_the_scoring_deployments_with_tls_on(
     assert migrated.error is None, migrated.error
     for run, model in ((prod, "diabetes-ridge"), (migrated, "m")):
         names = [r.name for r in run.of_type("kubernetes:apps/v1:Deployment")]
-        assert names[0] == "tls-sync" and "deployment" in names, names
+        assert sorted(names) == ["deployment", "tls-sync"], names
         env = target_envs(run)["aks"]
         assert env["MODEL_NAME"] == model and env["SCORING_ENDPOINT_NAME"], env
 

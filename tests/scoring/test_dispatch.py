@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import statistics
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -76,11 +77,17 @@ def test_run_never_runs_on_the_event_loop_and_keeps_arrival_order() -> None:
 def test_a_batch_of_queued_calls_comes_back_in_one_hand_off() -> None:
     async def test(service: ScoringService) -> None:
         before = service.status()["run"]["hand_offs"]
+        t0 = time.monotonic()
         replies = await asyncio.gather(*(service.score(_request({"spin": 50})) for _ in range(200)))
+        elapsed = time.monotonic() - t0
         assert {r.status for r in replies} == {200}
         hand_offs = service.status()["run"]["hand_offs"] - before
-        # pure Python keeps the GIL: the loop wakes once (or a few times), not 200 times
-        assert hand_offs <= 10, hand_offs
+        # Pure Python keeps the GIL: the loop gets it back once per switch interval (or when the
+        # run thread waits), and then takes every answer done so far. So the loop wakes a few
+        # times, not 200 times; a loaded machine stretches the run and adds a switch or two.
+        switches = elapsed / sys.getswitchinterval()
+        assert hand_offs <= 3 + 1.5 * switches, (hand_offs, f"{elapsed * 1000:.0f} ms")
+        assert hand_offs <= 200 // 4, hand_offs
 
     _run(test, _service("h_sleep.py"))
 
