@@ -68,6 +68,7 @@ class Host:
         raise TimeoutError(f"host not ready after {timeout}s:\n{self.log()}")
 
     def stop(self) -> None:
+        """SIGTERM, as a platform stops a container: the host drains and flushes."""
         self.client.close()
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -76,6 +77,13 @@ class Host:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+
+    def kill(self) -> None:
+        """SIGKILL, for a test that is not about the host's shutdown."""
+        self.client.close()
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
 
 
 HostFactory = Callable[..., Host]
