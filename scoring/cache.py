@@ -44,18 +44,14 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .cache_auth import (
-    CLUSTER_ENV,
-    Clock,
-    EntraIdCredentialProvider,
-    TokenSource,
-    _mark_busy_cluster_connections,
-    _reauth_pool_class,
-    azure_token_source,
-)
 from .config import CacheSettings
+
+if TYPE_CHECKING:  # redis (and the OpenTelemetry SDK it imports) loads with a cache only
+    from .cache_auth import Clock, EntraIdCredentialProvider, TokenSource
+
+CLUSTER_ENV = "REDIS_CLUSTER"
 
 log = logging.getLogger("scoring.cache")
 
@@ -122,6 +118,8 @@ class PredictionCache:
         from redis.asyncio.retry import Retry
         from redis.backoff import NoBackoff
 
+        from .cache_auth import EntraIdCredentialProvider, _reauth_pool_class, azure_token_source
+
         s = self.settings
         kwargs: dict[str, Any] = {
             "host": s.host,
@@ -154,6 +152,8 @@ class PredictionCache:
         return aioredis.Redis(connection_pool=pool, credential_provider=provider)
 
     async def _after_cluster_reauth(self) -> None:
+        from .cache_auth import _mark_busy_cluster_connections
+
         if self._client is not None:
             await _mark_busy_cluster_connections(self._client)
 

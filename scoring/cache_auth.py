@@ -19,7 +19,6 @@ ENTRA_SCOPE = "https://redis.azure.com/.default"
 
 REFRESH_RATIO = 0.7  # of a token's lifetime (redis-entraid's expiration_refresh_ratio default)
 REFRESH_RETRY_SECONDS = 30.0  # until a new token comes (cached token, failed fetch)
-CLUSTER_ENV = "REDIS_CLUSTER"
 
 
 class Token(NamedTuple):
