@@ -175,6 +175,9 @@ def test_checkov_fails_a_template_with_those_settings_broken(
             r["properties"]["attributes"].pop("exp")
         elif r["type"] == "Microsoft.Web/serverfarms":
             r["properties"]["zoneRedundant"] = False
+    # A checkov run of its own, not one with prod's template: checkov joins a run's ARM files in
+    # one graph that links resources by bare name (this copy has prod's names), and the report's
+    # resource_count is the run's, not a file's (test_checkov_scans_every_resource reads it).
     failed = {c["check_id"] for c in _scan(checkov, broken, tmp_path)["results"]["failed_checks"]}
     assert {"CKV_AZURE_206", "CKV_AZURE_114", "CKV_AZURE_41", "CKV_AZURE_225"} <= failed
 

