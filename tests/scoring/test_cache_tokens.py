@@ -206,23 +206,7 @@ class RedisCluster:
                 "redis-server is not installed: apt-get install -y redis-server", pytrace=False
             )
         for _ in range(3):
-            port = _port_with_free_bus()
-            node_dir = self.workdir / f"node-{port}"
-            node_dir.mkdir()
-            self.procs.append(
-                subprocess.Popen(
-                    [
-                        *(exe, "--port", str(port), "--bind", "127.0.0.1"),
-                        *("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"),
-                        *("--save", "", "--appendonly", "no", "--dir", str(node_dir)),
-                    ],
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                )
-            )
-            self.nodes.append(RedisServer(port, node_dir))
-        for node, proc in zip(self.nodes, self.procs, strict=True):
-            wait_port(node.port, 10, proc)
+            self._start_node(exe)
         subprocess.run(
             [
                 *(cli, "--cluster", "create"),
@@ -240,6 +224,31 @@ class RedisCluster:
         ):
             assert time.monotonic() < deadline, "the cluster did not come up"
             time.sleep(0.1)
+
+    def _start_node(self, exe: str) -> None:
+        """A node on a free port pair. Another worker's server can take the pair between the
+        check and redis-server's bind (it then exits): that is retried on another pair."""
+        for attempt in range(5):
+            port = _port_with_free_bus()
+            node_dir = self.workdir / f"node-{port}-{attempt}"
+            node_dir.mkdir()
+            proc = subprocess.Popen(
+                [
+                    *(exe, "--port", str(port), "--bind", "127.0.0.1"),
+                    *("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"),
+                    *("--save", "", "--appendonly", "no", "--dir", str(node_dir)),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            try:
+                wait_port(port, 10, proc)
+            except RuntimeError:  # exited before listening: the port pair was taken
+                continue
+            self.procs.append(proc)
+            self.nodes.append(RedisServer(port, node_dir))
+            return
+        raise RuntimeError("no redis-server cluster node started in 5 attempts")
 
     def stop(self) -> None:
         for proc in self.procs:
