@@ -19,6 +19,11 @@ DEPS_HASH := $(shell cat $(DEPS) | sha256sum | cut -c1-16)
 VENV_STORE := $(CACHE)/venv-$(PYVER)-$(DEPS_HASH)
 CHECKOV_PIN := checkov>=3.2,<4
 CHECKOV_STORE := $(CACHE)/checkov-$(PYVER)-$(shell echo '$(CHECKOV_PIN)' | sha256sum | cut -c1-16)
+# The suite starts hundreds of Pythons that import this project (workers, hosts, CLIs): they
+# compile its sources once and keep the bytecode, and pytest keeps its assert-rewritten test
+# modules so too. Where the environment turns that off (PYTHONDONTWRITEBYTECODE, as on the
+# machines this was measured on), each would compile them again: 4% of the suite's CPU.
+unexport PYTHONDONTWRITEBYTECODE
 # The time-travel check: the graph tests at dates in two consecutive 90-day key periods (231
 # ends and 232 begins on 2027-03-03) and a year ahead, under libfaketime (Debian's faketime).
 TIME_TRAVEL_DATES := 2027-03-02 2027-03-04 2027-12-07
@@ -45,13 +50,14 @@ contract: setup
 # No test may depend on today's date: the tests on the program's graph and the key schedule
 # pass at every date of TIME_TRAVEL_DATES. Every clock of every process (test servers included,
 # monotonic too: libfaketime 0.9.10 answers EINVAL to Python's absolute monotonic sleeps when it
-# leaves that clock alone) moves by the same offset, so they all agree with each other.
+# leaves that clock alone) moves by the same offset, so they all agree with each other. One worker
+# per core: these tests compute (runs of the program) rather than wait, unlike the whole suite.
 time-travel: setup system-deps
 	@for d in $(TIME_TRAVEL_DATES); do \
 	  offset=$$(( $$(date -ud "$$d 12:00:00" +%s) - $$(date +%s) )); \
 	  echo "time travel: $$d (clock offset $$offset s)"; \
 	  faketime -f "+$$offset" \
-	    $(PY) -m pytest -q -p no:cacheprovider --graph-only tests/infra tests/delivery \
+	    $(PY) -m pytest -q -p no:cacheprovider -n $$(nproc) --graph-only tests/infra tests/delivery \
 	    || exit 1; done
 
 setup:
