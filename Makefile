@@ -17,6 +17,7 @@ DEPS := pyproject.toml scoring/requirements.txt scoring/requirements-functions.t
 PYVER := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 DEPS_HASH := $(shell cat $(DEPS) | sha256sum | cut -c1-16)
 VENV_STORE := $(CACHE)/venv-$(PYVER)-$(DEPS_HASH)
+NPM_STORE := $(CACHE)/npm-$(shell cat package.json package-lock.json | sha256sum | cut -c1-16)
 CHECKOV_PIN := checkov>=3.2,<4
 CHECKOV_STORE := $(CACHE)/checkov-$(PYVER)-$(shell echo '$(CHECKOV_PIN)' | sha256sum | cut -c1-16)
 # The suite starts hundreds of Pythons that import this project (workers, hosts, CLIs): they
@@ -90,7 +91,14 @@ system-deps:
 	@command -v faketime >/dev/null || { \
 	  echo "installing faketime (apt)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq faketime >/dev/null; }
-	@test -x node_modules/.bin/azurite || npm ci --no-audit --no-fund --loglevel=error
+	@# Azurite (npm) is kept per machine like the venvs: node_modules links to $(NPM_STORE).
+	@test -x $(NPM_STORE)/node_modules/.bin/azurite || { echo "installing Azurite into $(NPM_STORE)"; \
+	  rm -rf $(NPM_STORE) && mkdir -p $(NPM_STORE) && cp package.json package-lock.json $(NPM_STORE)/ \
+	  && npm ci --prefix $(NPM_STORE) --no-audit --no-fund --loglevel=error; }
+	@if [ "$$(readlink node_modules)" != "$(NPM_STORE)/node_modules" ]; then \
+	  rm -rf node_modules && ln -s $(NPM_STORE)/node_modules node_modules; fi
+	@touch $(NPM_STORE)/node_modules  # last used; the three most recent are kept
+	@ls -1dt $(CACHE)/npm-*/node_modules | tail -n +4 | xargs -r -n1 dirname | xargs -r rm -rf
 	@# checkov pins packaging<24, pulumi needs >=26: it lives in a venv of its own.
 	@test -f $(CHECKOV_STORE)/.installed || { echo "installing checkov into $(CHECKOV_STORE)"; \
 	  rm -rf $(CHECKOV_STORE) && $(PYTHON) -m venv $(CHECKOV_STORE) \
