@@ -26,8 +26,9 @@ RunStack = Callable[..., engine.Run]
 
 
 # ``-n auto`` (pyproject addopts): two workers per core. The suite waits on the hosts it starts,
-# their subprocesses, Azurite, Redis and the package index more than it computes: on this 2-core
-# machine 2 workers kept the cores 65% busy (1,696 tests in 329 s), 4 workers took 260 s.
+# their subprocesses, Azurite, Redis and the package index as well as computing: on a 2-core
+# machine, 1,696 tests took 329 s with 2 workers (cores 65% busy) and 260 s with 4; after the
+# waits and process starts were cut, 4 workers took 201 s and 3 took 210 s.
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     return 2 * (os.cpu_count() or 1)
 
