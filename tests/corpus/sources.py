@@ -4,8 +4,9 @@ their source and licence: that repository is not on PyPI).
 
 * ``azure-ai-ml`` 1.35.2 on PyPI (MIT, Microsoft; its sdist ships the SDK's own test
   configurations, ``tests/test_configs/deployments/*``: the online deployment samples the SDK is
-  tested with). ``pip download`` fetches the sdist once into ``.local/corpus/``; its sha256 is
-  pinned, so every run reads the same bytes.
+  tested with). ``pip download`` fetches the sdist once per machine into
+  ``~/.cache/mlscore/corpus/`` (like the venvs: a fresh clone, CI's, does not download it again);
+  its sha256 is pinned, so every run reads the same bytes.
 * The seeds: Microsoft's Azure ML documentation the project was given (``shared/seeds/``, beside
   the project's folder, as on every machine and in CI). Their Python code blocks are the entry
   scripts the documentation tells a user to write (``%%writefile score.py`` cells, as Jupyter
@@ -32,7 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-CACHE = ROOT / ".local" / "corpus"
+CACHE = ROOT / ".local" / "corpus"  # this clone's corpus table
+SDISTS = Path.home() / ".cache" / "mlscore" / "corpus"  # the downloads, shared by the clones
 SEEDS = ROOT.parent / "shared" / "seeds"
 
 
@@ -67,9 +69,9 @@ AZURE_AI_ML = Sdist(
 
 @contextmanager
 def _locked(name: str) -> Iterator[None]:
-    """One process at a time (pytest-xdist workers share .local/corpus)."""
-    CACHE.mkdir(parents=True, exist_ok=True)
-    with open(CACHE / f".{name}.lock", "w") as lock:
+    """One process at a time (pytest-xdist workers and other clones' runs share SDISTS)."""
+    SDISTS.mkdir(parents=True, exist_ok=True)
+    with open(SDISTS / f".{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield
@@ -79,11 +81,11 @@ def _locked(name: str) -> Iterator[None]:
 
 def sdist_root(sdist: Sdist) -> Path:
     """The unpacked sdist (downloaded with pip once, its sha256 checked)."""
-    root = CACHE / f"{sdist.name}-{sdist.version}"
+    root = SDISTS / f"{sdist.name}-{sdist.version}"
     with _locked(sdist.name):
         if (root / ".complete").is_file():
             return root
-        with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
+        with tempfile.TemporaryDirectory(dir=SDISTS) as tmp:
             cmd = [
                 sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
                 "--no-binary", ":all:", "--disable-pip-version-check",
