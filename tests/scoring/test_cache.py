@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -218,3 +221,20 @@ def test_hits_are_much_faster_than_a_20ms_model(
         assert hit.content == miss.content
     per_hit = (time.perf_counter() - t0) / 50
     assert per_hit < 0.02  # a hit never pays the model's 20 ms
+
+
+def test_a_host_without_a_cache_never_loads_redis() -> None:
+    """redis imports OpenTelemetry's metrics SDK: 0.1 s of every start (bench: cold start). A
+    host with no cache configured builds its app without it; with one, test_miss_then_hit and
+    the rest show the client loads when needed."""
+    code = (
+        "import sys; from scoring.app import create_app; create_app(); "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'redis', 'opentelemetry'}))"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "AZUREML_"))}
+    env["AZUREML_ENTRY_SCRIPT"] = str(SCRIPTS / "plain.py")
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout

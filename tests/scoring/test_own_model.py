@@ -138,13 +138,12 @@ def test_the_old_program_environment_would_have_crash_looped(
 ) -> None:
     """The harness sees the bug this issue fixed: the entry script path the program used to set
     does not exist in the image, and the host exits instead of serving."""
-    run = dev
-    layout = rebuild(_context(run, "scoring-image"), tmp_path / "image")
+    layout = rebuild(_context(dev, "scoring-image"), tmp_path / "image")
     old = {
         "AZUREML_ENTRY_SCRIPT": "sample_model/score.py",
         "AZUREML_MODEL_DIR": "/var/azureml-app/models",
     }
-    host = serve(layout, target_envs(run)["aci"] | old, tmp_path)
+    host = serve(layout, target_envs(dev)["aci"] | old, tmp_path)
     try:
         assert host.proc.wait(60) != 0
         assert "entry script" in host.log() and "score.py" in host.log()
