@@ -14,7 +14,7 @@ from components.platform.network_settings import NOT_PUBLIC
 from preview import engine
 from preview.engine import ROOT
 from tests.infra.settings_helpers import keys_of
-from tests.infra.targets.aks.pfx import write_pfx
+from tests.infra.targets.aks.pfx import write_pfx, yesterday
 
 STAND_IN_KEYS = {
     "deployerIpRanges",
@@ -43,7 +43,9 @@ def test_the_offline_engine_marks_its_runs_and_accepts_the_stand_ins(prod: engin
 
 
 def test_a_real_run_with_real_values_is_not_refused(tmp_path) -> None:
-    pfx = write_pfx(tmp_path / "scoring.pfx", "scoring.contoso.com", password="pw")
+    pfx = write_pfx(
+        tmp_path / "scoring.pfx", "scoring.contoso.com", password="pw", not_before=yesterday()
+    )
     config, _ = engine.stack_config(
         "prod",
         {

@@ -11,7 +11,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 
-NOT_BEFORE = datetime(2026, 1, 1, tzinfo=UTC)
+NOT_BEFORE = datetime(2026, 1, 1, tzinfo=UTC)  # for checks at an injected clock
+
+
+def yesterday() -> datetime:
+    """A start for a certificate a run of the program checks at its own clock (the real one,
+    which the time-travel check moves): valid from a day before it, to the second."""
+    return datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
 
 
 def write_pfx(

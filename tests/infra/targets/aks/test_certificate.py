@@ -4,7 +4,7 @@ the file before any resource (opens, has a key, names ``aksTlsHost``, valid at t
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ from components.config.reader import Reader
 from components.targets.aks import settings as aks_settings
 from preview import engine
 from tests.infra.settings_helpers import keys_of, problems
-from tests.infra.targets.aks.pfx import NOT_BEFORE, write_pfx
+from tests.infra.targets.aks.pfx import NOT_BEFORE, write_pfx, yesterday
 
 HOST = "scoring.contoso.com"
 
@@ -92,7 +92,11 @@ def test_prod_stores_the_certificate_in_the_vault_before_tls_sync(prod: engine.R
     assert "scoring-tls" in str(engine.reveal(provider.inputs)["spec"]["parameters"]["objects"])
 
 
-def test_the_stored_secret_is_the_pfx_as_pem_and_expires_with_it(run_stack: Any, pfx: Path) -> None:
+def test_the_stored_secret_is_the_pfx_as_pem_and_expires_with_it(
+    run_stack: Any, tmp_path: Path
+) -> None:
+    start = yesterday()  # the run checks the certificate at its clock: valid then
+    pfx = write_pfx(tmp_path / "now.pfx", HOST, password="s3cret", not_before=start, days=365)
     run = run_stack("prod", aksTlsHost=HOST, aksTlsPfxPath=str(pfx), aksTlsPfxPassword="s3cret")
     assert run.error is None, run.error
     props = engine.reveal(run.one("azure-native:keyvault:Secret", "tls-certificate-secret").inputs)
@@ -100,4 +104,4 @@ def test_the_stored_secret_is_the_pfx_as_pem_and_expires_with_it(run_stack: Any,
     assert props["value"].startswith("-----BEGIN PRIVATE KEY-----")
     assert props["value"].count("-----BEGIN CERTIFICATE-----") == 1
     assert props["contentType"] == "application/x-pem-file"
-    assert props["attributes"]["expires"] == int(datetime(2027, 1, 1, tzinfo=UTC).timestamp())
+    assert props["attributes"]["expires"] == int((start + timedelta(days=365)).timestamp())
