@@ -76,10 +76,12 @@ def each_stack(request: pytest.FixtureRequest) -> engine.Run:
 
 # --- the time-travel check (Makefile ``time-travel``) -------------------------------------------
 # ``--graph-only`` keeps the tests that read the program's graph of the real stack files (the
-# ``dev``, ``prod`` and ``each_stack`` runs, the outputs contract) and the tests of the key
-# schedule, and deselects the rest. ``make time-travel`` runs them under libfaketime at dates in
-# two consecutive rotation periods and a year ahead: a test that only passes on some dates fails.
-GRAPH_FIXTURES = frozenset({"dev", "prod", "each_stack", "dev_outputs"})
+# ``dev``, ``prod`` and ``each_stack`` runs, the outputs contract, and the runs with overrides of
+# ``run_stack``: a certificate fixture that expired a year on was caught only once those were in)
+# and the tests of the key schedule, and deselects the rest. ``make time-travel`` runs them under
+# libfaketime at dates in two consecutive rotation periods and a year ahead: a test that only
+# passes on some dates fails.
+GRAPH_FIXTURES = frozenset({"dev", "prod", "each_stack", "dev_outputs", "run_stack"})
 CLOCK_MODULES = ("tests/infra/platform/test_resilience.py",)
 
 
